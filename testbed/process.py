@@ -1,0 +1,124 @@
+"""Child processes of the test bed: started with a log file, checked for readiness, stopped cleanly.
+
+Every failure names the part and points at its log, so a broken test bed is never a silent skip.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+
+class PartFailed(RuntimeError):
+    """A part of the test bed could not be built, started, or died while in use."""
+
+    def __init__(self, part: str, what: str, log: Path | None = None):
+        tail = ""
+        if log is not None and log.exists():
+            lines = log.read_text(errors="replace").splitlines()[-25:]
+            tail = "\n--- last lines of {} ---\n{}".format(log, "\n".join(lines))
+        super().__init__(f"[{part}] {what}" + (f" (log: {log})" if log else "") + tail)
+        self.part = part
+        self.log = log
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+class Process:
+    """One long-running child process of the test bed."""
+
+    def __init__(self, part: str, argv: Sequence[str], log: Path, env: dict[str, str] | None = None,
+                 cwd: Path | None = None):
+        self.part = part
+        self.argv = [str(a) for a in argv]
+        self.log = log
+        self.env = env
+        self.cwd = cwd
+        self.popen: subprocess.Popen | None = None
+
+    def start(self) -> "Process":
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        out = open(self.log, "ab")
+        try:
+            self.popen = subprocess.Popen(
+                self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, **(self.env or {})}, cwd=self.cwd, start_new_session=True)
+        except OSError as e:
+            raise PartFailed(self.part, f"cannot run {self.argv[0]}: {e}", self.log) from e
+        finally:
+            out.close()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def check_alive(self) -> None:
+        if not self.alive():
+            code = self.popen.returncode if self.popen else None
+            raise PartFailed(self.part, f"exited with code {code}", self.log)
+
+    def wait_ready(self, probe: Callable[[], bool], timeout: float, what: str = "ready") -> None:
+        """Poll `probe` until it returns True; fail with the log if the process dies or time runs out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                if probe():
+                    return
+            except Exception:  # noqa: BLE001 - any probe error means "not yet"
+                pass
+            time.sleep(0.1)
+        raise PartFailed(self.part, f"not {what} after {timeout:.0f}s", self.log)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM (so servers clean up their temp files), then SIGKILL the group if it lingers."""
+        if not self.alive():
+            return
+        assert self.popen is not None
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        if self.popen is None:
+            return
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.popen.wait()
+
+
+def cache_dir() -> Path:
+    """Where built binaries are kept between runs (outside the clone)."""
+    return Path(os.environ.get("VMSNAP_CACHE", Path.home() / ".cache" / "vmsnap"))
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
