@@ -23,6 +23,12 @@ PART = "kube-apiserver"
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
 
 
+def product_crd_files() -> list[Path]:
+    """Our CRDs: the base (VirtualMachineSnapshot) and the standalone overlay (VirtualMachine)."""
+    deploy = repo_root() / "deploy"
+    return sorted(deploy.glob("base/crds/*.yaml")) + sorted(deploy.glob("overlays/standalone/crds/*.yaml"))
+
+
 def binaries_dir() -> Path:
     """KUBEBUILDER_ASSETS if set, else the cache, building into it when empty."""
     assets = os.environ.get("KUBEBUILDER_ASSETS")
@@ -86,8 +92,9 @@ class ControlPlane:
             f"--client-ca-file={ca_file}",
             f"--service-account-issuer=https://127.0.0.1:{self.port}/",
             f"--service-account-key-file={sa_pub}", f"--service-account-signing-key-file={sa_key}",
-            # short compaction so a stale resourceVersion turns into 410 Gone within a test
-            "--etcd-compaction-interval=10s", "--watch-cache=true",
+            # watches served by etcd with a short compaction interval, so a stale resourceVersion turns into
+            # 410 Gone within seconds (the watch cache would keep serving it for much longer)
+            "--etcd-compaction-interval=10s", "--watch-cache=false",
         ], self.workdir / "kube-apiserver.log").start()
         self.processes.append(apiserver)
 

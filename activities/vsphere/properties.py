@@ -1,0 +1,37 @@
+"""Reading vSphere managed objects through the PropertyCollector with explicit property paths: one round
+trip per read, and no lazy attribute fetches (which also avoids reading properties that are unset)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyVmomi import vim, vmodl
+
+
+def retrieve(si: vim.ServiceInstance, obj: vim.ManagedObject, paths: list[str]) -> dict[str, Any]:
+    """The named properties of one object; an unset property is absent from the dict.
+    Raises vmodl.fault.ManagedObjectNotFound when the object does not exist."""
+    spec = vmodl.query.PropertyCollector.FilterSpec(
+        objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=obj, skip=False)],
+        propSet=[vmodl.query.PropertyCollector.PropertySpec(type=type(obj), pathSet=paths, all=False)])
+    result = si.content.propertyCollector.RetrieveContents([spec])
+    if not result:
+        raise vmodl.fault.ManagedObjectNotFound(obj=obj, msg=f"{obj._moId} not found")
+    content = result[0]
+    for missing in content.missingSet or []:
+        if isinstance(missing.fault, vmodl.fault.ManagedObjectNotFound):
+            raise missing.fault
+    return {p.name: p.val for p in content.propSet or []}
+
+
+def virtual_machine(si: vim.ServiceInstance, moref: str) -> vim.VirtualMachine:
+    """A reference to the VM whose managed object ID is `moref` (VirtualMachine.status.uniqueID)."""
+    return vim.VirtualMachine(moref, si._stub)
+
+
+def task(si: vim.ServiceInstance, moref: str) -> vim.Task:
+    return vim.Task(moref, si._stub)
+
+
+def snapshot(si: vim.ServiceInstance, moref: str) -> vim.vm.Snapshot:
+    return vim.vm.Snapshot(moref, si._stub)

@@ -1,0 +1,60 @@
+"""One vCenter session per worker process, shared by every activity thread and re-established when it
+expires (never one login per call)."""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from pyVim.connect import Disconnect, SmartConnect
+from pyVmomi import vim
+
+from worker.settings import Settings
+
+T = TypeVar("T")
+
+
+class VSphereSession:
+    def __init__(self, settings: Settings):
+        if not settings.vsphere_url:
+            raise ValueError("VSPHERE_URL is not set: the worker needs a vCenter to talk to")
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._si: vim.ServiceInstance | None = None
+
+    def _connect(self) -> vim.ServiceInstance:
+        s = self._settings
+        context = ssl.create_default_context(cafile=str(s.vsphere_ca_file) if s.vsphere_ca_file else None)
+        if s.vsphere_insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return SmartConnect(host=s.vsphere_host, port=s.vsphere_port, user=s.vsphere_username,
+                            pwd=s.vsphere_password.get_secret_value(), sslContext=context,
+                            connectionPoolTimeout=-1)
+
+    def service_instance(self) -> vim.ServiceInstance:
+        with self._lock:
+            if self._si is None:
+                self._si = self._connect()
+            return self._si
+
+    def run(self, fn: Callable[[vim.ServiceInstance], T]) -> T:
+        """Run `fn` with the session; if vCenter says the session expired, log in again and retry once."""
+        si = self.service_instance()
+        try:
+            return fn(si)
+        except vim.fault.NotAuthenticated:
+            with self._lock:
+                if self._si is si:
+                    self._si = self._connect()
+            return fn(self.service_instance())
+
+    def close(self) -> None:
+        with self._lock:
+            if self._si is not None:
+                try:
+                    Disconnect(self._si)
+                finally:
+                    self._si = None

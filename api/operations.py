@@ -1,0 +1,92 @@
+"""The messages that pass between the bridge, the workflows and the activities (Temporal payloads).
+
+They are pydantic models so the pydantic data converter carries them, and they carry references
+(namespace/name/uid), never whole Kubernetes objects: activities read the live object themselves.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+
+class SnapshotRef(BaseModel):
+    namespace: str
+    name: str
+    uid: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class VMRef(BaseModel):
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class OperationKind(StrEnum):
+    CREATE = "CreateSnapshot"
+    REVERT = "RevertSnapshot"
+    DELETE = "DeleteSnapshot"
+
+
+class Operation(BaseModel):
+    """One snapshot operation on one VM, queued in that VM's serialiser workflow."""
+
+    kind: OperationKind
+    vm: VMRef
+    snapshot_name: str
+    snapshot_uid: str = ""      # empty for a revert (it names a snapshot, it does not own one)
+    vm_generation: int = 0      # a revert is one run per VM generation
+    summary: str = ""           # what the Temporal UI shows for this operation
+    trace_context: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def workflow_id(self) -> str:
+        """Deterministic, so a re-listing watcher or a second bridge cannot double-run an operation."""
+        ns, name = self.vm.namespace, self.snapshot_name
+        if self.kind is OperationKind.REVERT:
+            return f"revert-snapshot/{ns}/{self.vm.name}/{name}/g{self.vm_generation}"
+        prefix = "create-snapshot" if self.kind is OperationKind.CREATE else "delete-snapshot"
+        return f"{prefix}/{ns}/{name}/{self.snapshot_uid}"
+
+    @property
+    def snapshot(self) -> SnapshotRef:
+        return SnapshotRef(namespace=self.vm.namespace, name=self.snapshot_name, uid=self.snapshot_uid)
+
+
+def vm_queue_workflow_id(vm: VMRef) -> str:
+    return f"vm-snapshot-queue/{vm.namespace}/{vm.name}"
+
+
+class SnapshotNode(BaseModel):
+    """One node of a VM's vSphere snapshot tree."""
+
+    name: str
+    moref: str
+    power_state: str            # api PowerState value, converted from the tree node's `state`
+    quiesced: bool = False
+    children: list["SnapshotNode"] = Field(default_factory=list)
+
+
+class SnapshotTree(BaseModel):
+    roots: list[SnapshotNode] = Field(default_factory=list)
+    current: str | None = None  # moref value of the current snapshot
+
+    def walk(self):
+        stack = list(reversed(self.roots))
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(node.children))
+
+    def find(self, name: str) -> list[SnapshotNode]:
+        """Every node with this name (vSphere allows duplicates; callers refuse more than one)."""
+        return [n for n in self.walk() if n.name == name]
+
+    def by_moref(self, moref: str | None) -> SnapshotNode | None:
+        return next((n for n in self.walk() if n.moref == moref), None) if moref else None
