@@ -90,3 +90,65 @@ class SnapshotTree(BaseModel):
 
     def by_moref(self, moref: str | None) -> SnapshotNode | None:
         return next((n for n in self.walk() if n.moref == moref), None) if moref else None
+
+
+# --- activity inputs and results ---------------------------------------------------------------------------------
+
+class SnapshotPlan(BaseModel):
+    """What a create needs, read from the live objects by the first activity."""
+
+    snapshot: SnapshotRef
+    vm: VMRef
+    vm_moref: str                   # VirtualMachine.status.uniqueID
+    description: str = ""
+    memory: bool = False
+    quiesce_minutes: int | None = None
+    vm_yaml: str                    # the VM object, gzip+base64, for ExtraConfig
+    generation: int = 0
+
+
+class VSphereSnapshotRequest(BaseModel):
+    vm_moref: str
+    name: str
+    description: str = ""
+    memory: bool = False
+    quiesce_minutes: int | None = None
+
+
+class VMYamlBackup(BaseModel):
+    vm_moref: str
+    vm_yaml: str
+
+
+class SnapshotLocation(BaseModel):
+    vm_moref: str
+    snapshot_moref: str
+
+
+class ConditionChange(BaseModel):
+    type: str
+    status: bool
+    reason: str = ""
+    message: str = ""
+
+
+class RequestedStorageEntry(BaseModel):
+    storage_class: str
+    total_bytes: int
+
+
+class SnapshotStatusChange(BaseModel):
+    """Fields to set on a snapshot's status (None = leave as is); Ready is derived from the others."""
+
+    snapshot: SnapshotRef
+    unique_id: str | None = None
+    power_state: str | None = None
+    quiesced: bool | None = None
+    requested: list[RequestedStorageEntry] | None = None
+    used_bytes: int | None = None
+    conditions: list[ConditionChange] = Field(default_factory=list)
+
+
+class TreeSync(BaseModel):
+    vm: VMRef
+    tree: SnapshotTree

@@ -1,0 +1,46 @@
+"""`status.storage.requested` of a snapshot: the most it can take per storage class (reference §3.6)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+
+from api import VirtualMachine
+from api.names import VolumeType
+from api.quantity import quantity_bytes
+
+
+def requested_storage(vm: VirtualMachine, memory: bool, read_pvc: Callable[[str], object]) -> dict[str, int]:
+    """Bytes per storage class: the VM's memory (if the snapshot includes it) and each disk's full size on the
+    class it lives on. ValueError naming what is missing when a size or class cannot be found."""
+    totals: dict[str, int] = defaultdict(int)
+    vm_class = vm.spec.storage_class
+    if memory:
+        memory_total = vm.status.hardware.memory.total if vm.status.hardware and vm.status.hardware.memory else None
+        if not memory_total or not vm_class:
+            raise ValueError(f'VirtualMachine "{vm.name}" reports no memory size or storage class '
+                             "(status.hardware.memory.total, spec.storageClass)")
+        totals[vm_class] += quantity_bytes(memory_total)
+    for volume in vm.status.volumes or []:
+        if volume.type == VolumeType.CLASSIC:
+            if not vm_class or volume.requested is None:
+                raise ValueError(f'classic disk "{volume.name}" has no size or the VM has no spec.storageClass')
+            totals[vm_class] += quantity_bytes(volume.requested)
+        elif volume.type == VolumeType.MANAGED:
+            spec = vm.volume_spec(volume.name)
+            claim = spec.persistent_volume_claim if spec else None
+            if claim is None:
+                continue
+            if claim.instance_volume_claim is not None:
+                ivc = claim.instance_volume_claim
+                totals[ivc.storage_class or vm_class or ""] += quantity_bytes(ivc.size or 0)
+                continue
+            pvc = read_pvc(claim.claim_name)
+            storage_class = pvc.spec.storage_class_name
+            request = (pvc.spec.resources.requests or {}).get("storage") if pvc.spec.resources else None
+            if not storage_class or not request:
+                raise ValueError(f'PersistentVolumeClaim "{claim.claim_name}" has no storage class or request')
+            totals[storage_class] += quantity_bytes(request)
+        else:
+            raise ValueError(f'volume "{volume.name}" has unsupported volume type "{volume.type}"')
+    return dict(totals)

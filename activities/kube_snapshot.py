@@ -1,0 +1,165 @@
+"""Activities against the Kubernetes API for one VirtualMachineSnapshot: ownership, status, the CSI handshake
+and storage accounting. Each is convergent: running it twice leaves the object as running it once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.kube.client import Kube
+from activities.kube.storage import requested_storage
+from activities.vm_yaml import encode_vm_yaml
+from api import OwnerReference, RequestedStorage, SnapshotStorageStatus, VirtualMachineSnapshot, messages
+from api.conditions import Condition, set_condition, set_false, set_true
+from api.names import (CSI_VOLUME_SYNC_ANNOTATION, SNAPSHOT_FINALIZER, VM_NAME_LABEL, ConditionStatus,
+                       CSIVolumeSync, SnapshotConditionType, SnapshotReason)
+from api.operations import (ConditionChange, RequestedStorageEntry, SnapshotPlan, SnapshotRef, SnapshotStatusChange,
+                            VMRef)
+from api.quantity import format_binary_bytes, format_plain_bytes
+
+# ApplicationError types the workflows turn into conditions
+PRECONDITION_FAILED = "SnapshotPreconditionFailed"
+
+
+def derive_ready(conditions: list[Condition], now: datetime, generation: int | None) -> list[Condition]:
+    """Ready follows Created and CSISynced (VM Operator's reconcileSnapshotReadyCondition)."""
+    by_type = {c.type: c for c in conditions}
+    created, synced = by_type.get(SnapshotConditionType.CREATED), by_type.get(SnapshotConditionType.CSI_SYNCED)
+    ready = SnapshotConditionType.READY
+    if created is None or created.status != ConditionStatus.TRUE:
+        if created is not None and created.reason == SnapshotReason.WAITING_FOR_DISK_REGISTRATION:
+            return set_false(conditions, ready, SnapshotReason.WAITING_FOR_DISK_REGISTRATION,
+                             messages.READY_WAITING_FOR_DISK_REGISTRATION, now, generation)
+        return set_false(conditions, ready, SnapshotReason.WAITING_FOR_CREATION,
+                         messages.READY_WAITING_FOR_CREATION, now, generation)
+    if synced is None or synced.status != ConditionStatus.TRUE:
+        return set_false(conditions, ready, SnapshotReason.WAITING_FOR_CSI_SYNC,
+                         messages.READY_WAITING_FOR_CSI_SYNC, now, generation)
+    return set_true(conditions, ready, now, generation)
+
+
+def apply_condition(conditions: list[Condition], change: ConditionChange, now: datetime,
+                    generation: int | None) -> list[Condition]:
+    if change.status:
+        return set_true(conditions, change.type, now, generation)
+    return set_condition(conditions, change.type, ConditionStatus.FALSE, change.reason, change.message, now,
+                         generation)
+
+
+class KubeSnapshotActivities:
+    def __init__(self, kube: Kube):
+        self.kube = kube
+
+    @activity.defn(name="kube_prepare_snapshot")
+    def prepare_snapshot(self, ref: SnapshotRef) -> SnapshotPlan | None:
+        """Finalizer, vm-name label and owner reference on the snapshot; then the plan read from it and its
+        VM. None when the snapshot is gone or being deleted (nothing to create)."""
+        snapshot = self.kube.get_snapshot(ref.namespace, ref.name)
+        if snapshot is None or snapshot.metadata.uid != ref.uid or snapshot.is_being_deleted:
+            return None
+        vm_name = snapshot.vm_name
+        if not vm_name:
+            raise ApplicationError(messages.VM_NAME_REQUIRED, type=PRECONDITION_FAILED, non_retryable=True)
+        vm = self.kube.get_vm(ref.namespace, vm_name)
+        if vm is None:
+            raise ApplicationError(f'VirtualMachine "{vm_name}" not found in namespace "{ref.namespace}"',
+                                   type=PRECONDITION_FAILED, non_retryable=True)
+        if vm.is_vks_node:
+            raise ApplicationError(messages.SNAPSHOT_OF_VKS_NODE_FORBIDDEN, type=PRECONDITION_FAILED,
+                                   non_retryable=True)
+        if not vm.status.unique_id:
+            # retryable: a VM applied together with its snapshot gets its uniqueID moments later
+            raise ApplicationError(f'VirtualMachine "{vm_name}" has not been created in vSphere yet (no uniqueID)',
+                                   type=PRECONDITION_FAILED)
+
+        owner = OwnerReference(api_version=vm.api_version, kind=vm.kind, name=vm_name, uid=vm.metadata.uid or "")
+
+        def own(s: VirtualMachineSnapshot) -> bool:
+            meta, changed = s.metadata, False
+            if SNAPSHOT_FINALIZER not in (meta.finalizers or []):
+                meta.finalizers = [*(meta.finalizers or []), SNAPSHOT_FINALIZER]
+                changed = True
+            if (meta.labels or {}).get(VM_NAME_LABEL) != vm_name:
+                meta.labels = {**(meta.labels or {}), VM_NAME_LABEL: vm_name}
+                changed = True
+            if not any(o.uid == owner.uid for o in meta.owner_references or []):
+                meta.owner_references = [*(meta.owner_references or []), owner]
+                changed = True
+            return changed
+
+        snapshot = self.kube.update_snapshot(ref.namespace, ref.name, own)
+        if snapshot is None or snapshot.is_being_deleted:
+            return None
+        return SnapshotPlan(
+            snapshot=ref, vm=VMRef(namespace=ref.namespace, name=vm_name), vm_moref=vm.status.unique_id,
+            description=snapshot.spec.description or "", memory=snapshot.spec.includes_memory,
+            quiesce_minutes=snapshot.spec.quiesce_minutes, vm_yaml=encode_vm_yaml(vm.to_kube()),  # every field: the model keeps unknown ones
+            generation=snapshot.metadata.generation or 0)
+
+    @activity.defn(name="kube_update_snapshot_status")
+    def update_snapshot_status(self, change: SnapshotStatusChange) -> None:
+        ref = change.snapshot
+        now = datetime.now(UTC)
+
+        def apply(s: VirtualMachineSnapshot) -> bool:
+            if s.metadata.uid != ref.uid:
+                return False
+            before = s.status.model_dump()
+            status, generation = s.status, s.metadata.generation
+            if change.unique_id is not None:
+                status.unique_id = change.unique_id
+            if change.power_state is not None:
+                status.power_state = change.power_state
+            if change.quiesced is not None:
+                status.quiesced = change.quiesced
+            if change.requested is not None or change.used_bytes is not None:
+                storage = status.storage or SnapshotStorageStatus()
+                if change.requested is not None:
+                    storage.requested = [RequestedStorage(storage_class=r.storage_class,
+                                                          total=format_binary_bytes(r.total_bytes))
+                                         for r in sorted(change.requested, key=lambda r: r.storage_class)]
+                if change.used_bytes is not None:
+                    storage.used = format_plain_bytes(change.used_bytes)
+                status.storage = storage
+            conditions = list(status.conditions or [])
+            for c in change.conditions:
+                conditions = apply_condition(conditions, c, now, generation)
+            status.conditions = derive_ready(conditions, now, generation)
+            status.observed_generation = generation
+            return status.model_dump() != before
+
+        self.kube.update_snapshot(ref.namespace, ref.name, apply, status=True)
+
+    @activity.defn(name="kube_request_csi_sync")
+    def request_csi_sync(self, ref: SnapshotRef) -> bool:
+        """Ask the vSphere CSI driver to sync the snapshot's volumes; True if it already answered."""
+        def request(s: VirtualMachineSnapshot) -> bool:
+            if s.metadata.uid != ref.uid or s.csi_volume_sync == CSIVolumeSync.COMPLETED:
+                return False
+            s.metadata.annotations = {**(s.metadata.annotations or {}),
+                                      CSI_VOLUME_SYNC_ANNOTATION: CSIVolumeSync.REQUESTED.value}
+            return True
+
+        snapshot = self.kube.update_snapshot(ref.namespace, ref.name, request)
+        return snapshot is None or snapshot.csi_volume_sync == CSIVolumeSync.COMPLETED
+
+    @activity.defn(name="kube_read_csi_sync_completed")
+    def csi_sync_completed(self, ref: SnapshotRef) -> bool:
+        snapshot = self.kube.get_snapshot(ref.namespace, ref.name)
+        return snapshot is None or snapshot.csi_volume_sync == CSIVolumeSync.COMPLETED
+
+    @activity.defn(name="kube_compute_requested_storage")
+    def compute_requested_storage(self, plan: SnapshotPlan) -> list[RequestedStorageEntry]:
+        vm = self.kube.get_vm(plan.vm.namespace, plan.vm.name)
+        if vm is None:
+            raise ApplicationError(f'VirtualMachine "{plan.vm.name}" not found', type=PRECONDITION_FAILED,
+                                   non_retryable=True)
+        try:
+            totals = requested_storage(
+                vm, plan.memory, lambda claim: self.kube.core.read_namespaced_persistent_volume_claim(
+                    claim, plan.vm.namespace))
+        except ValueError as e:
+            raise ApplicationError(str(e), type=PRECONDITION_FAILED, non_retryable=True) from e
+        return [RequestedStorageEntry(storage_class=sc, total_bytes=n) for sc, n in sorted(totals.items())]

@@ -1,0 +1,90 @@
+"""Condition and refusal messages whose exact words are part of VM Operator's behaviour (reference §2–§3).
+
+Kept next to the reasons so users and tools that match on VM Operator's messages see the same text here.
+The last section holds our own admission messages, said both by the CRDs' CEL rules and by the webhook.
+Messages computed from a value (duration parsing, bounds, counts) live with the code that computes them.
+"""
+
+from __future__ import annotations
+
+from .duration import ACCEPTED_FORMS
+from .limits import MAX_QUIESCE_TIMEOUT_MINUTES, MIN_QUIESCE_TIMEOUT_MINUTES
+from .names import (SPEC_MEMORY_PATH, SPEC_QUEISCE_PATH, SPEC_QUEISCE_TIMEOUT_PATH, SPEC_QUIESCE_PATH,
+                    SPEC_QUIESCE_TIMEOUT_PATH, SPEC_VM_NAME_PATH)
+
+# --- snapshot admission (reference §2.2) ------------------------------------------------------------------------
+
+VM_NAME_REQUIRED = "vmName must be provided"
+FIELD_IMMUTABLE = "field is immutable"
+SNAPSHOT_OF_VKS_NODE_FORBIDDEN = "snapshots are not allowed for VKS/TKG nodes"
+
+
+def vm_name_label_mismatch(vm_name: str) -> str:
+    return f'must match {SPEC_VM_NAME_PATH} "{vm_name}"'
+
+
+def unsupported_scsi_sharing_mode(bus_number: int, sharing_mode: str) -> str:
+    return (f"controller type SCSIControllers bus {bus_number} is using unsupported sharingMode for snapshot: "
+            f"{sharing_mode}")
+
+
+# --- VM admission, revert rules (reference §2.3) -----------------------------------------------------------------
+
+CREATE_VM_WITH_CURRENT_SNAPSHOT_FORBIDDEN = "creating VM with current snapshot is not allowed"
+CURRENT_SNAPSHOT_NAME_EMPTY = "currentSnapshotName cannot be empty"
+REVERT_ALREADY_IN_PROGRESS = "a snapshot revert is already in progress"
+REVERT_OF_VKS_NODE_FORBIDDEN = "snapshot revert is not allowed for VKS nodes"
+
+# --- snapshot conditions (reference §3.2, §3.3) -------------------------------------------------------------------
+
+CREATION_IN_PROGRESS = "snapshot in progress"
+CREATION_WAITING_FOR_DISK_REGISTRATION = (
+    "Snapshot cannot be created until all unmanaged disk registrations complete")
+CSI_SYNC_REQUESTED = "Sync CSI volume requested"
+READY_WAITING_FOR_DISK_REGISTRATION = "Snapshot is not ready because disk registration hasn't been completed"
+READY_WAITING_FOR_CREATION = "Snapshot is not ready because it doesn't have created condition"
+READY_WAITING_FOR_CSI_SYNC = "Snapshot is not ready because CSI volume sync hasn't been completed"
+
+# --- revert condition on the VM (reference §3.8) ------------------------------------------------------------------
+
+REVERT_IN_PROGRESS = "snapshot revert in progress"
+REVERT_SKIPPED_FOR_VKS_NODE = "Skipping snapshot revert for VKS node"
+NO_VM_YAML_IN_SNAPSHOT = "no VM YAML in snapshot config"
+# Appended to vSphere's own revert error when the fault says a CSI VolumeSnapshot lies on the revert path.
+REVERT_CROSSES_CSI_VOLUME_SNAPSHOT = (
+    " The virtual machine cannot be reverted when crossing a CSI VolumeSnapshot."
+    " VolumeSnapshots should be deleted before retrying the revert.")
+
+
+def revert_failed_to_get_snapshot(snapshot_name: str, error: str) -> str:
+    return f'failed to get snapshot object "{snapshot_name}": {error}'
+
+
+def revert_skipped_not_ready(snapshot_name: str) -> str:
+    return f'skipping revert for not-ready snapshot "{snapshot_name}"'
+
+
+def revert_failed_to_find_vsphere_snapshot(snapshot_name: str, error: str) -> str:
+    return f'failed to find vSphere snapshot "{snapshot_name}": {error}'
+
+
+def revert_failed_to_restore_vm(error: str) -> str:
+    return f"failed to restore vm spec and metadata from snapshot: {error}"
+
+
+# --- ours: said by the CRD's CEL rules and by the webhook alike (a unit test keeps the CRD's text equal) ----------
+
+def _timeout_messages(path: str) -> tuple[str, str]:
+    accepted = (f"vSphere accepts {MIN_QUIESCE_TIMEOUT_MINUTES} to {MAX_QUIESCE_TIMEOUT_MINUTES} minutes")
+    return (f"{path} must be a duration: {ACCEPTED_FORMS}; {accepted}",
+            f"{path} must not be negative: {accepted}")
+
+
+VM_NAME_MUST_BE_PROVIDED = f"{SPEC_VM_NAME_PATH} must be provided"
+VM_NAME_IMMUTABLE = f"{SPEC_VM_NAME_PATH} is immutable"
+MEMORY_IMMUTABLE = f"{SPEC_MEMORY_PATH} is immutable"
+QUIESCE_IMMUTABLE = f"{SPEC_QUIESCE_PATH} is immutable"
+QUIESCE_ALIAS_CONFLICT = (f"{SPEC_QUIESCE_PATH} and {SPEC_QUEISCE_PATH} are both set and differ: set only one "
+                          f"({SPEC_QUEISCE_PATH} is accepted as a misspelling of {SPEC_QUIESCE_PATH})")
+QUIESCE_TIMEOUT_MALFORMED, QUIESCE_TIMEOUT_NEGATIVE = _timeout_messages(SPEC_QUIESCE_TIMEOUT_PATH)
+QUEISCE_TIMEOUT_MALFORMED, QUEISCE_TIMEOUT_NEGATIVE = _timeout_messages(SPEC_QUEISCE_TIMEOUT_PATH)

@@ -1,0 +1,163 @@
+"""Every string of the VirtualMachineSnapshot API, spelled once.
+
+The values are VM Operator's (vmware-tanzu/vm-operator, see /work/shared/reference/vm-operator-snapshot.md §1–§3):
+a cluster running VM Operator and a cluster running this service must see the same group, kinds, labels,
+annotations, condition types and reasons. The rest of the project imports these names and never re-spells them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+# --- group, version, kinds -----------------------------------------------------------------------------------
+
+GROUP = "vmoperator.vmware.com"
+# The guide's version. Our CRD serves it and stores it (VM Operator stores v1alpha6 and converts; we have one
+# version, so no conversion webhook is needed).
+VERSION = "v1alpha5"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+SNAPSHOT_KIND = "VirtualMachineSnapshot"
+SNAPSHOT_LIST_KIND = "VirtualMachineSnapshotList"
+SNAPSHOT_PLURAL = "virtualmachinesnapshots"
+SNAPSHOT_SINGULAR = "virtualmachinesnapshot"
+SNAPSHOT_SHORT_NAME = "vmsnapshot"
+SNAPSHOT_CRD_NAME = f"{SNAPSHOT_PLURAL}.{GROUP}"
+
+VM_KIND = "VirtualMachine"
+VM_LIST_KIND = "VirtualMachineList"
+VM_PLURAL = "virtualmachines"
+VM_SINGULAR = "virtualmachine"
+VM_SHORT_NAME = "vm"
+VM_CRD_NAME = f"{VM_PLURAL}.{GROUP}"
+
+# --- finalizers, labels, annotations -------------------------------------------------------------------------
+
+# On the snapshot before any vSphere work, so a snapshot is never orphaned in vCenter.
+SNAPSHOT_FINALIZER = "vmoperator.vmware.com/virtualmachinesnapshot"
+# The vSphere CSI driver's own finalizer on snapshots; it waits for ours to go first. We never add it.
+CSI_SYNC_VOLUME_FINALIZER = "cns.vmware.com/syncvolume"
+
+# Mirrors spec.vmName so snapshots of one VM can be selected by label.
+VM_NAME_LABEL = "snapshot.vmoperator.vmware.com/vm-name"
+
+# The handshake with the vSphere CSI driver: we write `requested`, the driver answers `completed`.
+CSI_VOLUME_SYNC_ANNOTATION = "csi.vsphere.volume.sync"
+
+
+class CSIVolumeSync(StrEnum):
+    REQUESTED = "requested"
+    COMPLETED = "completed"
+
+
+# Set by the Mobility service on snapshots imported with a VM: a revert may approximate the VM spec
+# when the snapshot carries no VM YAML.
+IMPORTED_SNAPSHOT_ANNOTATION = "vmoperator.vmware.com/imported-snapshot"
+# Objects carrying it bypass the validating webhook (not CEL), as in VM Operator.
+SKIP_VALIDATION_ANNOTATION = "vmoperator.vmware.com.protected/skip-validation"
+# VM Operator's marker on a VM between the vSphere revert and the Kubernetes restore. VM Operator leaves it
+# behind after a failed revert and the VM stays blocked; this service must never leave it behind.
+SNAPSHOT_REVERT_IN_PROGRESS_ANNOTATION = "vmoperator.vmware.com/snapshot-revert-in-progress"
+# Makes a VKS node's YAML backed up into ExtraConfig despite its CAPI labels.
+FORCE_ENABLE_BACKUP_ANNOTATION = "vmoperator.vmware.com/force-enable-backup"
+
+# A VM with any of these label keys (any value) is a VKS/TKG node: it can be neither snapshotted nor reverted.
+CAPI_CLUSTER_ROLE_LABELS: tuple[str, ...] = ("capw.vmware.com/cluster.role", "capv.vmware.com/cluster.role")
+
+# Removed from the VM YAML before it is stored in the snapshot: both change without the VM changing.
+LAST_APPLIED_CONFIGURATION_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
+TOPOLOGY_ZONE_LABEL = "topology.kubernetes.io/zone"
+
+# --- vSphere ExtraConfig ---------------------------------------------------------------------------------------
+
+# gzip+base64 YAML of the VirtualMachine object, refreshed before each snapshot so that a revert restores it.
+VM_RESOURCE_YAML_EXTRA_CONFIG_KEY = "vmservice.virtualmachine.resource.yaml"
+
+# --- enumerations ----------------------------------------------------------------------------------------------
+
+
+class PowerState(StrEnum):
+    POWERED_ON = "PoweredOn"
+    POWERED_OFF = "PoweredOff"
+    SUSPENDED = "Suspended"
+
+
+class SnapshotReferenceType(StrEnum):
+    # A snapshot with a VirtualMachineSnapshot object of the same name in the VM's namespace.
+    MANAGED = "Managed"
+    # A snapshot made directly in vCenter; its reference carries no name.
+    UNMANAGED = "Unmanaged"
+
+
+class VolumeType(StrEnum):
+    CLASSIC = "Classic"
+    MANAGED = "Managed"
+
+
+class ControllerSharingMode(StrEnum):
+    NONE = "None"
+    PHYSICAL = "Physical"
+    VIRTUAL = "Virtual"
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+# --- conditions ------------------------------------------------------------------------------------------------
+
+
+class SnapshotConditionType(StrEnum):
+    CREATED = "VirtualMachineSnapshotCreated"
+    CSI_SYNCED = "VirtualMachineSnapshotCSISynced"
+    READY = "VirtualMachineSnapshotReady"
+
+
+class VMConditionType(StrEnum):
+    # Present only after a failed revert; the steady state is no condition at all.
+    SNAPSHOT_REVERT_SUCCEEDED = "VirtualMachineSnapshotRevertSucceeded"
+
+
+# Every True condition carries this reason and an empty message (the guide's status example).
+TRUE_REASON = "True"
+
+
+class SnapshotReason(StrEnum):
+    """Reasons of False snapshot conditions."""
+
+    # Created
+    CREATION_IN_PROGRESS = "VirtualMachineSnapshotCreationInProgress"
+    CREATION_FAILED = "VirtualMachineSnapshotCreationFailed"
+    # Created and Ready
+    WAITING_FOR_DISK_REGISTRATION = "VirtualMachineSnapshotWaitingForDiskRegistration"
+    # CSISynced
+    CSI_SYNC_IN_PROGRESS = "VirtualMachineSnapshotCSISyncInProgress"
+    # Ready
+    WAITING_FOR_CREATION = "VirtualMachineSnapshotWaitingForCreation"
+    WAITING_FOR_CSI_SYNC = "VirtualMachineSnapshotWaitingForCSISync"
+
+
+class RevertReason(StrEnum):
+    """Reasons of a False VirtualMachineSnapshotRevertSucceeded condition on the VM."""
+
+    IN_PROGRESS = "VirtualMachineSnapshotRevertInProgress"
+    TASK_FAILED = "VirtualMachineSnapshotRevertTaskFailed"
+    FAILED_INVALID_VM_MANIFEST = "VirtualMachineSnapshotRevertFailedInvalidVMManifest"
+    SKIPPED = "VirtualMachineSnapshotRevertSkipped"
+    FAILED = "VirtualMachineSnapshotRevertFailed"
+
+
+# --- field paths used in refusals ------------------------------------------------------------------------------
+
+SPEC_VM_NAME_PATH = "spec.vmName"
+SPEC_MEMORY_PATH = "spec.memory"
+SPEC_QUIESCE_PATH = "spec.quiesce"
+# The guide's third example spells the field this way; we accept it as an alias of spec.quiesce.
+SPEC_QUEISCE_PATH = "spec.queisce"
+SPEC_QUIESCE_TIMEOUT_PATH = "spec.quiesce.timeout"
+SPEC_QUEISCE_TIMEOUT_PATH = "spec.queisce.timeout"
+METADATA_NAME_PATH = "metadata.name"
+VM_NAME_LABEL_PATH = f"metadata.labels[{VM_NAME_LABEL}]"
+SPEC_CURRENT_SNAPSHOT_NAME_PATH = "spec.currentSnapshotName"

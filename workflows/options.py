@@ -1,0 +1,38 @@
+"""Timeouts and retries of the activities, by the system they talk to. Temporal does the retrying; an
+activity only says whether an error is worth retrying (non_retryable ApplicationErrors are not)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+# Kubernetes API calls: short, retried with backoff for about ten minutes (apiserver restarts, 409 storms)
+KUBE = dict(
+    start_to_close_timeout=timedelta(seconds=30),
+    schedule_to_close_timeout=timedelta(minutes=10),
+    retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=30)),
+)
+
+# vCenter reads and quick reconfigures
+VSPHERE = dict(
+    start_to_close_timeout=timedelta(minutes=5),
+    schedule_to_close_timeout=timedelta(minutes=30),
+    heartbeat_timeout=timedelta(seconds=30),
+    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60)),
+)
+
+# a snapshot task without quiesce; with quiesce the guest may take the whole quiesce timeout first
+SNAPSHOT_TASK_BASE = timedelta(minutes=20)
+
+
+def vsphere_snapshot_task(quiesce_minutes: int | None) -> dict:
+    """Options for a create/revert/remove task: an attempt may last the quiesce timeout plus the task itself;
+    a silent worker is detected by the heartbeat within 30 s, and the retry re-attaches to the task."""
+    per_attempt = SNAPSHOT_TASK_BASE + timedelta(minutes=quiesce_minutes or 0)
+    return dict(
+        start_to_close_timeout=per_attempt,
+        schedule_to_close_timeout=per_attempt * 3,
+        heartbeat_timeout=timedelta(seconds=30),
+        retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1)),
+    )

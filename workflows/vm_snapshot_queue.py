@@ -1,0 +1,98 @@
+"""VirtualMachineSnapshotQueue: one per VM. It runs the VM's snapshot operations one at a time, in arrival
+order, so vSphere never sees two snapshot tasks on one VM. The order lives in Temporal (this workflow's
+state), not in a lock or queue of our own; the bridge adds operations with signal-with-start."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from pydantic import BaseModel, Field
+from temporalio import workflow
+from temporalio.common import TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+with workflow.unsafe.imports_passed_through():
+    from api.operations import Operation, OperationKind, VMRef
+    from workflows import search_attributes as sa
+    from workflows.common import RELEASE_SIGNAL
+
+# a queue with nothing to do ends; the next operation starts a new run (signal-with-start)
+IDLE = timedelta(minutes=10)
+# workflow IDs remembered across continue-as-new, so a re-sent operation is recognised as done
+REMEMBERED = 500
+
+
+class QueueState(BaseModel):
+    vm: VMRef
+    pending: list[Operation] = Field(default_factory=list)
+    seen: list[str] = Field(default_factory=list)
+
+
+@workflow.defn(name="VirtualMachineSnapshotQueue")
+class VirtualMachineSnapshotQueue:
+    @workflow.init
+    def __init__(self, state: QueueState) -> None:
+        self.vm = state.vm
+        self.pending: list[Operation] = list(state.pending)
+        self.seen: list[str] = list(state.seen)
+        self.released: set[str] = set()
+        self.running: str | None = None
+
+    @workflow.signal
+    def enqueue(self, op: Operation) -> None:
+        """Add an operation unless it is queued, running or done already (re-lists and second bridges re-send)."""
+        if op.workflow_id in self.seen:
+            return
+        self.seen.append(op.workflow_id)
+        if op.kind is OperationKind.DELETE:
+            # a create that never started has nothing in vCenter: drop it; the delete still runs (finalizer)
+            self.pending = [p for p in self.pending
+                            if not (p.kind is OperationKind.CREATE and p.snapshot_uid == op.snapshot_uid)]
+        self.pending.append(op)
+
+    @workflow.signal(name=RELEASE_SIGNAL)
+    def release(self, workflow_id: str) -> None:
+        """The running operation is done with vCenter (its remaining steps do not touch the VM)."""
+        self.released.add(workflow_id)
+
+    @workflow.query
+    def queue(self) -> list[str]:
+        return ([self.running] if self.running else []) + [p.workflow_id for p in self.pending]
+
+    @workflow.run
+    async def run(self, state: QueueState) -> None:
+        while True:
+            try:
+                await workflow.wait_condition(lambda: bool(self.pending), timeout=IDLE)
+            except asyncio.TimeoutError:
+                if not self.pending:
+                    break
+            op = self.pending.pop(0)
+            workflow.set_current_details(f"running {op.workflow_id}; {len(self.pending)} waiting")
+            await self._run(op)
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(QueueState(vm=self.vm, pending=self.pending, seen=self.seen[-REMEMBERED:]))
+        await workflow.wait_condition(workflow.all_handlers_finished)
+
+    async def _run(self, op: Operation) -> None:
+        self.running = op.workflow_id
+        try:
+            child = await workflow.start_child_workflow(
+                op.kind.value, op, id=op.workflow_id,
+                # a finished operation is never re-run; one that failed (a bug, a timeout) may be re-driven
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                static_summary=op.summary or f"{op.kind.value} {op.snapshot_name} of {op.vm.name}",
+                search_attributes=TypedSearchAttributes([
+                    sa.KUBERNETES_NAMESPACE.value_set(op.vm.namespace), sa.VIRTUAL_MACHINE.value_set(op.vm.name),
+                    sa.SNAPSHOT.value_set(op.snapshot_name), sa.OPERATION.value_set(op.kind.value)]))
+        except WorkflowAlreadyStartedError:
+            self.running = None
+            return
+        await workflow.wait_condition(lambda: child.done() or op.workflow_id in self.released)
+        if child.done() and child.exception() is not None:
+            workflow.logger.error("%s failed: %s", op.workflow_id, child.exception())
+        self.released.discard(op.workflow_id)
+        self.running = None
