@@ -18,6 +18,7 @@ from api.names import (CSI_VOLUME_SYNC_ANNOTATION, SNAPSHOT_FINALIZER, VM_NAME_L
 from api.operations import (ConditionChange, RequestedStorageEntry, SnapshotPlan, SnapshotRef, SnapshotStatusChange,
                             VMRef)
 from api.quantity import format_binary_bytes, format_plain_bytes
+from worker.settings import CSISyncMode
 
 # ApplicationError types the workflows turn into conditions
 PRECONDITION_FAILED = "SnapshotPreconditionFailed"
@@ -49,8 +50,9 @@ def apply_condition(conditions: list[Condition], change: ConditionChange, now: d
 
 
 class KubeSnapshotActivities:
-    def __init__(self, kube: Kube):
+    def __init__(self, kube: Kube, csi_sync: CSISyncMode = CSISyncMode.HANDSHAKE):
         self.kube = kube
+        self.csi_sync = csi_sync
 
     @activity.defn(name="kube_prepare_snapshot")
     def prepare_snapshot(self, ref: SnapshotRef) -> SnapshotPlan | None:
@@ -134,7 +136,10 @@ class KubeSnapshotActivities:
 
     @activity.defn(name="kube_request_csi_sync")
     def request_csi_sync(self, ref: SnapshotRef) -> bool:
-        """Ask the vSphere CSI driver to sync the snapshot's volumes; True if it already answered."""
+        """Ask the vSphere CSI driver to sync the snapshot's volumes; True if it already answered, or if this
+        cluster has no such driver (CSI_SYNC=skip)."""
+        if self.csi_sync is CSISyncMode.SKIP:
+            return True
         def request(s: VirtualMachineSnapshot) -> bool:
             if s.metadata.uid != ref.uid or s.csi_volume_sync == CSIVolumeSync.COMPLETED:
                 return False

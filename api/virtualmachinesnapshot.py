@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field, model_serializer, model_validator
 
 from .conditions import Condition, get_condition, is_true
-from .duration import quiesce_minutes_or_default, quiesce_timeout_problem
+from .duration import format_minutes, quiesce_minutes_or_default, quiesce_timeout_problem
 from .messages import QUIESCE_ALIAS_CONFLICT
 from .meta import ApiModel, ObjectMeta, QuantityText
 from .names import (API_VERSION, CSI_VOLUME_SYNC_ANNOTATION, SNAPSHOT_FINALIZER, SNAPSHOT_KIND,
@@ -170,3 +170,13 @@ class VirtualMachineSnapshot(ApiModel):
 
     def condition(self, condition_type: str) -> Condition | None:
         return get_condition(self.status.conditions, condition_type)
+
+    def summary(self) -> str:
+        """One line for humans (the Temporal UI): `snapshot snap-3 of my-vm: memory, quiesce 10m`."""
+        traits = ["memory" if self.spec.includes_memory else "no memory"]
+        if self.spec.quiesced:
+            try:
+                traits.append(f"quiesce {format_minutes(self.spec.quiesce_minutes or 0)}")
+            except ValueError:
+                traits.append("quiesce (invalid timeout)")
+        return f"snapshot {self.name} of {self.vm_name}: {', '.join(traits)}"

@@ -207,15 +207,16 @@ def install_crds(api_client, files: list[Path], timeout: float = 60) -> list[str
 
 
 def _served(api_client, crd) -> bool:
+    from kubernetes import client
     from kubernetes.client.rest import ApiException
 
+    custom = client.CustomObjectsApi(api_client)
     group, plural = crd.spec.group, crd.spec.names.plural
     for version in (v.name for v in crd.spec.versions if v.served):
         try:
-            resp = api_client.call_api(f"/apis/{group}/{version}", "GET", response_type="object",
-                                       auth_settings=["BearerToken"], _return_http_data_only=True)
+            resources = custom.get_api_resources(group, version)
         except ApiException:
             return False
-        if plural not in {r["name"] for r in resp.get("resources", [])}:
+        if plural not in {r.name for r in resources.resources or []}:
             return False
     return True

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     # how often a waiting CSI handshake re-reads the annotation in case a signal was missed
     csi_poll_seconds: float = 60.0
 
+    # the bridge watches this namespace only ("" = every namespace)
+    watch_namespace: str = ""
+    # the bridge hands every watched object over again this often (the safety net for missed events)
+    resync_seconds: float = 300.0
+
     health_port: int = 8080
     metrics_port: int = 9464
     graceful_shutdown_seconds: float = 30.0

@@ -1,0 +1,132 @@
+"""List + watch of one custom resource, as client-go's informer does it: list, then watch from the list's
+resourceVersion; on a dropped connection resume from the last resourceVersion seen; on 410 Gone list again;
+every `resync` seconds hand every cached object over once more (the safety net for anything missed).
+
+The kubernetes client is blocking, so the loop runs in a thread and hands events to asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client, watch
+from kubernetes.client.rest import ApiException
+
+log = logging.getLogger("vmsnap.bridge.informer")
+
+WATCH_SECONDS = 300
+
+
+@dataclass
+class Event:
+    kind: str           # ADDED | MODIFIED | DELETED | SYNC (a relist or resync re-delivery)
+    plural: str
+    obj: dict[str, Any]
+
+
+class Informer:
+    def __init__(self, api: client.ApiClient, group: str, version: str, plural: str,
+                 deliver: Callable[[Event], None], resync_seconds: float = 300.0, namespace: str = ""):
+        self.custom = client.CustomObjectsApi(api)
+        self.namespace = namespace
+        self.group, self.version, self.plural = group, version, plural
+        self.deliver = deliver
+        self.resync_seconds = resync_seconds
+        self.cache: dict[str, dict[str, Any]] = {}   # uid → object
+        self.resource_version: str | None = None
+        self.synced = threading.Event()
+        self.relists = 0
+        self._stop = threading.Event()
+        self._watch: watch.Watch | None = None
+
+    def _list(self) -> None:
+        listing = self._lister()(*self._list_args())
+        items = sorted(listing["items"], key=lambda o: (o["metadata"].get("creationTimestamp", ""),
+                                                        o["metadata"]["name"]))
+        seen = {o["metadata"]["uid"] for o in items}
+        for uid in [u for u in self.cache if u not in seen]:  # deleted while we were not watching
+            self.deliver(Event("DELETED", self.plural, self.cache.pop(uid)))
+        for obj in items:
+            self.cache[obj["metadata"]["uid"]] = obj
+            self.deliver(Event("SYNC", self.plural, obj))
+        self.resource_version = listing["metadata"]["resourceVersion"]
+        self.relists += 1
+        self.synced.set()
+
+    def _lister(self):
+        return (self.custom.list_namespaced_custom_object if self.namespace
+                else self.custom.list_cluster_custom_object)
+
+    def _list_args(self) -> tuple[str, ...]:
+        base = (self.group, self.version)
+        return (*base, self.namespace, self.plural) if self.namespace else (*base, self.plural)
+
+    def _watch_once(self) -> None:
+        self._watch = watch.Watch()
+        for raw in self._watch.stream(self._lister(), *self._list_args(), resource_version=self.resource_version,
+                                      allow_watch_bookmarks=True,
+                                      timeout_seconds=int(max(1, min(WATCH_SECONDS, self.resync_seconds)))):
+            if self._stop.is_set():
+                return
+            kind, obj = raw["type"], raw["object"]
+            if kind == "ERROR":
+                if obj.get("code") == 410:
+                    raise ApiException(status=410, reason="Gone")
+                raise ApiException(status=obj.get("code", 500), reason=obj.get("message", "watch error"))
+            self.resource_version = obj["metadata"]["resourceVersion"]
+            if kind == "BOOKMARK":
+                continue
+            uid = obj["metadata"]["uid"]
+            if kind == "DELETED":
+                self.cache.pop(uid, None)
+            else:
+                self.cache[uid] = obj
+            self.deliver(Event(kind, self.plural, obj))
+
+    def _resync(self) -> None:
+        for obj in list(self.cache.values()):
+            self.deliver(Event("SYNC", self.plural, obj))
+
+    def run(self) -> None:
+        """The informer loop (blocking; run it in a thread). Errors back off and retry forever."""
+        backoff, last_resync = 1.0, time.monotonic()
+        while not self._stop.is_set():
+            try:
+                if self.resource_version is None:
+                    self._list()
+                self._watch_once()
+                backoff = 1.0
+            except ApiException as e:
+                if e.status == 410:
+                    log.info("%s: resourceVersion %s is gone, listing again", self.plural, self.resource_version)
+                    self.resource_version = None
+                    continue
+                log.warning("%s: watch failed (%s), retrying in %.0fs", self.plural, e.status, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 30)
+            except Exception as e:  # noqa: BLE001 - connection resets, apiserver restarts
+                if self._stop.is_set():
+                    return
+                log.warning("%s: watch interrupted (%s), retrying in %.0fs", self.plural, e, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 30)
+            if time.monotonic() - last_resync >= self.resync_seconds:
+                self._resync()
+                last_resync = time.monotonic()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watch is not None:
+            self._watch.stop()
+
+
+async def start_informer(informer: Informer) -> threading.Thread:
+    thread = threading.Thread(target=informer.run, name=f"informer-{informer.plural}", daemon=True)
+    thread.start()
+    await asyncio.to_thread(informer.synced.wait)
+    return thread

@@ -1,0 +1,48 @@
+"""`vmsnap-bridge`: watches VirtualMachineSnapshot (and VirtualMachine) objects and turns their changes into
+Temporal workflow starts and signals. It serves the admission webhook and never talks to vCenter."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from activities.kube.client import api_client
+from api.names import GROUP, SNAPSHOT_PLURAL, VERSION
+from bridge.dispatcher import Dispatcher
+from bridge.informer import Informer, start_informer
+from worker.settings import Settings
+from worker.temporal_client import connect
+
+log = logging.getLogger("vmsnap.bridge")
+
+
+async def run(settings: Settings) -> None:
+    client = await connect(settings)
+    api = api_client(settings)
+    dispatcher = Dispatcher(client, settings.task_queue)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    informers = [Informer(api, GROUP, VERSION, SNAPSHOT_PLURAL, dispatcher.deliver_threadsafe(loop),
+                          resync_seconds=settings.resync_seconds, namespace=settings.watch_namespace)]
+    dispatching = asyncio.create_task(dispatcher.run())
+    for informer in informers:
+        await start_informer(informer)
+    log.info("bridge watching %s", ", ".join(i.plural for i in informers))
+    print("bridge running", flush=True)
+    await stop.wait()
+    for informer in informers:
+        informer.stop()
+    dispatching.cancel()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(run(Settings()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""`vmsnap-worker`: runs the snapshot workflows and their activities.
+
+One vCenter session and one Kubernetes client per process; blocking pyvmomi and kubernetes calls run in a
+thread pool (sync activities), so the event loop that drives workflows never stalls. SIGTERM drains: new
+tasks stop, running activities get `graceful_shutdown_seconds` to finish or heartbeat their checkpoint, and
+whatever is left resumes on another worker from that checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from temporalio.worker import Worker
+
+from activities.kube.client import Kube, api_client
+from activities.kube_snapshot import KubeSnapshotActivities
+from activities.kube_vm import KubeVMActivities
+from activities.vsphere.session import VSphereSession
+from activities.vsphere_snapshot import VSphereSnapshotActivities
+from worker.health import HealthServer
+from worker.settings import Settings
+from worker.temporal_client import connect, runtime_with_metrics
+from workflows.create_snapshot import CreateSnapshot
+from workflows.vm_snapshot_queue import VirtualMachineSnapshotQueue
+
+log = logging.getLogger("vmsnap.worker")
+
+WORKFLOWS = [VirtualMachineSnapshotQueue, CreateSnapshot]
+MAX_CONCURRENT_ACTIVITIES = 32
+
+
+def activities(settings: Settings, session: VSphereSession, kube: Kube) -> list:
+    vsphere = VSphereSnapshotActivities(session)
+    kube_snapshot = KubeSnapshotActivities(kube, settings.csi_sync)
+    kube_vm = KubeVMActivities(kube)
+    return [
+        vsphere.store_vm_yaml, vsphere.create_snapshot, vsphere.read_snapshot_tree, vsphere.read_snapshot_used_bytes,
+        kube_snapshot.prepare_snapshot, kube_snapshot.update_snapshot_status, kube_snapshot.request_csi_sync,
+        kube_snapshot.csi_sync_completed, kube_snapshot.compute_requested_storage,
+        kube_vm.sync_snapshot_tree,
+    ]
+
+
+async def run(settings: Settings) -> None:
+    client = await connect(settings, runtime_with_metrics(f"0.0.0.0:{settings.metrics_port}"
+                                                          if settings.metrics_port else None))
+    session = VSphereSession(settings)
+    kube = Kube(api_client(settings))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES, thread_name_prefix="activity") as pool:
+        worker = Worker(client, task_queue=settings.task_queue, workflows=WORKFLOWS,
+                        activities=activities(settings, session, kube), activity_executor=pool,
+                        max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+                        graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds))
+        health = HealthServer(settings.health_port, live=lambda: not worker.is_shutdown,
+                              ready=lambda: client.service_client.check_health())
+        await health.start()
+        run_task = asyncio.create_task(worker.run())
+        log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_address)
+        print("worker running", flush=True)
+        await asyncio.wait([run_task, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        if not run_task.done():
+            log.info("shutting down: draining for up to %ss", settings.graceful_shutdown_seconds)
+            await worker.shutdown()
+        await run_task
+        await health.stop()
+    session.close()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(run(Settings()))
+
+
+if __name__ == "__main__":
+    main()
