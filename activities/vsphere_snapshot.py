@@ -40,9 +40,15 @@ def _vm_not_found(vm_moref: str) -> ApplicationError:
                             non_retryable=True)
 
 
+# faults that say "not now" rather than "never": Temporal retries the activity with backoff
+TRANSIENT_FAULTS = frozenset({"TaskInProgress", "ConcurrentAccess", "Timedout", "HostCommunication",
+                              "InvalidState", "SystemError", "RequestCanceled"})
+
+
 def _task_failed(e: TaskFailed) -> ApplicationError:
     fault_type = type(e.fault).__name__.split(".")[-1]
-    return ApplicationError(e.message, {"fault": fault_type}, type=VSPHERE_TASK_FAILED, non_retryable=True)
+    return ApplicationError(e.message, {"fault": fault_type}, type=VSPHERE_TASK_FAILED,
+                            non_retryable=fault_type not in TRANSIENT_FAULTS)
 
 
 class VSphereSnapshotActivities:
@@ -58,10 +64,9 @@ class VSphereSnapshotActivities:
         if recorded is not None:
             try:
                 wait_for_task(si, recorded, _heartbeat_progress(recorded, step))
-            except vmodl.fault.ManagedObjectNotFound:
-                pass  # vCenter has forgotten the task: the lookup by name decides
-            except TaskFailed as e:
-                raise _task_failed(e) from e
+            except (vmodl.fault.ManagedObjectNotFound, TaskFailed):
+                # forgotten by vCenter, or failed transiently (why this attempt is a retry): look up by name
+                pass
         for running in running_snapshot_tasks(si, vm):
             try:
                 wait_for_task(si, running, _heartbeat_progress(running, f"{step}: waiting for a running task"))

@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 from api.names import (CSI_VOLUME_SYNC_ANNOTATION, SNAPSHOT_FINALIZER, TRUE_REASON, VM_NAME_LABEL, CSIVolumeSync,
-                       PowerState, SnapshotConditionType, SnapshotReferenceType)
-from tests.e2e.vms import STORAGE_CLASS, create_vm, eventually, get_snapshot, get_vm, vsphere_snapshot_names
+                       PowerState, SnapshotConditionType, SnapshotReason, SnapshotReferenceType)
+from tests.e2e.temporal_views import activity_windows
+from tests.e2e.vms import (STORAGE_CLASS, create_vm, eventually, get_snapshot, get_vm, snapshot_manifest,
+                           vsphere_snapshot_names)
 
 GUIDE_SNAPSHOTS = """
 apiVersion: vmoperator.vmware.com/v1alpha5
@@ -92,3 +94,104 @@ def test_guide_examples_reach_ready_with_the_guide_status(product, kube_api, kub
         [(SnapshotReferenceType.MANAGED, "snap-2")]
     assert [c.name for c in get_snapshot(kube_api, namespace, "snap-2").status.children] == ["snap-3"]
     assert vsphere_snapshot_names(vcsim, sim_vm) == ["snap-1", "snap-2", "snap-3"]
+
+
+def create(kube_api, namespace: str, manifest: dict) -> None:
+    from kubernetes import client
+
+    from api.names import GROUP, SNAPSHOT_PLURAL, VERSION
+    client.CustomObjectsApi(kube_api).create_namespaced_custom_object(GROUP, VERSION, namespace, SNAPSHOT_PLURAL,
+                                                                      manifest)
+
+
+def created_workflow_id(kube_api, namespace: str, name: str) -> str:
+    from api.operations import Operation, OperationKind, VMRef
+    snap = get_snapshot(kube_api, namespace, name)
+    return Operation(kind=OperationKind.CREATE, vm=VMRef(namespace=namespace, name=snap.vm_name),
+                     snapshot_name=name, snapshot_uid=snap.metadata.uid).workflow_id
+
+
+async def test_five_at_once_are_created_one_at_a_time_in_order(product, kube_api, namespace, vcsim, sim_vm,
+                                                               temporal_client):
+    create_vm(kube_api, vcsim, namespace, "my-vm", sim_vm)
+    names = [f"burst-{i}" for i in range(5)]
+    for name in names:
+        create(kube_api, namespace, snapshot_manifest(name, "my-vm"))
+    for name in names:
+        eventually(lambda name=name: ready(kube_api, namespace, name), what=f"{name} Ready")
+
+    windows = [await activity_windows(temporal_client, created_workflow_id(kube_api, namespace, n),
+                                      "vsphere_create_snapshot") for n in names]
+    assert all(len(w) == 1 for w in windows)
+    spans = [w[0] for w in windows]
+    assert spans == sorted(spans), "created in creation order"
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), "never two vSphere creates on the VM at once"
+    # each one a child of the one before: a chain in creation order
+    assert vsphere_snapshot_names(vcsim, sim_vm) == names
+    for parent, child in zip(names, names[1:]):
+        assert [c.name for c in get_snapshot(kube_api, namespace, parent).status.children] == [child]
+
+
+def test_quiesce_without_tools_fails_with_vsphere_fault(product, kube_api, namespace, vcsim, sim_vm):
+    create_vm(kube_api, vcsim, namespace, "my-vm", sim_vm)
+    vcsim.control.set_tools_running(sim_vm, False)
+    create(kube_api, namespace, snapshot_manifest("quiet", "my-vm", quiesce={"timeout": "5m"}))
+
+    def failed():
+        c = get_snapshot(kube_api, namespace, "quiet").condition(SnapshotConditionType.CREATED)
+        return c if c is not None and c.reason == SnapshotReason.CREATION_FAILED else None
+    created = eventually(failed, what="CreationFailed")
+    assert created.status == "False" and "Tools" in created.message, created.message
+    ready_c = get_snapshot(kube_api, namespace, "quiet").condition(SnapshotConditionType.READY)
+    assert (ready_c.status, ready_c.reason) == ("False", SnapshotReason.WAITING_FOR_CREATION)
+    assert vsphere_snapshot_names(vcsim, sim_vm) == []
+
+
+def test_a_task_that_fails_once_is_retried_to_success(product, kube_api, namespace, vcsim, sim_vm):
+    create_vm(kube_api, vcsim, namespace, "my-vm", sim_vm)
+    vcsim.control.inject_fault("CreateSnapshotEx_Task", sim_vm, "TaskInProgress", count=1)
+    create(kube_api, namespace, snapshot_manifest("retried", "my-vm"))
+    eventually(lambda: ready(kube_api, namespace, "retried"), what="Ready after a retry")
+    assert vsphere_snapshot_names(vcsim, sim_vm) == ["retried"]
+
+
+def test_vm_missing_in_vcenter_ends_in_a_condition(product, kube_api, namespace, vcsim, sim_vm):
+    from kubernetes import client
+
+    from api.names import GROUP, VERSION, VM_PLURAL
+    create_vm(kube_api, vcsim, namespace, "ghost", sim_vm)
+    client.CustomObjectsApi(kube_api).patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, VM_PLURAL, "ghost", {"status": {"uniqueID": "vm-999999"}})
+    create(kube_api, namespace, snapshot_manifest("orphan", "ghost"))
+
+    def failed():
+        c = get_snapshot(kube_api, namespace, "orphan").condition(SnapshotConditionType.CREATED)
+        return c if c is not None and c.reason == SnapshotReason.CREATION_FAILED else None
+    assert "vm-999999 not found" in eventually(failed, what="CreationFailed").message
+
+
+def test_status_conflicts_are_retried(product, kube_api, namespace, vcsim, sim_vm):
+    """Another writer keeps changing the object: every status write of ours meets 409s and still lands."""
+    import threading
+
+    from kubernetes import client
+
+    from api.names import GROUP, SNAPSHOT_PLURAL, VERSION
+    create_vm(kube_api, vcsim, namespace, "my-vm", sim_vm)
+    create(kube_api, namespace, snapshot_manifest("contended", "my-vm"))
+    custom, stop, writes = client.CustomObjectsApi(kube_api), threading.Event(), [0]
+
+    def churn():
+        while not stop.is_set():
+            custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, SNAPSHOT_PLURAL, "contended",
+                                                  {"metadata": {"annotations": {"churn": str(writes[0])}}})
+            writes[0] += 1
+    writer = threading.Thread(target=churn, daemon=True)
+    writer.start()
+    try:
+        eventually(lambda: ready(kube_api, namespace, "contended"), what="Ready under contention")
+    finally:
+        stop.set()
+        writer.join()
+    assert writes[0] > 10
+    assert vsphere_snapshot_names(vcsim, sim_vm) == ["contended"]

@@ -1,0 +1,37 @@
+"""Reading what Temporal recorded, to assert on order and on how many times something ran."""
+
+from __future__ import annotations
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+
+
+async def activity_windows(client: Client, workflow_id: str, activity_type: str) -> list[tuple[int, int]]:
+    """(started event id's time, completed time) in ns for each attempt-group of an activity type."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    scheduled: dict[int, str] = {}
+    started: dict[int, int] = {}
+    windows = []
+    for e in history.events:
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled[e.event_id] = e.activity_task_scheduled_event_attributes.activity_type.name
+        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            started[e.activity_task_started_event_attributes.scheduled_event_id] = e.event_time.ToNanoseconds()
+        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            sid = e.activity_task_completed_event_attributes.scheduled_event_id
+            if scheduled.get(sid) == activity_type:
+                windows.append((started[sid], e.event_time.ToNanoseconds()))
+    return windows
+
+
+async def activity_attempts(client: Client, workflow_id: str, activity_type: str) -> list[int]:
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    scheduled = {e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
+                 for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED}
+    return [e.activity_task_started_event_attributes.attempt for e in history.events
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+            and scheduled[e.activity_task_started_event_attributes.scheduled_event_id] == activity_type]
+
+
+async def count_runs(client: Client, workflow_id: str) -> int:
+    return len([w async for w in client.list_workflows(f"WorkflowId = '{workflow_id}'")])
