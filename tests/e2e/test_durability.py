@@ -1,0 +1,96 @@
+"""A create survives the death of every part: the worker (SIGKILL mid-task), the bridge, a second bridge
+running at once, and the Temporal server itself (on its SQLite file)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.client import Client
+
+from tests.e2e.temporal_views import activity_attempts, count_runs
+from tests.e2e.test_create_snapshot import create, created_workflow_id, ready
+from tests.e2e.vms import create_vm, eventually, snapshot_manifest, vsphere_snapshot_names
+from tests.fixtures.product import Product
+
+SLOW_TASK_SECONDS = 15
+
+
+async def wait_for_running_task(client: Client, workflow_id: str) -> None:
+    """Until the create activity has heartbeated the vCenter task it started."""
+    while True:
+        try:
+            desc = await client.get_workflow_handle(workflow_id).describe()
+            for pending in desc.raw_description.pending_activities:
+                if pending.activity_type.name == "vsphere_create_snapshot" and pending.heartbeat_details.payloads:
+                    return
+        except Exception:  # noqa: BLE001 - not started yet
+            pass
+        await asyncio.sleep(0.2)
+
+
+async def test_worker_killed_mid_task_finishes_once(product: Product, kube_api, namespace, vcsim, sim_vm,
+                                                    temporal_client):
+    create_vm(kube_api, vcsim, namespace, "my-vm", sim_vm)
+    vcsim.control.set_tools_running(sim_vm, True)
+    vcsim.control.delay("CreateSnapshotEx_Task", sim_vm, SLOW_TASK_SECONDS, count=1)
+    create(kube_api, namespace, snapshot_manifest("long", "my-vm", memory=True, quiesce={"timeout": "10m"}))
+    workflow_id = await asyncio.to_thread(eventually, lambda: created_workflow_id(kube_api, namespace, "long"))
+    await asyncio.wait_for(wait_for_running_task(temporal_client, workflow_id), timeout=120)
+
+    product.processes[0].kill()                      # SIGKILL the worker with the task in flight
+    product.start_worker()
+    await asyncio.to_thread(eventually, lambda: ready(kube_api, namespace, "long"), 240, "Ready")
+
+    assert vsphere_snapshot_names(vcsim, sim_vm) == ["long"], "exactly one snapshot of that name"
+    assert max(await activity_attempts(temporal_client, workflow_id, "vsphere_create_snapshot")) >= 2
+
+
+async def test_two_bridges_never_double_run(product: Product, kube_api, namespace, vcsim, sim_vm,
+                                            temporal_client):
+    product.start_bridge()
+    create_vm(kube_api, vcsim, namespace, "my-vm", sim_vm)
+    names = [f"pair-{i}" for i in range(3)]
+    for name in names:
+        create(kube_api, namespace, snapshot_manifest(name, "my-vm"))
+    for name in names:
+        await asyncio.to_thread(eventually, lambda name=name: ready(kube_api, namespace, name))
+    assert vsphere_snapshot_names(vcsim, sim_vm) == names
+    for name in names:
+        assert await count_runs(temporal_client, created_workflow_id(kube_api, namespace, name)) == 1
+
+
+async def test_bridge_killed_and_restarted_while_objects_are_created(product: Product, kube_api, namespace,
+                                                                     vcsim, sim_vm):
+    create_vm(kube_api, vcsim, namespace, "my-vm", sim_vm)
+    bridge = product.processes[1]
+    create(kube_api, namespace, snapshot_manifest("before", "my-vm"))
+    bridge.kill()
+    create(kube_api, namespace, snapshot_manifest("while-down", "my-vm"))
+    product.start_bridge()
+    create(kube_api, namespace, snapshot_manifest("after", "my-vm"))
+    for name in ("before", "while-down", "after"):
+        await asyncio.to_thread(eventually, lambda name=name: ready(kube_api, namespace, name))
+    assert sorted(vsphere_snapshot_names(vcsim, sim_vm)) == ["after", "before", "while-down"]
+
+
+async def test_temporal_server_restarted_mid_operation(product_env, temporal_on_disk, tmp_path, kube_api,
+                                                       namespace, vcsim, sim_vm, csi_driver):
+    server = temporal_on_disk()
+    running = Product(tmp_path, {**product_env, "TEMPORAL_ADDRESS": server.address})
+    running.start_worker()
+    running.start_bridge()
+    try:
+        create_vm(kube_api, vcsim, namespace, "my-vm", sim_vm)
+        vcsim.control.delay("CreateSnapshotEx_Task", sim_vm, SLOW_TASK_SECONDS, count=1)
+        create(kube_api, namespace, snapshot_manifest("through-restart", "my-vm"))
+        client = await Client.connect(server.address)
+        workflow_id = await asyncio.to_thread(
+            eventually, lambda: created_workflow_id(kube_api, namespace, "through-restart"))
+        await asyncio.wait_for(wait_for_running_task(client, workflow_id), timeout=120)
+
+        server.kill()                                   # crash, not a clean stop
+        server.start()                                  # same port, same SQLite file
+        await asyncio.to_thread(eventually, lambda: ready(kube_api, namespace, "through-restart"), 240, "Ready")
+        assert vsphere_snapshot_names(vcsim, sim_vm) == ["through-restart"]
+    finally:
+        running.stop()
