@@ -13,10 +13,24 @@ from activities.kube.storage import requested_storage
 from activities.vm_yaml import encode_vm_yaml
 from api import OwnerReference, RequestedStorage, SnapshotStorageStatus, VirtualMachineSnapshot, messages
 from api.conditions import Condition, set_condition, set_false, set_true
-from api.names import (CSI_VOLUME_SYNC_ANNOTATION, SNAPSHOT_FINALIZER, VM_NAME_LABEL, ConditionStatus,
-                       CSIVolumeSync, SnapshotConditionType, SnapshotReason)
-from api.operations import (ConditionChange, RequestedStorageEntry, SnapshotPlan, SnapshotRef, SnapshotStatusChange,
-                            VMRef)
+from api.names import (
+    CSI_VOLUME_SYNC_ANNOTATION,
+    SNAPSHOT_FINALIZER,
+    VM_NAME_LABEL,
+    ConditionStatus,
+    CSIVolumeSync,
+    SnapshotConditionType,
+    SnapshotReason,
+)
+from api.operations import (
+    ConditionChange,
+    DeletePlan,
+    RequestedStorageEntry,
+    SnapshotPlan,
+    SnapshotRef,
+    SnapshotStatusChange,
+    VMRef,
+)
 from api.quantity import format_binary_bytes, format_plain_bytes
 from worker.settings import CSISyncMode
 
@@ -94,11 +108,15 @@ class KubeSnapshotActivities:
         snapshot = self.kube.update_snapshot(ref.namespace, ref.name, own)
         if snapshot is None or snapshot.is_being_deleted:
             return None
+        try:
+            quiesce_minutes = snapshot.spec.quiesce_minutes
+        except ValueError as e:  # only an object that bypassed admission gets here
+            raise ApplicationError(str(e), type=PRECONDITION_FAILED, non_retryable=True) from e
         return SnapshotPlan(
             snapshot=ref, vm=VMRef(namespace=ref.namespace, name=vm_name), vm_moref=vm.status.unique_id,
             description=snapshot.spec.description or "", memory=snapshot.spec.includes_memory,
-            quiesce_minutes=snapshot.spec.quiesce_minutes, vm_yaml=encode_vm_yaml(vm.to_kube()),  # every field: the model keeps unknown ones
-            generation=snapshot.metadata.generation or 0)
+            quiesce_minutes=quiesce_minutes, generation=snapshot.metadata.generation or 0,
+            vm_yaml=encode_vm_yaml(vm.to_kube()))  # every field: the model keeps the ones it does not type
 
     @activity.defn(name="kube_update_snapshot_status")
     def update_snapshot_status(self, change: SnapshotStatusChange) -> None:
@@ -168,3 +186,26 @@ class KubeSnapshotActivities:
         except ValueError as e:
             raise ApplicationError(str(e), type=PRECONDITION_FAILED, non_retryable=True) from e
         return [RequestedStorageEntry(storage_class=sc, total_bytes=n) for sc, n in sorted(totals.items())]
+
+    @activity.defn(name="kube_prepare_delete")
+    def prepare_delete(self, ref: SnapshotRef) -> DeletePlan | None:
+        """Where the snapshot lives in vCenter; None when the object (this uid) is already gone. A snapshot
+        without vmName, or whose VM is gone, has nothing left in vCenter: its plan has no vm_moref."""
+        snapshot = self.kube.get_snapshot(ref.namespace, ref.name)
+        if snapshot is None or snapshot.metadata.uid != ref.uid:
+            return None
+        plan = DeletePlan(snapshot=ref, snapshot_moref=snapshot.status.unique_id)
+        if snapshot.vm_name:
+            plan.vm = VMRef(namespace=ref.namespace, name=snapshot.vm_name)
+            vm = self.kube.get_vm(ref.namespace, snapshot.vm_name)
+            plan.vm_moref = vm.status.unique_id if vm is not None else None
+        return plan
+
+    @activity.defn(name="kube_remove_snapshot_finalizer")
+    def remove_finalizer(self, ref: SnapshotRef) -> None:
+        def drop(s: VirtualMachineSnapshot) -> bool:
+            if s.metadata.uid != ref.uid or SNAPSHOT_FINALIZER not in (s.metadata.finalizers or []):
+                return False
+            s.metadata.finalizers = [f for f in s.metadata.finalizers if f != SNAPSHOT_FINALIZER]
+            return True
+        self.kube.update_snapshot(ref.namespace, ref.name, drop)

@@ -1,13 +1,19 @@
-"""Activities against the Kubernetes API for a VirtualMachine's snapshot status: the tree as vCenter has it
-(`status.currentSnapshot`, `status.rootSnapshots`, each snapshot's `status.children`)."""
+"""Activities against the Kubernetes API for a VirtualMachine: its snapshot tree status
+(`status.currentSnapshot`, `status.rootSnapshots`, each snapshot's `status.children`) and its revert."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.kube.client import Kube
-from api import SnapshotReference, VirtualMachine, VirtualMachineSnapshot
-from api.operations import SnapshotNode, SnapshotTree, TreeSync
+from activities.vm_yaml import decode_vm_yaml
+from api import SnapshotReference, VirtualMachine, VirtualMachineSnapshot, messages
+from api.conditions import remove_condition, set_false
+from api.names import IMPORTED_SNAPSHOT_ANNOTATION, RevertReason, VMConditionType
+from api.operations import Operation, RevertConditionChange, RevertPlan, SnapshotNode, SnapshotTree, TreeSync, VMRestore
 
 
 def _reference(node: SnapshotNode, managed: set[str]) -> SnapshotReference:
@@ -57,3 +63,94 @@ class KubeVMActivities:
                 s.status.children = children or None
                 return True
             self.kube.update_snapshot(ns, name, write_children, status=True)
+
+
+REVERT_REFUSED = "RevertRefused"
+
+
+def _refuse(reason: str, message: str) -> ApplicationError:
+    """A revert that cannot go ahead: the reason becomes the VM condition's reason."""
+    return ApplicationError(message, reason, type=REVERT_REFUSED, non_retryable=True)
+
+
+def approximate_vm_spec(current: VirtualMachine) -> dict:
+    """For an imported snapshot without VM YAML (reference §3.8): keep what identifies the VM and its
+    placement, drop what the snapshot cannot vouch for (class, image, volumes)."""
+    spec = {k: v for k, v in current.spec.to_kube().items()
+            if k not in ("className", "imageName", "volumes", "currentSnapshotName")}
+    spec["powerOffMode"] = "TrySoft"
+    return spec
+
+
+class KubeVMRevertActivities:
+    def __init__(self, kube: Kube):
+        self.kube = kube
+
+    @activity.defn(name="kube_prepare_revert")
+    def prepare_revert(self, op: Operation) -> RevertPlan | None:
+        """Preflight on the Kubernetes side; None when the request is gone or superseded (an abort)."""
+        vm = self.kube.get_vm(op.vm.namespace, op.vm.name)
+        if vm is None or vm.metadata.generation != op.vm_generation or \
+                vm.requested_snapshot_name != op.snapshot_name:
+            return None
+        if vm.is_vks_node:
+            raise _refuse(RevertReason.SKIPPED, messages.REVERT_SKIPPED_FOR_VKS_NODE)
+        snapshot = self.kube.get_snapshot(op.vm.namespace, op.snapshot_name)
+        if snapshot is None:
+            raise _refuse(RevertReason.FAILED, messages.revert_failed_to_get_snapshot(
+                op.snapshot_name, f'VirtualMachineSnapshot "{op.snapshot_name}" not found'))
+        if snapshot.vm_name != op.vm.name:
+            raise _refuse(RevertReason.FAILED, messages.revert_failed_to_get_snapshot(
+                op.snapshot_name, f'it is a snapshot of VirtualMachine "{snapshot.vm_name}", not "{op.vm.name}"'))
+        if not snapshot.is_ready:
+            raise _refuse(RevertReason.SKIPPED, messages.revert_skipped_not_ready(op.snapshot_name))
+        if not vm.status.unique_id:
+            raise _refuse(RevertReason.FAILED, f'VirtualMachine "{op.vm.name}" has no uniqueID')
+        return RevertPlan(vm=op.vm, vm_moref=vm.status.unique_id, snapshot_name=op.snapshot_name,
+                          snapshot_moref=snapshot.status.unique_id,
+                          imported=snapshot.metadata.annotation(IMPORTED_SNAPSHOT_ANNOTATION) is not None)
+
+    @activity.defn(name="kube_set_revert_condition")
+    def set_revert_condition(self, change: RevertConditionChange) -> None:
+        now = datetime.now(UTC)
+
+        def write(vm: VirtualMachine) -> bool:
+            if change.generation is not None and vm.metadata.generation != change.generation:
+                return False  # a newer request (or an abort) owns the condition now
+            before = [c.model_dump() for c in vm.status.conditions or []]
+            if change.reason is None:
+                vm.status.conditions = remove_condition(vm.status.conditions, VMConditionType.SNAPSHOT_REVERT_SUCCEEDED)
+            else:
+                vm.status.conditions = set_false(vm.status.conditions, VMConditionType.SNAPSHOT_REVERT_SUCCEEDED,
+                                                 change.reason, change.message, now, vm.metadata.generation)
+            return [c.model_dump() for c in vm.status.conditions or []] != before
+
+        self.kube.update_vm(change.vm.namespace, change.vm.name, write, status=True)
+
+    @activity.defn(name="kube_restore_vm_from_snapshot")
+    def restore_vm(self, restore: VMRestore) -> None:
+        """The VM object becomes what the snapshot captured: its spec, labels and annotations, without
+        spec.currentSnapshotName, with the power state the VM came back in."""
+        def write(vm: VirtualMachine) -> bool:
+            if restore.vm_yaml is not None:
+                try:
+                    stored = decode_vm_yaml(restore.vm_yaml)
+                except Exception as e:  # noqa: BLE001 - any decoding problem is an invalid manifest
+                    raise ApplicationError(messages.revert_failed_to_restore_vm(str(e)), type=INVALID_VM_MANIFEST,
+                                           non_retryable=True) from e
+                spec, meta = dict(stored.get("spec") or {}), stored.get("metadata") or {}
+                labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
+            else:
+                spec, labels, annotations = approximate_vm_spec(vm), {}, {}
+            spec.pop("currentSnapshotName", None)
+            spec["powerState"] = restore.power_state
+            restored = VirtualMachine.model_validate({**vm.to_kube(), "spec": spec})
+            vm.spec = restored.spec
+            vm.metadata.labels = labels or None
+            vm.metadata.annotations = annotations or None
+            return True
+
+        self.kube.update_vm(restore.vm.namespace, restore.vm.name, write)
+
+
+INVALID_VM_MANIFEST = "InvalidVMManifest"

@@ -15,24 +15,79 @@ Modules:
 """
 
 from . import messages, names
-from .conditions import (Condition, get_condition, get_reason, is_false, is_true, remove_condition, set_condition,
-                         set_false, set_true, set_unknown)
-from .duration import (ACCEPTED_FORMS, TIMEOUT_PATTERN, format_minutes, minutes_rounded_up, parse_duration_seconds,
-                       parse_timeout_minutes, quiesce_minutes_or_default, quiesce_timeout_bounds_problem,
-                       quiesce_timeout_problem)
-from .limits import (DEFAULT_QUIESCE_TIMEOUT_MINUTES, MAX_QUIESCE_TIMEOUT_MINUTES, MAX_SNAPSHOT_NAME_LENGTH,
-                     MAX_SNAPSHOTS_PER_VM, MIN_QUIESCE_TIMEOUT_MINUTES, RECOMMENDED_MAX_SNAPSHOTS_PER_VM,
-                     snapshot_count_refusal, snapshot_count_warning, snapshot_name_length_problem)
+from .conditions import (
+                         Condition,
+                         get_condition,
+                         get_reason,
+                         is_false,
+                         is_true,
+                         remove_condition,
+                         set_condition,
+                         set_false,
+                         set_true,
+                         set_unknown,
+)
+from .duration import (
+                         ACCEPTED_FORMS,
+                         TIMEOUT_PATTERN,
+                         format_minutes,
+                         minutes_rounded_up,
+                         parse_duration_seconds,
+                         parse_timeout_minutes,
+                         quiesce_minutes_or_default,
+                         quiesce_timeout_bounds_problem,
+                         quiesce_timeout_problem,
+)
+from .limits import (
+                         DEFAULT_QUIESCE_TIMEOUT_MINUTES,
+                         MAX_QUIESCE_TIMEOUT_MINUTES,
+                         MAX_SNAPSHOT_NAME_LENGTH,
+                         MAX_SNAPSHOTS_PER_VM,
+                         MIN_QUIESCE_TIMEOUT_MINUTES,
+                         RECOMMENDED_MAX_SNAPSHOTS_PER_VM,
+                         snapshot_count_refusal,
+                         snapshot_count_warning,
+                         snapshot_name_length_problem,
+)
 from .meta import ApiModel, KubeTime, ObjectMeta, OwnerReference, QuantityText, format_kube_time, kube_time
-from .names import (API_VERSION, GROUP, VERSION, ConditionStatus, ControllerSharingMode, CSIVolumeSync, PowerState,
-                    RevertReason, SnapshotConditionType, SnapshotReason, SnapshotReferenceType, VMConditionType,
-                    VolumeType)
+from .names import (
+                         API_VERSION,
+                         GROUP,
+                         VERSION,
+                         ConditionStatus,
+                         ControllerSharingMode,
+                         CSIVolumeSync,
+                         PowerState,
+                         RevertReason,
+                         SnapshotConditionType,
+                         SnapshotReason,
+                         SnapshotReferenceType,
+                         VMConditionType,
+                         VolumeType,
+)
 from .quantity import format_binary_bytes, format_plain_bytes, parse_quantity, quantity_bytes
-from .virtualmachine import (HardwareSpec, HardwareStatus, InstanceVolumeClaim, MemoryAllocationStatus,
-                             PersistentVolumeClaimSource, SCSIControllerSpec, VirtualMachine, VirtualMachineSpec,
-                             VirtualMachineStatus, VolumeSpec, VolumeStatus)
-from .virtualmachinesnapshot import (QuiesceSpec, RequestedStorage, SnapshotReference, SnapshotStorageStatus,
-                                     VirtualMachineSnapshot, VirtualMachineSnapshotSpec, VirtualMachineSnapshotStatus)
+from .virtualmachine import (
+                         HardwareSpec,
+                         HardwareStatus,
+                         InstanceVolumeClaim,
+                         MemoryAllocationStatus,
+                         PersistentVolumeClaimSource,
+                         SCSIControllerSpec,
+                         VirtualMachine,
+                         VirtualMachineSpec,
+                         VirtualMachineStatus,
+                         VolumeSpec,
+                         VolumeStatus,
+)
+from .virtualmachinesnapshot import (
+                         QuiesceSpec,
+                         RequestedStorage,
+                         SnapshotReference,
+                         SnapshotStorageStatus,
+                         VirtualMachineSnapshot,
+                         VirtualMachineSnapshotSpec,
+                         VirtualMachineSnapshotStatus,
+)
 
 __all__ = [
     "messages", "names",

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from .duration import ACCEPTED_FORMS
 from .limits import MAX_QUIESCE_TIMEOUT_MINUTES, MIN_QUIESCE_TIMEOUT_MINUTES
-from .names import (SPEC_MEMORY_PATH, SPEC_QUEISCE_PATH, SPEC_QUEISCE_TIMEOUT_PATH, SPEC_QUIESCE_PATH,
-                    SPEC_QUIESCE_TIMEOUT_PATH, SPEC_VM_NAME_PATH)
+from .names import (
+    SPEC_MEMORY_PATH,
+    SPEC_QUEISCE_PATH,
+    SPEC_QUEISCE_TIMEOUT_PATH,
+    SPEC_QUIESCE_PATH,
+    SPEC_QUIESCE_TIMEOUT_PATH,
+    SPEC_VM_NAME_PATH,
+)
 
 # --- snapshot admission (reference §2.2) ------------------------------------------------------------------------
 

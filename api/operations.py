@@ -125,6 +125,12 @@ class SnapshotLocation(BaseModel):
     snapshot_moref: str
 
 
+class SnapshotLookup(BaseModel):
+    vm_moref: str
+    name: str
+    snapshot_moref: str | None = None   # status.uniqueID when known: survives duplicate names
+
+
 class ConditionChange(BaseModel):
     type: str
     status: bool
@@ -152,3 +158,33 @@ class SnapshotStatusChange(BaseModel):
 class TreeSync(BaseModel):
     vm: VMRef
     tree: SnapshotTree
+
+
+class DeletePlan(BaseModel):
+    snapshot: SnapshotRef
+    vm: VMRef | None = None
+    vm_moref: str | None = None          # None: the VM is gone (or never named): nothing to remove in vCenter
+    snapshot_moref: str | None = None
+
+
+class RevertPlan(BaseModel):
+    vm: VMRef
+    vm_moref: str
+    snapshot_name: str
+    snapshot_moref: str | None = None
+    imported: bool = False               # the snapshot may carry no VM YAML (reference §3.8)
+
+
+class RevertConditionChange(BaseModel):
+    vm: VMRef
+    reason: str | None = None            # None: remove the condition (success, or an abort)
+    message: str = ""
+    generation: int | None = None        # only for this VM generation (a newer request supersedes)
+
+
+class VMRestore(BaseModel):
+    vm: VMRef
+    generation: int
+    vm_yaml: str | None                  # gzip+base64 from the snapshot; None for an imported snapshot
+    power_state: str
+    snapshot_moref: str

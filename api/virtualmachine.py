@@ -13,8 +13,7 @@ from pydantic import Field, model_serializer
 
 from .conditions import Condition, get_condition
 from .meta import ApiModel, ObjectMeta, QuantityText
-from .names import (API_VERSION, CAPI_CLUSTER_ROLE_LABELS, VM_KIND, ControllerSharingMode, PowerState,
-                    VMConditionType)
+from .names import API_VERSION, CAPI_CLUSTER_ROLE_LABELS, VM_KIND, ControllerSharingMode, PowerState, VMConditionType
 from .virtualmachinesnapshot import SnapshotReference
 
 

@@ -10,9 +10,18 @@ from .conditions import Condition, get_condition, is_true
 from .duration import format_minutes, quiesce_minutes_or_default, quiesce_timeout_problem
 from .messages import QUIESCE_ALIAS_CONFLICT
 from .meta import ApiModel, ObjectMeta, QuantityText
-from .names import (API_VERSION, CSI_VOLUME_SYNC_ANNOTATION, SNAPSHOT_FINALIZER, SNAPSHOT_KIND,
-                    SPEC_QUEISCE_TIMEOUT_PATH, SPEC_QUIESCE_TIMEOUT_PATH, VM_NAME_LABEL, PowerState,
-                    SnapshotConditionType, SnapshotReferenceType)
+from .names import (
+    API_VERSION,
+    CSI_VOLUME_SYNC_ANNOTATION,
+    SNAPSHOT_FINALIZER,
+    SNAPSHOT_KIND,
+    SPEC_QUEISCE_TIMEOUT_PATH,
+    SPEC_QUIESCE_TIMEOUT_PATH,
+    VM_NAME_LABEL,
+    PowerState,
+    SnapshotConditionType,
+    SnapshotReferenceType,
+)
 
 
 class SnapshotReference(ApiModel):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from api import VirtualMachineSnapshot
+from api import VirtualMachine, VirtualMachineSnapshot
 from api.names import CSIVolumeSync, SnapshotConditionType, SnapshotReason
 from api.operations import Operation, OperationKind, VMRef
 
@@ -38,3 +38,22 @@ def snapshot_actions(obj: dict[str, Any]) -> list[Operation | SignalCSISynced]:
         return []  # a finished attempt that failed: the condition says why; delete and recreate to retry
     return [Operation(kind=OperationKind.CREATE, vm=vm, snapshot_name=meta.name, snapshot_uid=meta.uid,
                       summary=snapshot.summary())]
+
+
+def vm_actions(obj: dict[str, Any]) -> list[Operation]:
+    """A revert per VM generation while spec.currentSnapshotName is set; an abort (empty name) when it was
+    cleared and a failed revert's condition is still on the VM."""
+    vm = VirtualMachine.model_validate(obj)
+    meta = vm.metadata
+    if not meta.name or not meta.namespace or vm.metadata.is_being_deleted:
+        return []
+    ref = VMRef(namespace=meta.namespace, name=meta.name)
+    generation = meta.generation or 0
+    target = vm.requested_snapshot_name
+    if target:
+        return [Operation(kind=OperationKind.REVERT, vm=ref, snapshot_name=target, vm_generation=generation,
+                          summary=f"revert {meta.name} to snapshot {target}")]
+    if vm.revert_condition is not None and not vm.spec.current_snapshot_name:
+        return [Operation(kind=OperationKind.REVERT, vm=ref, snapshot_name="", vm_generation=generation,
+                          summary=f"abort revert of {meta.name}")]
+    return []

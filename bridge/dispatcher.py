@@ -12,7 +12,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.names import SNAPSHOT_PLURAL
 from api.operations import Operation, vm_queue_workflow_id
-from bridge.decisions import SignalCSISynced, snapshot_actions
+from bridge.decisions import SignalCSISynced, snapshot_actions, vm_actions
 from bridge.informer import Event
 from workflows.vm_snapshot_queue import QueueState, VirtualMachineSnapshotQueue
 
@@ -40,9 +40,10 @@ class Dispatcher:
             self.events.task_done()
 
     async def handle(self, event: Event) -> None:
-        if event.kind == "DELETED" or event.plural != SNAPSHOT_PLURAL:
+        if event.kind == "DELETED":
             return
-        for action in snapshot_actions(event.obj):
+        actions = snapshot_actions(event.obj) if event.plural == SNAPSHOT_PLURAL else vm_actions(event.obj)
+        for action in actions:
             if isinstance(action, SignalCSISynced):
                 await self._signal(action.workflow_id, "csi_sync_completed")
             else:

@@ -8,7 +8,7 @@ import logging
 import signal
 
 from activities.kube.client import api_client
-from api.names import GROUP, SNAPSHOT_PLURAL, VERSION
+from api.names import GROUP, SNAPSHOT_PLURAL, VERSION, VM_PLURAL
 from bridge.dispatcher import Dispatcher
 from bridge.informer import Informer, start_informer
 from worker.settings import Settings
@@ -26,8 +26,9 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    informers = [Informer(api, GROUP, VERSION, SNAPSHOT_PLURAL, dispatcher.deliver_threadsafe(loop),
-                          resync_seconds=settings.resync_seconds, namespace=settings.watch_namespace)]
+    informers = [Informer(api, GROUP, VERSION, plural, dispatcher.deliver_threadsafe(loop),
+                          resync_seconds=settings.resync_seconds, namespace=settings.watch_namespace)
+                 for plural in (SNAPSHOT_PLURAL, VM_PLURAL)]
     dispatching = asyncio.create_task(dispatcher.run())
     for informer in informers:
         await start_informer(informer)

@@ -18,30 +18,36 @@ from temporalio.worker import Worker
 
 from activities.kube.client import Kube, api_client
 from activities.kube_snapshot import KubeSnapshotActivities
-from activities.kube_vm import KubeVMActivities
+from activities.kube_vm import KubeVMActivities, KubeVMRevertActivities
 from activities.vsphere.session import VSphereSession
 from activities.vsphere_snapshot import VSphereSnapshotActivities
 from worker.health import HealthServer
 from worker.settings import Settings
 from worker.temporal_client import connect, runtime_with_metrics
 from workflows.create_snapshot import CreateSnapshot
+from workflows.delete_snapshot import DeleteSnapshot
+from workflows.revert_snapshot import RevertSnapshot
 from workflows.vm_snapshot_queue import VirtualMachineSnapshotQueue
 
 log = logging.getLogger("vmsnap.worker")
 
-WORKFLOWS = [VirtualMachineSnapshotQueue, CreateSnapshot]
+WORKFLOWS = [VirtualMachineSnapshotQueue, CreateSnapshot, RevertSnapshot, DeleteSnapshot]
 MAX_CONCURRENT_ACTIVITIES = 32
 
 
 def activities(settings: Settings, session: VSphereSession, kube: Kube) -> list:
     vsphere = VSphereSnapshotActivities(session)
     kube_snapshot = KubeSnapshotActivities(kube, settings.csi_sync)
-    kube_vm = KubeVMActivities(kube)
+    kube_vm, kube_revert = KubeVMActivities(kube), KubeVMRevertActivities(kube)
     return [
-        vsphere.store_vm_yaml, vsphere.create_snapshot, vsphere.read_snapshot_tree, vsphere.read_snapshot_used_bytes,
+        vsphere.store_vm_yaml, vsphere.create_snapshot, vsphere.find_snapshot, vsphere.revert_snapshot,
+        vsphere.remove_snapshot, vsphere.read_snapshot_tree, vsphere.read_snapshot_used_bytes,
+        vsphere.read_snapshot_vm_yaml,
         kube_snapshot.prepare_snapshot, kube_snapshot.update_snapshot_status, kube_snapshot.request_csi_sync,
-        kube_snapshot.csi_sync_completed, kube_snapshot.compute_requested_storage,
+        kube_snapshot.csi_sync_completed, kube_snapshot.compute_requested_storage, kube_snapshot.prepare_delete,
+        kube_snapshot.remove_finalizer,
         kube_vm.sync_snapshot_tree,
+        kube_revert.prepare_revert, kube_revert.set_revert_condition, kube_revert.restore_vm,
     ]
 
 

@@ -26,7 +26,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VMSNAP_", extra="ignore", populate_by_name=True)
 
     # Temporal (the SDK's own TEMPORAL_* names, so a Temporal operator's environment just works)
-    temporal_address: str = Field("localhost:7233", validation_alias=_env("TEMPORAL_ADDRESS", "VMSNAP_TEMPORAL_ADDRESS"))
+    temporal_address: str = Field("localhost:7233",
+                                  validation_alias=_env("TEMPORAL_ADDRESS", "VMSNAP_TEMPORAL_ADDRESS"))
     temporal_namespace: str = Field("default", validation_alias=_env("TEMPORAL_NAMESPACE"))
     temporal_api_key: SecretStr | None = Field(None, validation_alias=_env("TEMPORAL_API_KEY"))
     temporal_tls: bool = Field(False, validation_alias=_env("TEMPORAL_TLS"))

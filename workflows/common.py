@@ -5,6 +5,12 @@ from __future__ import annotations
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
+with workflow.unsafe.imports_passed_through():
+    from activities.kube_vm import KubeVMActivities
+    from activities.vsphere_snapshot import VSphereSnapshotActivities
+    from api.operations import TreeSync, VMRef
+    from workflows import options
+
 RELEASE_SIGNAL = "release"
 
 
@@ -28,3 +34,12 @@ async def release_vm_queue() -> None:
     if parent is not None:
         await workflow.get_external_workflow_handle(parent.workflow_id).signal(RELEASE_SIGNAL,
                                                                               workflow.info().workflow_id)
+
+
+async def sync_snapshot_tree(vm: VMRef, vm_moref: str) -> None:
+    """vCenter's snapshot tree onto the VM's status and each snapshot's children."""
+    tree = await workflow.execute_activity_method(VSphereSnapshotActivities.read_snapshot_tree, vm_moref,
+                                                  summary="read snapshot tree", **options.VSPHERE)
+    if tree is not None:
+        await workflow.execute_activity_method(KubeVMActivities.sync_snapshot_tree, TreeSync(vm=vm, tree=tree),
+                                               summary="tree onto VM and snapshots", **options.KUBE)

@@ -10,14 +10,20 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.kube_snapshot import KubeSnapshotActivities
-    from activities.kube_vm import KubeVMActivities
     from activities.vsphere_snapshot import VSphereSnapshotActivities
     from api import messages
     from api.names import SnapshotConditionType, SnapshotReason
-    from api.operations import (ConditionChange, Operation, SnapshotLocation, SnapshotPlan, SnapshotStatusChange,
-                                TreeSync, VMYamlBackup, VSphereSnapshotRequest)
+    from api.operations import (
+        ConditionChange,
+        Operation,
+        SnapshotLocation,
+        SnapshotPlan,
+        SnapshotStatusChange,
+        VMYamlBackup,
+        VSphereSnapshotRequest,
+    )
     from workflows import options
-    from workflows.common import failure_message, release_vm_queue
+    from workflows.common import failure_message, release_vm_queue, sync_snapshot_tree
 
 CREATED, CSI_SYNCED = SnapshotConditionType.CREATED, SnapshotConditionType.CSI_SYNCED
 # if the bridge's signal is missed, the annotation is re-read this often
@@ -75,7 +81,7 @@ class CreateSnapshot:
                                        ConditionChange(type=CSI_SYNCED, status=False,
                                                        reason=SnapshotReason.CSI_SYNC_IN_PROGRESS,
                                                        message=messages.CSI_SYNC_REQUESTED)])
-        await self._sync_tree(plan)
+        await sync_snapshot_tree(plan.vm, plan.vm_moref)
         await release_vm_queue()
 
         self._at("CSI volume sync handshake")
@@ -117,14 +123,6 @@ class CreateSnapshot:
                 done = await workflow.execute_activity_method(KubeSnapshotActivities.csi_sync_completed,
                                                               plan.snapshot, summary="re-read CSI annotation",
                                                               **options.KUBE)
-
-    async def _sync_tree(self, plan: SnapshotPlan) -> None:
-        tree = await workflow.execute_activity_method(VSphereSnapshotActivities.read_snapshot_tree, plan.vm_moref,
-                                                      summary="read snapshot tree", **options.VSPHERE)
-        if tree is not None:
-            await workflow.execute_activity_method(KubeVMActivities.sync_snapshot_tree,
-                                                   TreeSync(vm=plan.vm, tree=tree),
-                                                   summary="tree onto VM and snapshots", **options.KUBE)
 
     async def _status(self, plan: SnapshotPlan, **fields) -> None:
         await workflow.execute_activity_method(KubeSnapshotActivities.update_snapshot_status,

@@ -6,11 +6,27 @@ import subprocess
 import sys
 from pathlib import Path
 
-from api.names import (CSI_VOLUME_SYNC_ANNOTATION, SNAPSHOT_FINALIZER, TRUE_REASON, VM_NAME_LABEL, CSIVolumeSync,
-                       PowerState, SnapshotConditionType, SnapshotReason, SnapshotReferenceType)
+from api.names import (
+    CSI_VOLUME_SYNC_ANNOTATION,
+    SNAPSHOT_FINALIZER,
+    TRUE_REASON,
+    VM_NAME_LABEL,
+    CSIVolumeSync,
+    PowerState,
+    SnapshotConditionType,
+    SnapshotReason,
+    SnapshotReferenceType,
+)
 from tests.e2e.temporal_views import activity_windows
-from tests.e2e.vms import (STORAGE_CLASS, create_vm, eventually, get_snapshot, get_vm, snapshot_manifest,
-                           vsphere_snapshot_names)
+from tests.e2e.vms import (
+    STORAGE_CLASS,
+    create_vm,
+    eventually,
+    get_snapshot,
+    get_vm,
+    snapshot_manifest,
+    vsphere_snapshot_names,
+)
 
 GUIDE_SNAPSHOTS = """
 apiVersion: vmoperator.vmware.com/v1alpha5

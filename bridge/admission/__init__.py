@@ -1,0 +1,28 @@
+"""Admission for VirtualMachineSnapshot and VirtualMachine, served by the bridge.
+
+  server          AdmissionServer: the HTTPS server the bridge embeds (start/stop)
+  configuration   the Mutating/ValidatingWebhookConfiguration builder (Service or URL form)
+  webhooks        the three webhooks: names, paths, resources
+  snapshot_mutation, snapshot_validation, vm_validation   what each webhook decides
+  review          AdmissionReview in and out; field_errors: refusals in the Kubernetes style
+  cluster         the reads of other objects; bypass: when validation steps aside; tls: reloading certificate
+"""
+
+from .configuration import (
+                            DEFAULT_NAMESPACE_SELECTOR,
+                            IN_CLUSTER_SERVICE,
+                            ServiceReference,
+                            UrlReference,
+                            in_cluster_webhook_configurations,
+                            render_deploy_manifest,
+                            webhook_configurations,
+)
+from .server import AdmissionServer
+from .webhooks import MUTATING_WEBHOOKS, SNAPSHOT_MUTATING, SNAPSHOT_VALIDATING, VALIDATING_WEBHOOKS, VM_VALIDATING
+
+__all__ = [
+    "AdmissionServer",
+    "DEFAULT_NAMESPACE_SELECTOR", "IN_CLUSTER_SERVICE", "ServiceReference", "UrlReference",
+    "in_cluster_webhook_configurations", "render_deploy_manifest", "webhook_configurations",
+    "MUTATING_WEBHOOKS", "SNAPSHOT_MUTATING", "SNAPSHOT_VALIDATING", "VALIDATING_WEBHOOKS", "VM_VALIDATING",
+]

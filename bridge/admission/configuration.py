@@ -1,0 +1,122 @@
+"""The MutatingWebhookConfiguration and ValidatingWebhookConfiguration that send reviews to this server.
+
+One builder for both forms: a Service reference (in a cluster: deploy/base/webhook.yaml is its output, and a
+unit test keeps the file equal to it) and a URL (the tests, on loopback). Regenerate the deploy file with
+`python -m bridge.admission > deploy/base/webhook.yaml`.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from api.names import GROUP, VERSION
+
+from .webhooks import MUTATING_WEBHOOKS, VALIDATING_WEBHOOKS, Webhook
+
+DEFAULT_CONFIGURATION_NAME = "vmsnap-webhook"
+# The control plane's own namespace is never subject to these webhooks (a broken webhook must not be able to
+# block it); nothing there is a VirtualMachine or a snapshot of one.
+DEFAULT_NAMESPACE_SELECTOR: dict[str, Any] = {"matchExpressions": [
+    {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system"]}]}
+TIMEOUT_SECONDS = 10
+
+# The in-cluster deployment: the Service in front of the bridge, and cert-manager's Certificate of the same
+# name, whose CA cert-manager's cainjector writes into every webhook's caBundle.
+IN_CLUSTER_SERVICE_NAME = "vmsnap-webhook"
+IN_CLUSTER_NAMESPACE = "vmsnap-system"
+CERT_MANAGER_INJECT_CA_ANNOTATION = "cert-manager.io/inject-ca-from"
+
+
+@dataclass(frozen=True)
+class ServiceReference:
+    name: str
+    namespace: str
+    port: int = 443
+
+
+@dataclass(frozen=True)
+class UrlReference:
+    base_url: str  # e.g. https://127.0.0.1:9443, the paths are appended
+
+    def url(self, path: str) -> str:
+        return self.base_url.rstrip("/") + path
+
+
+WebhookEndpoint = ServiceReference | UrlReference
+
+IN_CLUSTER_SERVICE = ServiceReference(IN_CLUSTER_SERVICE_NAME, IN_CLUSTER_NAMESPACE, 443)
+
+
+def webhook_configurations(endpoint: WebhookEndpoint, ca_bundle: bytes | None = None, *,
+                           configuration_name: str = DEFAULT_CONFIGURATION_NAME,
+                           namespace_selector: dict[str, Any] | None = None,
+                           annotations: dict[str, str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(MutatingWebhookConfiguration, ValidatingWebhookConfiguration) as plain dicts.
+
+    `ca_bundle` is the PEM of the CA that signed the server's certificate (None when something else, such as
+    cert-manager's cainjector, fills it in). `namespace_selector` replaces the default one (which only leaves
+    out kube-system); the tests use it to confine the webhooks to their own namespaces.
+    """
+    selector = copy.deepcopy(namespace_selector if namespace_selector is not None else DEFAULT_NAMESPACE_SELECTOR)
+
+    def entries(webhooks: tuple[Webhook, ...]) -> list[dict[str, Any]]:
+        return [_webhook_entry(w, endpoint, ca_bundle, selector) for w in webhooks]
+
+    metadata: dict[str, Any] = {"name": configuration_name}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    mutating = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+                "metadata": copy.deepcopy(metadata), "webhooks": entries(MUTATING_WEBHOOKS)}
+    validating = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+                  "metadata": copy.deepcopy(metadata), "webhooks": entries(VALIDATING_WEBHOOKS)}
+    return mutating, validating
+
+
+def _webhook_entry(webhook: Webhook, endpoint: WebhookEndpoint, ca_bundle: bytes | None,
+                   namespace_selector: dict[str, Any]) -> dict[str, Any]:
+    client_config: dict[str, Any]
+    if isinstance(endpoint, ServiceReference):
+        client_config = {"service": {"name": endpoint.name, "namespace": endpoint.namespace,
+                                     "path": webhook.path, "port": endpoint.port}}
+    else:
+        client_config = {"url": endpoint.url(webhook.path)}
+    if ca_bundle is not None:
+        client_config["caBundle"] = base64.b64encode(ca_bundle).decode()
+    return {
+        "name": webhook.name,
+        "admissionReviewVersions": ["v1"],
+        "clientConfig": client_config,
+        "failurePolicy": "Fail",
+        "matchPolicy": "Equivalent",
+        "namespaceSelector": copy.deepcopy(namespace_selector),
+        "rules": [{"apiGroups": [GROUP], "apiVersions": [VERSION], "operations": list(webhook.operations),
+                   "resources": [webhook.plural], "scope": "Namespaced"}],
+        "sideEffects": "None",
+        "timeoutSeconds": TIMEOUT_SECONDS,
+    }
+
+
+def in_cluster_webhook_configurations() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The deploy form: the in-cluster Service, the CA injected by cert-manager."""
+    return webhook_configurations(
+        IN_CLUSTER_SERVICE,
+        annotations={CERT_MANAGER_INJECT_CA_ANNOTATION: f"{IN_CLUSTER_NAMESPACE}/{IN_CLUSTER_SERVICE_NAME}"})
+
+
+DEPLOY_HEADER = """\
+# Admission webhooks of the bridge (bridge/admission/), for the Service vmsnap-webhook in vmsnap-system.
+# Generated by `python -m bridge.admission`; tests/admission/test_configuration.py keeps this file
+# equal to the generator. cert-manager's cainjector fills in every caBundle from the Certificate
+# vmsnap-system/vmsnap-webhook (annotation cert-manager.io/inject-ca-from).
+"""
+
+
+def render_deploy_manifest() -> str:
+    documents = in_cluster_webhook_configurations()
+    return DEPLOY_HEADER + "---\n".join(yaml.safe_dump(d, sort_keys=False) for d in documents)
+

@@ -1,0 +1,134 @@
+"""AdmissionReview (admission.k8s.io/v1): reading the request and writing the response.
+
+A webhook's verdict is a `Verdict` (field errors, warnings, JSON patch); `review_response` turns it into the
+AdmissionReview the apiserver expects. A refusal carries a Kubernetes Status with the code (422 Invalid,
+403 Forbidden, 500 InternalError), a message in the apiserver's own words and `details.causes[]` with the
+field paths; the apiserver passes all of it to the client, prefixed with the webhook's name.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.names import GROUP
+
+from .field_errors import ErrorType, FieldError
+
+ADMISSION_API_VERSION = "admission.k8s.io/v1"
+ADMISSION_REVIEW_KIND = "AdmissionReview"
+
+
+class MalformedReview(ValueError):
+    """The body is not an AdmissionReview this server can answer (answered with HTTP 400)."""
+
+
+class GroupVersionKind(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    group: str = ""
+    version: str
+    kind: str
+
+
+class AdmissionRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    uid: str = Field(min_length=1)
+    kind: GroupVersionKind
+    name: str = ""
+    namespace: str = ""
+    operation: Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
+    object: dict[str, Any] | None = None
+    old_object: dict[str, Any] | None = Field(default=None, alias="oldObject")
+    dry_run: bool = Field(default=False, alias="dryRun")
+
+    @property
+    def object_name(self) -> str:
+        """The object's name (on CREATE with generateName the validating webhooks see the generated one)."""
+        return ((self.object or {}).get("metadata") or {}).get("name") or self.name
+
+    def new_object(self) -> dict[str, Any]:
+        if not isinstance(self.object, dict):
+            raise MalformedReview(f"request.object is missing for a {self.operation} request")
+        return self.object
+
+    def previous_object(self) -> dict[str, Any]:
+        if not isinstance(self.old_object, dict):
+            raise MalformedReview(f"request.oldObject is missing for a {self.operation} request")
+        return self.old_object
+
+
+def parse_review(body: Any) -> AdmissionRequest:
+    """The request of an AdmissionReview v1 document. MalformedReview if it is not one."""
+    if not isinstance(body, dict):
+        raise MalformedReview("the body must be a JSON object (an AdmissionReview)")
+    if body.get("apiVersion") != ADMISSION_API_VERSION or body.get("kind") != ADMISSION_REVIEW_KIND:
+        raise MalformedReview(f"expected apiVersion {ADMISSION_API_VERSION} and kind {ADMISSION_REVIEW_KIND}, "
+                              f"got {body.get('apiVersion')!r} and {body.get('kind')!r}")
+    request = body.get("request")
+    if not isinstance(request, dict):
+        raise MalformedReview("the AdmissionReview has no request")
+    try:
+        return AdmissionRequest.model_validate(request)
+    except ValueError as error:
+        raise MalformedReview(f"the AdmissionReview's request is malformed: {error}") from None
+
+
+@dataclass
+class Verdict:
+    errors: list[FieldError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    patch: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def allowed(self) -> bool:
+        return not self.errors
+
+
+def refusal_status(kind: str, name: str, errors: list[FieldError]) -> dict[str, Any]:
+    """A metav1.Status like the apiserver's own (apierrors.NewInvalid / NewForbidden / NewInternalError)."""
+    types = {e.type for e in errors}
+    if ErrorType.INTERNAL in types:
+        code, reason, verb = 500, "InternalError", "could not be checked"
+    elif types == {ErrorType.FORBIDDEN}:
+        code, reason, verb = 403, "Forbidden", "is forbidden"
+    else:
+        code, reason, verb = 422, "Invalid", "is invalid"
+    listed = str(errors[0]) if len(errors) == 1 else "[" + ", ".join(str(e) for e in errors) + "]"
+    return {
+        "metadata": {},
+        "status": "Failure",
+        "message": f'{kind}.{GROUP} "{name}" {verb}: {listed}',
+        "reason": reason,
+        "details": {"name": name, "group": GROUP, "kind": kind, "causes": [e.as_cause() for e in errors]},
+        "code": code,
+    }
+
+
+def review_response(request: AdmissionRequest, verdict: Verdict) -> dict[str, Any]:
+    response: dict[str, Any] = {"uid": request.uid, "allowed": verdict.allowed}
+    if not verdict.allowed:
+        response["status"] = refusal_status(request.kind.kind, request.object_name, verdict.errors)
+    if verdict.warnings:
+        response["warnings"] = list(verdict.warnings)
+    if verdict.allowed and verdict.patch:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(json.dumps(verdict.patch).encode()).decode()
+    return {"apiVersion": ADMISSION_API_VERSION, "kind": ADMISSION_REVIEW_KIND, "response": response}
+
+
+def bad_request_response(request: AdmissionRequest, message: str) -> dict[str, Any]:
+    """A refusal for a review this webhook cannot judge (wrong kind: a misconfigured webhook rule)."""
+    return {"apiVersion": ADMISSION_API_VERSION, "kind": ADMISSION_REVIEW_KIND, "response": {
+        "uid": request.uid, "allowed": False,
+        "status": {"metadata": {}, "status": "Failure", "message": message, "reason": "BadRequest", "code": 400},
+    }}
+
+
+def json_pointer_token(key: str) -> str:
+    """A map key as one JSON Pointer token (RFC 6901): label keys contain '/'."""
+    return key.replace("~", "~0").replace("/", "~1")

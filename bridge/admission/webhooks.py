@@ -1,0 +1,49 @@
+"""The three webhooks this service serves: name, URL path and the resource each admits. Both the server (its
+routes) and the webhook configurations (their rules and client paths) are built from this one table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from api.names import GROUP, SNAPSHOT_KIND, SNAPSHOT_PLURAL, SNAPSHOT_SINGULAR, VERSION, VM_KIND, VM_PLURAL, VM_SINGULAR
+
+
+class WebhookType(StrEnum):
+    MUTATING = "mutate"
+    VALIDATING = "validate"
+
+
+@dataclass(frozen=True)
+class Webhook:
+    type: WebhookType
+    kind: str
+    singular: str
+    plural: str
+
+    @property
+    def path(self) -> str:
+        """controller-runtime's convention: /mutate-vmoperator-vmware-com-v1alpha5-virtualmachinesnapshot."""
+        return f"/{self.type}-{GROUP.replace('.', '-')}-{VERSION}-{self.singular}"
+
+    @property
+    def name(self) -> str:
+        """Fully qualified, as the apiserver requires; it is what users read in a refusal ("admission webhook
+        "vmsnap.validating.virtualmachinesnapshot.v1alpha5.vmoperator.vmware.com" denied the request")."""
+        adjective = "mutating" if self.type is WebhookType.MUTATING else "validating"
+        return f"vmsnap.{adjective}.{self.singular}.{VERSION}.{GROUP}"
+
+    @property
+    def operations(self) -> tuple[str, ...]:
+        return ("CREATE", "UPDATE")
+
+
+SNAPSHOT_MUTATING = Webhook(WebhookType.MUTATING, SNAPSHOT_KIND, SNAPSHOT_SINGULAR, SNAPSHOT_PLURAL)
+SNAPSHOT_VALIDATING = Webhook(WebhookType.VALIDATING, SNAPSHOT_KIND, SNAPSHOT_SINGULAR, SNAPSHOT_PLURAL)
+VM_VALIDATING = Webhook(WebhookType.VALIDATING, VM_KIND, VM_SINGULAR, VM_PLURAL)
+
+MUTATING_WEBHOOKS = (SNAPSHOT_MUTATING,)
+VALIDATING_WEBHOOKS = (SNAPSHOT_VALIDATING, VM_VALIDATING)
+
+HEALTHZ_PATH = "/healthz"
+READYZ_PATH = "/readyz"

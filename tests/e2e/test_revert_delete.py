@@ -1,0 +1,103 @@
+"""Revert and delete end to end: the reference's scenario (vm-operator E2E 1) step by step."""
+
+from __future__ import annotations
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from pyVim.connect import Disconnect
+
+from activities.vsphere.properties import retrieve, virtual_machine
+from api.names import GROUP, SNAPSHOT_PLURAL, VERSION, VM_PLURAL, PowerState, RevertReason, SnapshotReferenceType
+from tests.e2e.test_create_snapshot import create, ready
+from tests.e2e.vms import connect, create_vm, eventually, get_snapshot, get_vm, snapshot_manifest
+
+
+def vcenter_power(vcsim, sim_vm: str) -> str:
+    si = connect(vcsim)
+    try:
+        return str(retrieve(si, virtual_machine(si, vcsim.control.vms()[sim_vm]), ["runtime.powerState"])
+                   ["runtime.powerState"])
+    finally:
+        Disconnect(si)
+
+
+def patch_vm(kube_api, namespace: str, name: str, patch: dict) -> None:
+    client.CustomObjectsApi(kube_api).patch_namespaced_custom_object(GROUP, VERSION, namespace, VM_PLURAL, name,
+                                                                     patch)
+
+
+def revert(kube_api, namespace: str, snapshot: str) -> None:
+    patch_vm(kube_api, namespace, "my-vm", {"spec": {"currentSnapshotName": snapshot}})
+
+    def reverted():
+        vm = get_vm(kube_api, namespace, "my-vm")
+        assert vm.revert_condition is None or vm.revert_condition.reason == RevertReason.IN_PROGRESS, \
+            vm.revert_condition
+        done = vm.spec.current_snapshot_name is None and vm.status.current_snapshot is not None \
+            and vm.status.current_snapshot.name == snapshot
+        return vm if done else None
+    return eventually(reverted, what=f"reverted to {snapshot}")
+
+
+def children(kube_api, namespace: str, name: str) -> list[str]:
+    return [c.name for c in get_snapshot(kube_api, namespace, name).status.children or []]
+
+
+def delete_snapshot(kube_api, namespace: str, name: str) -> None:
+    client.CustomObjectsApi(kube_api).delete_namespaced_custom_object(GROUP, VERSION, namespace, SNAPSHOT_PLURAL,
+                                                                      name)
+
+    def gone():
+        try:
+            get_snapshot(kube_api, namespace, name)
+        except ApiException as e:
+            return e.status == 404
+        return False
+    eventually(gone, what=f"{name} deleted")
+
+
+def test_reference_scenario(product, kube_api, namespace, vcsim, sim_vm):
+    create_vm(kube_api, vcsim, namespace, "my-vm", sim_vm)
+    vcsim.control.set_tools_running(sim_vm, True)
+    patch_vm(kube_api, namespace, "my-vm", {"metadata": {"annotations": {"stage": "at-snap1"}}})
+
+    create(kube_api, namespace, snapshot_manifest("snap1", "my-vm", memory=True, quiesce={"timeout": "10m"}))
+    snap1 = eventually(lambda: ready(kube_api, namespace, "snap1"))
+    assert (snap1.status.power_state, snap1.status.quiesced) == (PowerState.POWERED_ON, True)
+    vm = eventually(lambda: (v := get_vm(kube_api, namespace, "my-vm")).status.current_snapshot and v)
+    assert vm.status.current_snapshot.name == "snap1"
+    assert [r.name for r in vm.status.root_snapshots] == ["snap1"]
+
+    client.CustomObjectsApi(kube_api).patch_namespaced_custom_object(  # the description may change
+        GROUP, VERSION, namespace, SNAPSHOT_PLURAL, "snap1", {"spec": {"description": "renamed"}})
+
+    patch_vm(kube_api, namespace, "my-vm", {"metadata": {"annotations": {"stage": "at-snap2"}}})
+    create(kube_api, namespace, snapshot_manifest("snap2", "my-vm"))
+    snap2 = eventually(lambda: ready(kube_api, namespace, "snap2"))
+    assert (snap2.status.power_state, snap2.status.quiesced) == (PowerState.POWERED_OFF, False)
+    create(kube_api, namespace, snapshot_manifest("snap3", "my-vm"))
+    eventually(lambda: ready(kube_api, namespace, "snap3"))
+    eventually(lambda: children(kube_api, namespace, "snap1") == ["snap2"] and
+               children(kube_api, namespace, "snap2") == ["snap3"], what="chain 1→2→3")
+
+    vm = revert(kube_api, namespace, "snap2")                  # no memory: the VM comes back powered off
+    assert vcenter_power(vcsim, sim_vm) == "poweredOff"
+    assert vm.spec.power_state == PowerState.POWERED_OFF
+    assert vm.metadata.annotations["stage"] == "at-snap2"     # the spec and metadata the snapshot captured
+
+    vm = revert(kube_api, namespace, "snap1")                  # memory: powered on again
+    assert vcenter_power(vcsim, sim_vm) == "poweredOn"
+    assert vm.spec.power_state == PowerState.POWERED_ON
+    assert vm.metadata.annotations["stage"] == "at-snap1"
+    revert(kube_api, namespace, "snap1")                       # reverting to the current one works too
+
+    delete_snapshot(kube_api, namespace, "snap2")              # snap3 moves up under snap1
+    eventually(lambda: children(kube_api, namespace, "snap1") == ["snap3"], what="snap1.children == [snap3]")
+    vm = get_vm(kube_api, namespace, "my-vm")
+    assert (vm.status.current_snapshot.type, vm.status.current_snapshot.name) == \
+        (SnapshotReferenceType.MANAGED, "snap1")
+    assert vm.revert_condition is None
+
+    client.CustomObjectsApi(kube_api).delete_namespaced_custom_object(GROUP, VERSION, namespace, VM_PLURAL, "my-vm")
+    eventually(lambda: not client.CustomObjectsApi(kube_api).list_namespaced_custom_object(
+        GROUP, VERSION, namespace, SNAPSHOT_PLURAL)["items"], what="the VM's snapshots garbage-collected")

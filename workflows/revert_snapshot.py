@@ -1,0 +1,82 @@
+"""RevertSnapshot: the guide's "Reverting to a snapshot". `spec.currentSnapshotName` was set on the VM.
+A failure is the VM's VirtualMachineSnapshotRevertSucceeded condition (reason + message) and nothing else:
+the VM is never left blocked. An empty snapshot name is an abort: the failure condition is removed."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.kube_vm import INVALID_VM_MANIFEST, REVERT_REFUSED, KubeVMRevertActivities
+    from activities.vsphere_snapshot import VSphereSnapshotActivities
+    from api import messages
+    from api.names import RevertReason
+    from api.operations import Operation, RevertConditionChange, SnapshotLocation, SnapshotLookup, VMRestore
+    from workflows import options
+    from workflows.common import failure_message, failure_type, sync_snapshot_tree
+
+
+@workflow.defn(name="RevertSnapshot")
+class RevertSnapshot:
+    @workflow.run
+    async def run(self, op: Operation) -> str:
+        if not op.snapshot_name:
+            await self._condition(op, None)
+            return "aborted: condition cleared"
+        try:
+            plan = await workflow.execute_activity_method(KubeVMRevertActivities.prepare_revert, op,
+                                                          summary=f"preflight revert of {op.vm}", **options.KUBE)
+        except ActivityError as e:
+            return await self._failed(op, e.cause.details[0] if failure_type(e) == REVERT_REFUSED
+                                      else RevertReason.FAILED, failure_message(e))
+        if plan is None:
+            return "superseded"
+
+        await self._condition(op, RevertReason.IN_PROGRESS, messages.REVERT_IN_PROGRESS, op.vm_generation)
+        try:
+            node = await workflow.execute_activity_method(
+                VSphereSnapshotActivities.find_snapshot,
+                SnapshotLookup(vm_moref=plan.vm_moref, name=plan.snapshot_name, snapshot_moref=plan.snapshot_moref),
+                summary=f"find vSphere snapshot {plan.snapshot_name}", **options.VSPHERE)
+        except ActivityError as e:
+            return await self._failed(op, RevertReason.FAILED, messages.revert_failed_to_find_vsphere_snapshot(
+                plan.snapshot_name, failure_message(e)))
+
+        location = SnapshotLocation(vm_moref=plan.vm_moref, snapshot_moref=node.moref)
+        try:
+            await workflow.execute_activity_method(VSphereSnapshotActivities.revert_snapshot, location,
+                                                   summary=f"RevertToSnapshot_Task {plan.snapshot_name}",
+                                                   **options.vsphere_snapshot_task(None))
+        except ActivityError as e:
+            return await self._failed(op, RevertReason.TASK_FAILED, failure_message(e))
+
+        vm_yaml = await workflow.execute_activity_method(VSphereSnapshotActivities.read_snapshot_vm_yaml, location,
+                                                         summary="VM YAML from the snapshot", **options.VSPHERE)
+        if vm_yaml is None and not plan.imported:
+            return await self._failed(op, RevertReason.FAILED_INVALID_VM_MANIFEST,
+                                      messages.revert_failed_to_restore_vm(messages.NO_VM_YAML_IN_SNAPSHOT))
+        try:
+            await workflow.execute_activity_method(
+                KubeVMRevertActivities.restore_vm,
+                VMRestore(vm=op.vm, generation=op.vm_generation, vm_yaml=vm_yaml, power_state=node.power_state,
+                          snapshot_moref=node.moref),
+                summary="restore spec, labels, annotations", **options.KUBE)
+        except ActivityError as e:
+            reason = RevertReason.FAILED_INVALID_VM_MANIFEST if failure_type(e) == INVALID_VM_MANIFEST \
+                else RevertReason.FAILED
+            return await self._failed(op, reason, failure_message(e))
+        await self._condition(op, None)  # success: the condition goes (its steady state is absent)
+        await sync_snapshot_tree(plan.vm, plan.vm_moref)
+        return f"reverted to {plan.snapshot_name}"
+
+    async def _condition(self, op: Operation, reason: str | None, message: str = "",
+                         generation: int | None = None) -> None:
+        await workflow.execute_activity_method(
+            KubeVMRevertActivities.set_revert_condition,
+            RevertConditionChange(vm=op.vm, reason=reason, message=message, generation=generation),
+            summary="clear revert condition" if reason is None else f"revert condition {reason}", **options.KUBE)
+
+    async def _failed(self, op: Operation, reason: str, message: str) -> str:
+        await self._condition(op, reason, message, generation=op.vm_generation)
+        return f"{reason}: {message}"
