@@ -13,7 +13,17 @@ from activities.vm_yaml import decode_vm_yaml
 from api import SnapshotReference, VirtualMachine, VirtualMachineSnapshot, messages
 from api.conditions import remove_condition, set_false
 from api.names import IMPORTED_SNAPSHOT_ANNOTATION, RevertReason, VMConditionType
-from api.operations import Operation, RevertConditionChange, RevertPlan, SnapshotNode, SnapshotTree, TreeSync, VMRestore
+from api.operations import (
+    Operation,
+    RevertConditionChange,
+    RevertPlan,
+    SnapshotNode,
+    SnapshotTree,
+    TreeSync,
+    VMRef,
+    VMRestore,
+    VMTarget,
+)
 
 
 def _reference(node: SnapshotNode, managed: set[str]) -> SnapshotReference:
@@ -36,8 +46,17 @@ def snapshot_children(tree: SnapshotTree, managed: set[str]) -> dict[str, list[S
 
 
 class KubeVMActivities:
-    def __init__(self, kube: Kube):
+    def __init__(self, kube: Kube, namespace: str = ""):
         self.kube = kube
+        self.namespace = namespace  # "" = every namespace
+
+    @activity.defn(name="kube_list_vm_targets")
+    def list_vm_targets(self, morefs: list[str] | None) -> list[VMTarget]:
+        """VirtualMachine objects bound to these vCenter VMs (all bound ones when `morefs` is None)."""
+        wanted = set(morefs) if morefs is not None else None
+        return [VMTarget(vm=VMRef(namespace=vm.namespace, name=vm.name), vm_moref=vm.status.unique_id)
+                for vm in self.kube.list_vms(self.namespace)
+                if vm.status.unique_id and (wanted is None or vm.status.unique_id in wanted)]
 
     @activity.defn(name="kube_sync_snapshot_tree")
     def sync_snapshot_tree(self, sync: TreeSync) -> None:

@@ -188,3 +188,13 @@ class VMRestore(BaseModel):
     vm_yaml: str | None                  # gzip+base64 from the snapshot; None for an imported snapshot
     power_state: str
     snapshot_moref: str
+
+
+class VMTarget(BaseModel):
+    vm: VMRef
+    vm_moref: str
+
+
+class TreeWatchState(BaseModel):
+    full_resync_seconds: int = 600
+    last_full_resync: float = 0.0        # workflow time (epoch seconds) of the last full resync

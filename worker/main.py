@@ -14,41 +14,55 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
 from activities.kube.client import Kube, api_client
 from activities.kube_snapshot import KubeSnapshotActivities
 from activities.kube_vm import KubeVMActivities, KubeVMRevertActivities
+from activities.vsphere.change_feed import SnapshotChangeFeed
 from activities.vsphere.session import VSphereSession
 from activities.vsphere_snapshot import VSphereSnapshotActivities
+from activities.vsphere_tree_watch import VSphereTreeWatchActivities
+from api.operations import TreeWatchState
 from worker.health import HealthServer
 from worker.settings import Settings
 from worker.temporal_client import connect, runtime_with_metrics
 from workflows.create_snapshot import CreateSnapshot
 from workflows.delete_snapshot import DeleteSnapshot
 from workflows.revert_snapshot import RevertSnapshot
+from workflows.snapshot_tree_watch import SnapshotTreeWatch, tree_watch_workflow_id
 from workflows.vm_snapshot_queue import VirtualMachineSnapshotQueue
 
 log = logging.getLogger("vmsnap.worker")
 
-WORKFLOWS = [VirtualMachineSnapshotQueue, CreateSnapshot, RevertSnapshot, DeleteSnapshot]
+WORKFLOWS = [VirtualMachineSnapshotQueue, CreateSnapshot, RevertSnapshot, DeleteSnapshot, SnapshotTreeWatch]
 MAX_CONCURRENT_ACTIVITIES = 32
 
 
-def activities(settings: Settings, session: VSphereSession, kube: Kube) -> list:
-    vsphere = VSphereSnapshotActivities(session)
+def activities(settings: Settings, session: VSphereSession, kube: Kube, feed: SnapshotChangeFeed) -> list:
+    vsphere, tree_watch = VSphereSnapshotActivities(session), VSphereTreeWatchActivities(feed)
     kube_snapshot = KubeSnapshotActivities(kube, settings.csi_sync)
-    kube_vm, kube_revert = KubeVMActivities(kube), KubeVMRevertActivities(kube)
+    kube_vm, kube_revert = KubeVMActivities(kube, settings.watch_namespace), KubeVMRevertActivities(kube)
     return [
         vsphere.store_vm_yaml, vsphere.create_snapshot, vsphere.find_snapshot, vsphere.revert_snapshot,
         vsphere.remove_snapshot, vsphere.read_snapshot_tree, vsphere.read_snapshot_used_bytes,
-        vsphere.read_snapshot_vm_yaml,
+        vsphere.read_snapshot_vm_yaml, tree_watch.wait_for_snapshot_changes,
         kube_snapshot.prepare_snapshot, kube_snapshot.update_snapshot_status, kube_snapshot.request_csi_sync,
         kube_snapshot.csi_sync_completed, kube_snapshot.compute_requested_storage, kube_snapshot.prepare_delete,
         kube_snapshot.remove_finalizer,
-        kube_vm.sync_snapshot_tree,
+        kube_vm.sync_snapshot_tree, kube_vm.list_vm_targets,
         kube_revert.prepare_revert, kube_revert.set_revert_condition, kube_revert.restore_vm,
     ]
+
+
+async def start_tree_watch(client: Client, settings: Settings) -> None:
+    """Every worker makes sure the deployment's one SnapshotTreeWatch runs (the first one starts it)."""
+    await client.start_workflow(
+        SnapshotTreeWatch.run, TreeWatchState(), id=tree_watch_workflow_id(settings.task_queue),
+        task_queue=settings.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary="keeps VM snapshot status equal to vCenter's trees")
 
 
 async def run(settings: Settings) -> None:
@@ -56,6 +70,7 @@ async def run(settings: Settings) -> None:
                                                           if settings.metrics_port else None))
     session = VSphereSession(settings)
     kube = Kube(api_client(settings))
+    feed = SnapshotChangeFeed(session)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -63,13 +78,14 @@ async def run(settings: Settings) -> None:
 
     with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES, thread_name_prefix="activity") as pool:
         worker = Worker(client, task_queue=settings.task_queue, workflows=WORKFLOWS,
-                        activities=activities(settings, session, kube), activity_executor=pool,
+                        activities=activities(settings, session, kube, feed), activity_executor=pool,
                         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
                         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds))
         health = HealthServer(settings.health_port, live=lambda: not worker.is_shutdown,
                               ready=lambda: client.service_client.check_health())
         await health.start()
         run_task = asyncio.create_task(worker.run())
+        await start_tree_watch(client, settings)
         log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_address)
         print("worker running", flush=True)
         await asyncio.wait([run_task, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
@@ -78,6 +94,7 @@ async def run(settings: Settings) -> None:
             await worker.shutdown()
         await run_task
         await health.stop()
+    feed.stop()
     session.close()
 
 

@@ -46,6 +46,11 @@ class Kube:
         items = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, SNAPSHOT_PLURAL)["items"]
         return [VirtualMachineSnapshot.model_validate(i) for i in items]
 
+    def list_vms(self, namespace: str = "") -> list[VirtualMachine]:
+        items = (self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, VM_PLURAL) if namespace
+                 else self.custom.list_cluster_custom_object(GROUP, VERSION, VM_PLURAL))["items"]
+        return [VirtualMachine.model_validate(i) for i in items]
+
     def _get(self, model: type[Model], plural: str, namespace: str, name: str) -> Model | None:
         try:
             return model.model_validate(self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace,

@@ -1,0 +1,25 @@
+"""Activity that waits for vCenter to report snapshot-tree changes (of snapshots made or removed anywhere,
+vCenter's UI included), so the Kubernetes status follows within seconds."""
+
+from __future__ import annotations
+
+import time
+
+from temporalio import activity
+
+from activities.vsphere.change_feed import SnapshotChangeFeed
+
+
+class VSphereTreeWatchActivities:
+    def __init__(self, feed: SnapshotChangeFeed):
+        self.feed = feed
+
+    @activity.defn(name="vsphere_wait_for_snapshot_changes")
+    def wait_for_snapshot_changes(self, seconds: float) -> list[str]:
+        """The VMs (morefs) whose snapshot tree changed; waits up to `seconds` for one, heartbeating."""
+        deadline = time.monotonic() + seconds
+        while True:
+            changed = self.feed.take(timeout=min(5.0, max(0.0, deadline - time.monotonic())))
+            if changed or time.monotonic() >= deadline:
+                return sorted(changed)
+            activity.heartbeat()
