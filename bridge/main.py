@@ -9,6 +9,7 @@ import signal
 
 from activities.kube.client import api_client
 from api.names import GROUP, SNAPSHOT_PLURAL, VERSION, VM_PLURAL
+from bridge.admission.server import AdmissionServer
 from bridge.dispatcher import Dispatcher
 from bridge.informer import Informer, start_informer
 from worker.settings import Settings
@@ -29,6 +30,12 @@ async def run(settings: Settings) -> None:
     informers = [Informer(api, GROUP, VERSION, plural, dispatcher.deliver_threadsafe(loop),
                           resync_seconds=settings.resync_seconds, namespace=settings.watch_namespace)
                  for plural in (SNAPSHOT_PLURAL, VM_PLURAL)]
+    admission = None
+    if settings.webhook_cert_file and settings.webhook_key_file:
+        # served before the informers catch up: admission reads what it needs from the apiserver itself
+        admission = AdmissionServer(api, settings.webhook_cert_file, settings.webhook_key_file,
+                                    port=settings.webhook_port)
+        await admission.start()
     dispatching = asyncio.create_task(dispatcher.run())
     for informer in informers:
         await start_informer(informer)
@@ -38,6 +45,8 @@ async def run(settings: Settings) -> None:
     for informer in informers:
         informer.stop()
     dispatching.cancel()
+    if admission is not None:
+        await admission.stop()
 
 
 def main() -> None:

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     # the bridge hands every watched object over again this often (the safety net for missed events)
     resync_seconds: float = 300.0
 
+    # the bridge's admission webhook (HTTPS); no cert file = not served (e.g. a second, watch-only bridge)
+    webhook_port: int = 9443
+    webhook_cert_file: Path | None = None
+    webhook_key_file: Path | None = None
+
     health_port: int = 8080
     metrics_port: int = 9464
     graceful_shutdown_seconds: float = 30.0

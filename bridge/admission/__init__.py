@@ -5,7 +5,8 @@
   webhooks        the three webhooks: names, paths, resources
   snapshot_mutation, snapshot_validation, vm_validation   what each webhook decides
   review          AdmissionReview in and out; field_errors: refusals in the Kubernetes style
-  cluster         the reads of other objects; bypass: when validation steps aside; tls: reloading certificate
+  cluster         the reads of other objects; vm_view: the part of a VM a rule reads
+  bypass          when validation steps aside; tls: the reloading certificate
 """
 
 from .configuration import (

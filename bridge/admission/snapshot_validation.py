@@ -33,7 +33,6 @@ from api.names import (
     VM_NAME_LABEL_PATH,
     ControllerSharingMode,
 )
-from api.virtualmachine import VirtualMachine
 from api.virtualmachinesnapshot import VirtualMachineSnapshot
 
 from . import field_errors as fe
@@ -41,6 +40,7 @@ from .bypass import validation_bypassed
 from .cluster import ClusterReader, describe_error
 from .field_errors import FieldError
 from .review import AdmissionRequest, Verdict
+from .vm_view import vm_view
 
 
 class SnapshotValidator:
@@ -65,9 +65,9 @@ class SnapshotValidator:
             errors.append(fe.required(SPEC_VM_NAME_PATH, messages.VM_NAME_REQUIRED))
         if name and (problem := snapshot_name_length_problem(name)):
             errors.append(fe.too_long(METADATA_NAME_PATH, problem))
-        if problem := snapshot.spec.quiesce_problem():
-            timeout = (snapshot.spec.effective_quiesce.timeout if snapshot.spec.effective_quiesce else None)
-            errors.append(fe.invalid(snapshot.spec.quiesce_timeout_path, timeout, problem))
+        if (problem := snapshot.spec.quiesce_problem()) and snapshot.spec.effective_quiesce is not None:
+            errors.append(fe.invalid(snapshot.spec.quiesce_timeout_path, snapshot.spec.effective_quiesce.timeout,
+                                     problem))
         errors += _label_mismatch(snapshot)
         if not vm_name:
             return Verdict(errors=errors)
@@ -119,7 +119,7 @@ def _vm_problems(vm_name: str, found: dict[str, Any] | None | BaseException) -> 
     if found is None:
         return []  # allowed, as in VM Operator: the create workflow reports a missing VM as a condition
     try:
-        vm = VirtualMachine.model_validate(found)
+        vm = vm_view(found, "hardware")
     except ValidationError as error:
         return [fe.internal(SPEC_VM_NAME_PATH, admission_messages.vm_unreadable(vm_name, str(error)))]
     errors: list[FieldError] = []

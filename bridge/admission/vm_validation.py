@@ -17,7 +17,6 @@ from pydantic import ValidationError
 
 from api import admission_messages, messages
 from api.names import SPEC_CURRENT_SNAPSHOT_NAME_PATH
-from api.virtualmachine import VirtualMachine
 
 from . import field_errors as fe
 from .bypass import validation_bypassed
@@ -25,6 +24,7 @@ from .cluster import ClusterReader, describe_error
 from .field_errors import FieldError
 from .review import AdmissionRequest, Verdict
 from .snapshot_validation import parse_snapshot
+from .vm_view import vm_view
 
 PATH = SPEC_CURRENT_SNAPSHOT_NAME_PATH
 
@@ -38,7 +38,7 @@ class VirtualMachineValidator:
             return Verdict()
         new_document = request.new_object()
         try:
-            vm = VirtualMachine.model_validate(new_document)
+            vm = vm_view(new_document, "current_snapshot_name")
         except ValidationError as error:
             return Verdict(errors=fe.from_validation_error(error, new_document))
         new_name = vm.spec.current_snapshot_name or ""
@@ -79,6 +79,6 @@ class VirtualMachineValidator:
 
 def _current_snapshot_name(document: dict[str, Any]) -> str:
     try:
-        return VirtualMachine.model_validate(document).spec.current_snapshot_name or ""
+        return vm_view(document, "current_snapshot_name").spec.current_snapshot_name or ""
     except ValidationError:
         return ""  # an old object the model cannot read: judge the new value on its own

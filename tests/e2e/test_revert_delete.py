@@ -101,3 +101,92 @@ def test_reference_scenario(product, kube_api, namespace, vcsim, sim_vm):
     client.CustomObjectsApi(kube_api).delete_namespaced_custom_object(GROUP, VERSION, namespace, VM_PLURAL, "my-vm")
     eventually(lambda: not client.CustomObjectsApi(kube_api).list_namespaced_custom_object(
         GROUP, VERSION, namespace, SNAPSHOT_PLURAL)["items"], what="the VM's snapshots garbage-collected")
+
+
+def chain(kube_api, namespace, vcsim, sim_vm, names=("l1", "l2", "l3a")) -> None:
+    create_vm(kube_api, vcsim, namespace, "my-vm", sim_vm)
+    for name in names:
+        create(kube_api, namespace, snapshot_manifest(name, "my-vm"))
+        eventually(lambda name=name: ready(kube_api, namespace, name))
+
+
+def nested_tree(kube_api, namespace, vcsim, sim_vm) -> None:
+    """l1 → l2 → {l3a, l3b}, current = l3b (as the reference's unit cases)."""
+    chain(kube_api, namespace, vcsim, sim_vm)
+    revert(kube_api, namespace, "l2")
+    create(kube_api, namespace, snapshot_manifest("l3b", "my-vm"))
+    eventually(lambda: ready(kube_api, namespace, "l3b"))
+    eventually(lambda: sorted(children(kube_api, namespace, "l2")) == ["l3a", "l3b"], what="l2 has two children")
+
+
+def current_and_roots(kube_api, namespace):
+    vm = get_vm(kube_api, namespace, "my-vm")
+    current = vm.status.current_snapshot.name if vm.status.current_snapshot else None
+    return current, [r.name for r in vm.status.root_snapshots or []]
+
+
+def test_delete_internal_node(product, kube_api, namespace, vcsim, sim_vm):
+    nested_tree(kube_api, namespace, vcsim, sim_vm)
+    delete_snapshot(kube_api, namespace, "l2")
+    eventually(lambda: sorted(children(kube_api, namespace, "l1")) == ["l3a", "l3b"], what="l1 adopts l2's children")
+    assert current_and_roots(kube_api, namespace) == ("l3b", ["l1"])
+
+
+def test_delete_root(product, kube_api, namespace, vcsim, sim_vm):
+    chain(kube_api, namespace, vcsim, sim_vm)
+    delete_snapshot(kube_api, namespace, "l1")
+    eventually(lambda: current_and_roots(kube_api, namespace) == ("l3a", ["l2"]), what="l2 is the new root")
+
+
+def test_delete_leaf(product, kube_api, namespace, vcsim, sim_vm):
+    nested_tree(kube_api, namespace, vcsim, sim_vm)
+    revert(kube_api, namespace, "l3a")
+    delete_snapshot(kube_api, namespace, "l3a")
+    eventually(lambda: current_and_roots(kube_api, namespace) == ("l2", ["l1"]), what="current moves to the parent")
+    assert children(kube_api, namespace, "l2") == ["l3b"]
+
+
+def revert_condition(kube_api, namespace):
+    return get_vm(kube_api, namespace, "my-vm").revert_condition
+
+
+def test_revert_failing_in_vcenter_leaves_the_vm_usable(product, kube_api, namespace, vcsim, sim_vm):
+    chain(kube_api, namespace, vcsim, sim_vm, names=("good", "later"))
+    vcsim.control.inject_fault("RevertToSnapshot_Task", sim_vm, "InvalidPowerState", "the host said no", count=0)
+    patch_vm(kube_api, namespace, "my-vm", {"spec": {"currentSnapshotName": "good"}})
+    cond = eventually(lambda: (c := revert_condition(kube_api, namespace)) and
+                      c.reason == RevertReason.TASK_FAILED and c, what="RevertTaskFailed")
+    assert cond.status == "False" and "the host said no" in cond.message
+
+    # the VM is not blocked: a snapshot can still be taken, and clearing the field clears the condition
+    create(kube_api, namespace, snapshot_manifest("after-failure", "my-vm"))
+    eventually(lambda: ready(kube_api, namespace, "after-failure"))
+    vcsim.control.clear()
+    patch_vm(kube_api, namespace, "my-vm", {"spec": {"currentSnapshotName": None}})
+    eventually(lambda: revert_condition(kube_api, namespace) is None, what="condition cleared by the abort")
+    revert(kube_api, namespace, "good")                         # and a later revert works
+
+
+def test_revert_refusals_change_nothing_in_vcenter(product, kube_api, namespace, vcsim, sim_vm, csi_driver):
+    chain(kube_api, namespace, vcsim, sim_vm, names=("only",))
+    before = current_and_roots(kube_api, namespace)
+    patch_vm(kube_api, namespace, "my-vm", {"spec": {"currentSnapshotName": "missing"}})
+    cond = eventually(lambda: (c := revert_condition(kube_api, namespace)) and
+                      c.reason == RevertReason.FAILED and c, what="RevertFailed")
+    assert 'failed to get snapshot object "missing"' in cond.message
+    assert current_and_roots(kube_api, namespace) == before
+    patch_vm(kube_api, namespace, "my-vm", {"spec": {"currentSnapshotName": None}})
+    eventually(lambda: revert_condition(kube_api, namespace) is None, what="abort clears it")
+
+    # a snapshot that is not Ready yet: the CSI driver holds its answer back
+    csi_driver.hold()
+    try:
+        create(kube_api, namespace, snapshot_manifest("unready", "my-vm"))
+        eventually(lambda: get_snapshot(kube_api, namespace, "unready").is_created, what="unready created")
+        patch_vm(kube_api, namespace, "my-vm", {"spec": {"currentSnapshotName": "unready"}})
+        cond = eventually(lambda: (c := revert_condition(kube_api, namespace)) and
+                          c.reason == RevertReason.SKIPPED and c, what="RevertSkipped")
+        assert cond.message == 'skipping revert for not-ready snapshot "unready"'
+    finally:
+        csi_driver.release()
+    eventually(lambda: ready(kube_api, namespace, "unready"), what="Ready once the driver answers")

@@ -6,8 +6,18 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import yaml
 
-from api.conditions import (Condition, get_condition, get_reason, is_false, is_true, remove_condition,
-                            set_condition, set_false, set_true, set_unknown)
+from api.conditions import (
+    Condition,
+    get_condition,
+    get_reason,
+    is_false,
+    is_true,
+    remove_condition,
+    set_condition,
+    set_false,
+    set_true,
+    set_unknown,
+)
 from api.names import ConditionStatus, SnapshotConditionType, SnapshotReason, VMConditionType
 
 CREATED = SnapshotConditionType.CREATED

@@ -10,9 +10,17 @@ from fractions import Fraction
 import pytest
 
 from api import names
-from api.duration import (ACCEPTED_FORMS, TIMEOUT_PATTERN, format_minutes, minutes_rounded_up,
-                          parse_duration_seconds, parse_timeout_minutes, quiesce_minutes_or_default,
-                          quiesce_timeout_bounds_problem, quiesce_timeout_problem)
+from api.duration import (
+    ACCEPTED_FORMS,
+    TIMEOUT_PATTERN,
+    format_minutes,
+    minutes_rounded_up,
+    parse_duration_seconds,
+    parse_timeout_minutes,
+    quiesce_minutes_or_default,
+    quiesce_timeout_bounds_problem,
+    quiesce_timeout_problem,
+)
 from api.limits import DEFAULT_QUIESCE_TIMEOUT_MINUTES, MAX_QUIESCE_TIMEOUT_MINUTES, MIN_QUIESCE_TIMEOUT_MINUTES
 
 

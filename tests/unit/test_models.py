@@ -16,11 +16,16 @@ from api import limits, messages, names
 from api.conditions import Condition
 from api.duration import TIMEOUT_PATTERN
 from api.meta import ObjectMeta
-from api.quantity import (QUANTITY_PATTERN, format_binary_bytes, format_plain_bytes, parse_quantity,
-                          quantity_bytes)
+from api.quantity import QUANTITY_PATTERN, format_binary_bytes, format_plain_bytes, parse_quantity, quantity_bytes
 from api.virtualmachine import VirtualMachine, VirtualMachineSpec, VirtualMachineStatus
-from api.virtualmachinesnapshot import (QuiesceSpec, RequestedStorage, SnapshotReference, VirtualMachineSnapshot,
-                                        VirtualMachineSnapshotSpec, VirtualMachineSnapshotStatus)
+from api.virtualmachinesnapshot import (
+    QuiesceSpec,
+    RequestedStorage,
+    SnapshotReference,
+    VirtualMachineSnapshot,
+    VirtualMachineSnapshotSpec,
+    VirtualMachineSnapshotStatus,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SNAPSHOT_CRD = REPO / "deploy/base/crds/vmoperator.vmware.com_virtualmachinesnapshots.yaml"
