@@ -71,6 +71,10 @@ class TemporalDevServer:
                               capture_output=True, text=True, timeout=10)
         return done.returncode == 0 and "SERVING" in done.stdout
 
+    def check_alive(self) -> None:
+        if self.process:
+            self.process.check_alive()
+
     def stop(self) -> None:
         if self.process:
             self.process.stop()
