@@ -9,6 +9,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.kube.client import Kube
+from activities.kube.events import EventRecorder
 from activities.kube.storage import requested_storage
 from activities.vm_yaml import encode_vm_yaml
 from api import OwnerReference, RequestedStorage, SnapshotStorageStatus, VirtualMachineSnapshot, messages
@@ -16,15 +17,18 @@ from api.conditions import Condition, set_condition, set_false, set_true
 from api.names import (
     CSI_VOLUME_SYNC_ANNOTATION,
     SNAPSHOT_FINALIZER,
+    TRACE_ID_ANNOTATION,
     VM_NAME_LABEL,
     ConditionStatus,
     CSIVolumeSync,
+    EventReason,
     SnapshotConditionType,
     SnapshotReason,
 )
 from api.operations import (
     ConditionChange,
     DeletePlan,
+    FinalizerRemoval,
     RequestedStorageEntry,
     SnapshotPlan,
     SnapshotRef,
@@ -33,6 +37,7 @@ from api.operations import (
 )
 from api.quantity import format_binary_bytes, format_plain_bytes
 from worker.settings import CSISyncMode
+from worker.telemetry import current_trace_id
 
 # ApplicationError types the workflows turn into conditions
 PRECONDITION_FAILED = "SnapshotPreconditionFailed"
@@ -63,9 +68,30 @@ def apply_condition(conditions: list[Condition], change: ConditionChange, now: d
                          generation)
 
 
+TRUE_EVENTS = {SnapshotConditionType.CREATED: EventReason.SNAPSHOT_CREATED,
+               SnapshotConditionType.CSI_SYNCED: EventReason.CSI_VOLUMES_SYNCED,
+               SnapshotConditionType.READY: EventReason.SNAPSHOT_READY}
+
+
+def transition_events(before: list[Condition], after: list[Condition]) -> list[tuple[str, str, bool]]:
+    """(reason, message, warning) for each condition that changed: True transitions, and Created/CSISynced
+    turning False (Ready's waiting reasons only repeat those)."""
+    old = {c.type: (c.status, c.reason) for c in before}
+    events = []
+    for c in after:
+        if old.get(c.type) == (c.status, c.reason):
+            continue
+        if c.status == ConditionStatus.TRUE and c.type in TRUE_EVENTS:
+            events.append((TRUE_EVENTS[c.type], f"{c.type} is True", False))
+        elif c.status == ConditionStatus.FALSE and c.type != SnapshotConditionType.READY:
+            events.append((c.reason, c.message, c.reason == SnapshotReason.CREATION_FAILED))
+    return events
+
+
 class KubeSnapshotActivities:
-    def __init__(self, kube: Kube, csi_sync: CSISyncMode = CSISyncMode.HANDSHAKE):
+    def __init__(self, kube: Kube, events: EventRecorder, csi_sync: CSISyncMode = CSISyncMode.HANDSHAKE):
         self.kube = kube
+        self.events = events
         self.csi_sync = csi_sync
 
     @activity.defn(name="kube_prepare_snapshot")
@@ -90,6 +116,7 @@ class KubeSnapshotActivities:
             raise ApplicationError(f'VirtualMachine "{vm_name}" has not been created in vSphere yet (no uniqueID)',
                                    type=PRECONDITION_FAILED)
 
+        trace_id = current_trace_id()
         owner = OwnerReference(api_version=vm.api_version, kind=vm.kind, name=vm_name, uid=vm.metadata.uid or "")
 
         def own(s: VirtualMachineSnapshot) -> bool:
@@ -102,6 +129,9 @@ class KubeSnapshotActivities:
                 changed = True
             if not any(o.uid == owner.uid for o in meta.owner_references or []):
                 meta.owner_references = [*(meta.owner_references or []), owner]
+                changed = True
+            if trace_id and (meta.annotations or {}).get(TRACE_ID_ANNOTATION) != trace_id:
+                meta.annotations = {**(meta.annotations or {}), TRACE_ID_ANNOTATION: trace_id}
                 changed = True
             return changed
 
@@ -122,11 +152,13 @@ class KubeSnapshotActivities:
     def update_snapshot_status(self, change: SnapshotStatusChange) -> None:
         ref = change.snapshot
         now = datetime.now(UTC)
+        seen: dict[str, list[Condition]] = {}
 
         def apply(s: VirtualMachineSnapshot) -> bool:
             if s.metadata.uid != ref.uid:
                 return False
             before = s.status.model_dump()
+            seen["before"] = list(s.status.conditions or [])
             status, generation = s.status, s.metadata.generation
             if change.unique_id is not None:
                 status.unique_id = change.unique_id
@@ -150,7 +182,10 @@ class KubeSnapshotActivities:
             status.observed_generation = generation
             return status.model_dump() != before
 
-        self.kube.update_snapshot(ref.namespace, ref.name, apply, status=True)
+        written = self.kube.update_snapshot(ref.namespace, ref.name, apply, status=True)
+        if written is not None and "before" in seen:
+            for reason, message, warning in transition_events(seen["before"], written.status.conditions or []):
+                self.events.record(written, reason, message, warning)
 
     @activity.defn(name="kube_request_csi_sync")
     def request_csi_sync(self, ref: SnapshotRef) -> bool:
@@ -202,10 +237,12 @@ class KubeSnapshotActivities:
         return plan
 
     @activity.defn(name="kube_remove_snapshot_finalizer")
-    def remove_finalizer(self, ref: SnapshotRef) -> None:
+    def remove_finalizer(self, finalizing: FinalizerRemoval) -> None:
+        ref, outcome = finalizing.snapshot, finalizing.outcome
         def drop(s: VirtualMachineSnapshot) -> bool:
             if s.metadata.uid != ref.uid or SNAPSHOT_FINALIZER not in (s.metadata.finalizers or []):
                 return False
             s.metadata.finalizers = [f for f in s.metadata.finalizers if f != SNAPSHOT_FINALIZER]
+            self.events.record(s, EventReason.SNAPSHOT_DELETED, outcome)
             return True
         self.kube.update_snapshot(ref.namespace, ref.name, drop)

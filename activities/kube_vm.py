@@ -9,10 +9,11 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.kube.client import Kube
+from activities.kube.events import EventRecorder
 from activities.vm_yaml import decode_vm_yaml
 from api import SnapshotReference, VirtualMachine, VirtualMachineSnapshot, messages
 from api.conditions import remove_condition, set_false
-from api.names import IMPORTED_SNAPSHOT_ANNOTATION, RevertReason, VMConditionType
+from api.names import IMPORTED_SNAPSHOT_ANNOTATION, EventReason, RevertReason, VMConditionType
 from api.operations import (
     Operation,
     RevertConditionChange,
@@ -102,8 +103,9 @@ def approximate_vm_spec(current: VirtualMachine) -> dict:
 
 
 class KubeVMRevertActivities:
-    def __init__(self, kube: Kube):
+    def __init__(self, kube: Kube, events: EventRecorder):
         self.kube = kube
+        self.events = events
 
     @activity.defn(name="kube_prepare_revert")
     def prepare_revert(self, op: Operation) -> RevertPlan | None:
@@ -144,7 +146,10 @@ class KubeVMRevertActivities:
                                                  change.reason, change.message, now, vm.metadata.generation)
             return [c.model_dump() for c in vm.status.conditions or []] != before
 
-        self.kube.update_vm(change.vm.namespace, change.vm.name, write, status=True)
+        written = self.kube.update_vm(change.vm.namespace, change.vm.name, write, status=True)
+        if written is not None and change.reason is not None:
+            self.events.record(written, change.reason, change.message,
+                               warning=change.reason != RevertReason.IN_PROGRESS)
 
     @activity.defn(name="kube_restore_vm_from_snapshot")
     def restore_vm(self, restore: VMRestore) -> None:
@@ -169,7 +174,11 @@ class KubeVMRevertActivities:
             vm.metadata.annotations = annotations or None
             return True
 
-        self.kube.update_vm(restore.vm.namespace, restore.vm.name, write)
+        written = self.kube.update_vm(restore.vm.namespace, restore.vm.name, write)
+        if written is not None:
+            self.events.record(written, EventReason.SNAPSHOT_REVERTED,
+                               f"reverted to snapshot {restore.snapshot_name} ({restore.snapshot_moref}); "
+                               f"power state {restore.power_state}")
 
 
 INVALID_VM_MANIFEST = "InvalidVMManifest"

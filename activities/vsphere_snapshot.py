@@ -4,6 +4,8 @@ detail, so a retried attempt re-attaches to the task instead of starting a secon
 
 from __future__ import annotations
 
+import time
+
 from pyVmomi import vim, vmodl
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -21,6 +23,7 @@ from api.operations import (
     VMYamlBackup,
     VSphereSnapshotRequest,
 )
+from worker.telemetry import tracer
 
 # ApplicationError types the workflows turn into conditions
 VSPHERE_TASK_FAILED = "VSphereTaskFailed"
@@ -111,7 +114,15 @@ class VSphereSnapshotActivities:
                 outcome = work(si, vm, self._finish_earlier_tasks(si, vm, step))
                 if isinstance(outcome, vim.Task):
                     activity.heartbeat({"task": outcome._moId, "step": step, "progress": 0})
-                    return wait_for_task(si, outcome, _heartbeat_progress(outcome, step))
+                    started = time.monotonic()
+                    with tracer().start_as_current_span(f"vCenter task: {step}", attributes={
+                            "vsphere.vm": vm_moref, "vsphere.task": outcome._moId}):
+                        try:
+                            return wait_for_task(si, outcome, _heartbeat_progress(outcome, step))
+                        finally:
+                            activity.metric_meter().create_histogram_float(
+                                "vmsnap_vcenter_task_seconds", "vCenter task latency", "s").record(
+                                time.monotonic() - started, {"step": step})
                 return outcome
             except vmodl.fault.ManagedObjectNotFound:
                 raise _vm_not_found(vm_moref)

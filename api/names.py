@@ -68,6 +68,9 @@ CAPI_CLUSTER_ROLE_LABELS: tuple[str, ...] = ("capw.vmware.com/cluster.role", "ca
 LAST_APPLIED_CONFIGURATION_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
 TOPOLOGY_ZONE_LABEL = "topology.kubernetes.io/zone"
 
+# Ours: the trace of the operation that last worked on the object, to jump from kubectl to the trace viewer.
+TRACE_ID_ANNOTATION = "vmsnap.io/trace-id"
+
 # --- vSphere ExtraConfig ---------------------------------------------------------------------------------------
 
 # gzip+base64 YAML of the VirtualMachine object, refreshed before each snapshot so that a revert restores it.
@@ -147,6 +150,17 @@ class RevertReason(StrEnum):
     FAILED_INVALID_VM_MANIFEST = "VirtualMachineSnapshotRevertFailedInvalidVMManifest"
     SKIPPED = "VirtualMachineSnapshotRevertSkipped"
     FAILED = "VirtualMachineSnapshotRevertFailed"
+
+
+class EventReason(StrEnum):
+    """Reasons of the Kubernetes Events we record for transitions that have no failure reason of their own
+    (a failure's event carries the condition's reason)."""
+
+    SNAPSHOT_CREATED = "SnapshotCreated"
+    CSI_VOLUMES_SYNCED = "CSIVolumesSynced"
+    SNAPSHOT_READY = "SnapshotReady"
+    SNAPSHOT_DELETED = "SnapshotDeleted"
+    SNAPSHOT_REVERTED = "SnapshotReverted"
 
 
 # --- field paths used in refusals ------------------------------------------------------------------------------

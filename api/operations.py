@@ -167,6 +167,11 @@ class DeletePlan(BaseModel):
     snapshot_moref: str | None = None
 
 
+class FinalizerRemoval(BaseModel):
+    snapshot: SnapshotRef
+    outcome: str                         # what happened in vCenter, for the SnapshotDeleted event
+
+
 class RevertPlan(BaseModel):
     vm: VMRef
     vm_moref: str
@@ -185,6 +190,7 @@ class RevertConditionChange(BaseModel):
 class VMRestore(BaseModel):
     vm: VMRef
     generation: int
+    snapshot_name: str
     vm_yaml: str | None                  # gzip+base64 from the snapshot; None for an imported snapshot
     power_state: str
     snapshot_moref: str

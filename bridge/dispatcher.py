@@ -12,8 +12,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.names import SNAPSHOT_PLURAL
 from api.operations import Operation, vm_queue_workflow_id
+from bridge import metrics
 from bridge.decisions import SignalCSISynced, snapshot_actions, vm_actions
 from bridge.informer import Event
+from worker.telemetry import current_trace_context, tracer
 from workflows.vm_snapshot_queue import QueueState, VirtualMachineSnapshotQueue
 
 log = logging.getLogger("vmsnap.bridge")
@@ -32,10 +34,13 @@ class Dispatcher:
     async def run(self) -> None:
         while True:
             event = await self.events.get()
+            metrics.BACKLOG.set(self.events.qsize())
             try:
                 await self.handle(event)
             except Exception:  # noqa: BLE001 - one bad event must not stop the bridge; resync retries it
+                metrics.FAILURES.inc()
                 log.exception("handling %s %s failed", event.kind, event.obj.get("metadata", {}).get("name"))
+            metrics.EVENTS.labels(event.plural, event.kind).inc()
             self.handled += 1
             self.events.task_done()
 
@@ -43,11 +48,21 @@ class Dispatcher:
         if event.kind == "DELETED":
             return
         actions = snapshot_actions(event.obj) if event.plural == SNAPSHOT_PLURAL else vm_actions(event.obj)
+        meta = event.obj.get("metadata", {})
         for action in actions:
-            if isinstance(action, SignalCSISynced):
-                await self._signal(action.workflow_id, "csi_sync_completed")
-            else:
-                await self.enqueue(action)
+            # the root of the operation's trace: the watched change that asked for it
+            with tracer().start_as_current_span(f"bridge {event.kind} {event.plural}", attributes={
+                    "k8s.namespace": meta.get("namespace", ""), "k8s.name": meta.get("name", ""),
+                    "k8s.resource_version": meta.get("resourceVersion", ""),
+                    "vmsnap.action": type(action).__name__ if isinstance(action, SignalCSISynced)
+                    else action.kind.value}):
+                if isinstance(action, SignalCSISynced):
+                    await self._signal(action.workflow_id, "csi_sync_completed")
+                    metrics.SIGNALS_SENT.labels("csi_sync_completed").inc()
+                else:
+                    action.trace_context = current_trace_context()
+                    await self.enqueue(action)
+                    metrics.OPERATIONS_SENT.labels(action.kind.value).inc()
 
     async def enqueue(self, op: Operation) -> None:
         await self.client.start_workflow(

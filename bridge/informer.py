@@ -17,6 +17,8 @@ from typing import Any
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
+from bridge.metrics import RELISTS
+
 log = logging.getLogger("vmsnap.bridge.informer")
 
 WATCH_SECONDS = 300
@@ -56,6 +58,7 @@ class Informer:
             self.deliver(Event("SYNC", self.plural, obj))
         self.resource_version = listing["metadata"]["resourceVersion"]
         self.relists += 1
+        RELISTS.labels(self.plural).set(self.relists)
         self.synced.set()
 
     def _lister(self):

@@ -7,19 +7,25 @@ import asyncio
 import logging
 import signal
 
+import prometheus_client
+
 from activities.kube.client import api_client
 from api.names import GROUP, SNAPSHOT_PLURAL, VERSION, VM_PLURAL
 from bridge.admission.server import AdmissionServer
 from bridge.dispatcher import Dispatcher
 from bridge.informer import Informer, start_informer
+from worker.health import HealthServer
 from worker.settings import Settings
+from worker.telemetry import setup_logging, setup_tracing
 from worker.temporal_client import connect
 
 log = logging.getLogger("vmsnap.bridge")
 
 
 async def run(settings: Settings) -> None:
-    client = await connect(settings)
+    client = await connect(settings, plugins=setup_tracing("vmsnap-bridge"))
+    if settings.metrics_port:
+        prometheus_client.start_http_server(settings.metrics_port)
     api = api_client(settings)
     dispatcher = Dispatcher(client, settings.task_queue)
     loop = asyncio.get_running_loop()
@@ -37,6 +43,11 @@ async def run(settings: Settings) -> None:
                                     port=settings.webhook_port)
         await admission.start()
     dispatching = asyncio.create_task(dispatcher.run())
+
+    async def caught_up() -> bool:  # ready once every informer has listed
+        return all(i.synced.is_set() for i in informers)
+    health = HealthServer(settings.health_port, live=lambda: not dispatching.done(), ready=caught_up)
+    await health.start()
     for informer in informers:
         await start_informer(informer)
     log.info("bridge watching %s", ", ".join(i.plural for i in informers))
@@ -45,12 +56,13 @@ async def run(settings: Settings) -> None:
     for informer in informers:
         informer.stop()
     dispatching.cancel()
+    await health.stop()
     if admission is not None:
         await admission.stop()
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging()
     asyncio.run(run(Settings()))
 
 

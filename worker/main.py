@@ -19,6 +19,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
 from activities.kube.client import Kube, api_client
+from activities.kube.events import EventRecorder
 from activities.kube_snapshot import KubeSnapshotActivities
 from activities.kube_vm import KubeVMActivities, KubeVMRevertActivities
 from activities.vsphere.change_feed import SnapshotChangeFeed
@@ -28,6 +29,7 @@ from activities.vsphere_tree_watch import VSphereTreeWatchActivities
 from api.operations import TreeWatchState
 from worker.health import HealthServer
 from worker.settings import Settings
+from worker.telemetry import setup_logging, setup_tracing
 from worker.temporal_client import connect, runtime_with_metrics
 from workflows.create_snapshot import CreateSnapshot
 from workflows.delete_snapshot import DeleteSnapshot
@@ -43,8 +45,9 @@ MAX_CONCURRENT_ACTIVITIES = 32
 
 def activities(settings: Settings, session: VSphereSession, kube: Kube, feed: SnapshotChangeFeed) -> list:
     vsphere, tree_watch = VSphereSnapshotActivities(session), VSphereTreeWatchActivities(feed)
-    kube_snapshot = KubeSnapshotActivities(kube, settings.csi_sync)
-    kube_vm, kube_revert = KubeVMActivities(kube, settings.watch_namespace), KubeVMRevertActivities(kube)
+    events = EventRecorder(kube.core)
+    kube_snapshot = KubeSnapshotActivities(kube, events, settings.csi_sync)
+    kube_vm, kube_revert = KubeVMActivities(kube, settings.watch_namespace), KubeVMRevertActivities(kube, events)
     return [
         vsphere.store_vm_yaml, vsphere.create_snapshot, vsphere.find_snapshot, vsphere.revert_snapshot,
         vsphere.remove_snapshot, vsphere.read_snapshot_tree, vsphere.read_snapshot_used_bytes,
@@ -67,7 +70,8 @@ async def start_tree_watch(client: Client, settings: Settings) -> None:
 
 async def run(settings: Settings) -> None:
     client = await connect(settings, runtime_with_metrics(f"0.0.0.0:{settings.metrics_port}"
-                                                          if settings.metrics_port else None))
+                                                          if settings.metrics_port else None),
+                           plugins=setup_tracing("vmsnap-worker"))
     session = VSphereSession(settings)
     kube = Kube(api_client(settings))
     feed = SnapshotChangeFeed(session)
@@ -99,7 +103,7 @@ async def run(settings: Settings) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging()
     asyncio.run(run(Settings()))
 
 

@@ -16,8 +16,8 @@ def runtime_with_metrics(bind_address: str | None) -> Runtime | None:
     return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind_address)))
 
 
-async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+async def connect(settings: Settings, runtime: Runtime | None = None, plugins: list | None = None) -> Client:
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
     return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
                                 api_key=api_key, tls=settings.temporal_tls or bool(api_key),
-                                data_converter=pydantic_data_converter, runtime=runtime)
+                                data_converter=pydantic_data_converter, runtime=runtime, plugins=plugins or [])

@@ -27,6 +27,12 @@ def failure_type(error: ActivityError) -> str | None:
     return cause.type if isinstance(cause, ApplicationError) else None
 
 
+def count_operation(kind: str, result: str) -> None:
+    """`vmsnap_operations` on the worker's metrics endpoint, by kind and result."""
+    workflow.metric_meter().create_counter("vmsnap_operations", "snapshot operations finished").add(
+        1, {"kind": kind, "result": result})
+
+
 async def release_vm_queue() -> None:
     """Tell the VM's queue that this operation is done with vCenter, so the next one may start while this one
     waits for slow non-vCenter steps (the CSI handshake). A no-op when started outside a queue."""

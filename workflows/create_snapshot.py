@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
         VSphereSnapshotRequest,
     )
     from workflows import options
-    from workflows.common import failure_message, release_vm_queue, sync_snapshot_tree
+    from workflows.common import count_operation, failure_message, release_vm_queue, sync_snapshot_tree
 
 CREATED, CSI_SYNCED = SnapshotConditionType.CREATED, SnapshotConditionType.CSI_SYNCED
 # if the bridge's signal is missed, the annotation is re-read this often
@@ -94,6 +94,7 @@ class CreateSnapshot:
             summary="snapshot size from layoutEx", **options.VSPHERE)
         await self._status(plan, used_bytes=used, conditions=[ConditionChange(type=CSI_SYNCED, status=True)])
         self._at("ready")
+        count_operation("create", "ready")
         return "Ready"
 
     async def _create_in_vsphere(self, plan: SnapshotPlan):
@@ -138,4 +139,5 @@ class CreateSnapshot:
                 type=CREATED, status=False, reason=SnapshotReason.CREATION_FAILED, message=message)]),
             summary="record the failure", **options.KUBE)
         await release_vm_queue()
+        count_operation("create", "failed")
         return f"CreationFailed: {message}"

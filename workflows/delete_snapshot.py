@@ -9,9 +9,9 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.kube_snapshot import KubeSnapshotActivities
     from activities.vsphere_snapshot import VSphereSnapshotActivities
-    from api.operations import Operation, OperationKind, SnapshotLookup
+    from api.operations import FinalizerRemoval, Operation, OperationKind, SnapshotLookup
     from workflows import options
-    from workflows.common import failure_message, sync_snapshot_tree
+    from workflows.common import count_operation, failure_message, sync_snapshot_tree
 
 
 @workflow.defn(name="DeleteSnapshot")
@@ -39,8 +39,10 @@ class DeleteSnapshot:
                 outcome = f"left in vCenter: {failure_message(e)}"
             if plan.vm is not None:
                 await sync_snapshot_tree(plan.vm, plan.vm_moref)
-        await workflow.execute_activity_method(KubeSnapshotActivities.remove_finalizer, op.snapshot,
+        await workflow.execute_activity_method(KubeSnapshotActivities.remove_finalizer,
+                                               FinalizerRemoval(snapshot=op.snapshot, outcome=outcome),
                                                summary="remove finalizer", **options.KUBE)
+        count_operation("delete", "deleted")
         return outcome
 
     async def _stop_create(self, op: Operation) -> None:

@@ -14,7 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from api.names import RevertReason
     from api.operations import Operation, RevertConditionChange, SnapshotLocation, SnapshotLookup, VMRestore
     from workflows import options
-    from workflows.common import failure_message, failure_type, sync_snapshot_tree
+    from workflows.common import count_operation, failure_message, failure_type, sync_snapshot_tree
 
 
 @workflow.defn(name="RevertSnapshot")
@@ -59,8 +59,8 @@ class RevertSnapshot:
         try:
             await workflow.execute_activity_method(
                 KubeVMRevertActivities.restore_vm,
-                VMRestore(vm=op.vm, generation=op.vm_generation, vm_yaml=vm_yaml, power_state=node.power_state,
-                          snapshot_moref=node.moref),
+                VMRestore(vm=op.vm, generation=op.vm_generation, snapshot_name=plan.snapshot_name, vm_yaml=vm_yaml,
+                          power_state=node.power_state, snapshot_moref=node.moref),
                 summary="restore spec, labels, annotations", **options.KUBE)
         except ActivityError as e:
             reason = RevertReason.FAILED_INVALID_VM_MANIFEST if failure_type(e) == INVALID_VM_MANIFEST \
@@ -68,6 +68,7 @@ class RevertSnapshot:
             return await self._failed(op, reason, failure_message(e))
         await self._condition(op, None)  # success: the condition goes (its steady state is absent)
         await sync_snapshot_tree(plan.vm, plan.vm_moref)
+        count_operation("revert", "reverted")
         return f"reverted to {plan.snapshot_name}"
 
     async def _condition(self, op: Operation, reason: str | None, message: str = "",
@@ -79,4 +80,5 @@ class RevertSnapshot:
 
     async def _failed(self, op: Operation, reason: str, message: str) -> str:
         await self._condition(op, reason, message, generation=op.vm_generation)
+        count_operation("revert", "failed")
         return f"{reason}: {message}"

@@ -13,6 +13,9 @@ from temporalio.common import TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
+    from opentelemetry import trace
+    from opentelemetry.propagate import extract
+
     from api.operations import Operation, OperationKind, VMRef
     from workflows import search_attributes as sa
     from workflows.common import RELEASE_SIGNAL
@@ -70,24 +73,23 @@ class VirtualMachineSnapshotQueue:
                     break
             op = self.pending.pop(0)
             workflow.set_current_details(f"running {op.workflow_id}; {len(self.pending)} waiting")
+            self._report_depth()
             await self._run(op)
+            self._report_depth()
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(QueueState(vm=self.vm, pending=self.pending, seen=self.seen[-REMEMBERED:]))
         await workflow.wait_condition(workflow.all_handlers_finished)
 
+    def _report_depth(self) -> None:
+        """`vmsnap_vm_queue_depth{vm}`: operations waiting behind the running one."""
+        workflow.metric_meter().create_gauge("vmsnap_vm_queue_depth", "operations waiting per VM").set(
+            len(self.pending), {"vm": str(self.vm)})
+
     async def _run(self, op: Operation) -> None:
         self.running = op.workflow_id
         try:
-            child = await workflow.start_child_workflow(
-                op.kind.value, op, id=op.workflow_id,
-                # a finished operation is never re-run; one that failed (a bug, a timeout) may be re-driven
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                static_summary=op.summary or f"{op.kind.value} {op.snapshot_name} of {op.vm.name}",
-                search_attributes=TypedSearchAttributes([
-                    sa.KUBERNETES_NAMESPACE.value_set(op.vm.namespace), sa.VIRTUAL_MACHINE.value_set(op.vm.name),
-                    sa.SNAPSHOT.value_set(op.snapshot_name), sa.OPERATION.value_set(op.kind.value)]))
+            child = await self._start(op)
         except WorkflowAlreadyStartedError:
             self.running = None
             return
@@ -96,3 +98,17 @@ class VirtualMachineSnapshotQueue:
             workflow.logger.error("%s failed: %s", op.workflow_id, child.exception())
         self.released.discard(op.workflow_id)
         self.running = None
+
+    async def _start(self, op: Operation):
+        # the child joins the trace of the watched change that asked for it, not this queue's own trace
+        with trace.get_tracer("vmsnap").start_as_current_span(f"queue {op.kind.value}",
+                                                              context=extract(op.trace_context)):
+            return await workflow.start_child_workflow(
+                op.kind.value, op, id=op.workflow_id,
+                # a finished operation is never re-run; one that failed (a bug, a timeout) may be re-driven
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                static_summary=op.summary or f"{op.kind.value} {op.snapshot_name} of {op.vm.name}",
+                search_attributes=TypedSearchAttributes([
+                    sa.KUBERNETES_NAMESPACE.value_set(op.vm.namespace), sa.VIRTUAL_MACHINE.value_set(op.vm.name),
+                    sa.SNAPSHOT.value_set(op.snapshot_name), sa.OPERATION.value_set(op.kind.value)]))

@@ -185,6 +185,10 @@ def test_vm_missing_in_vcenter_ends_in_a_condition(product, kube_api, namespace,
         return c if c is not None and c.reason == SnapshotReason.CREATION_FAILED else None
     assert "vm-999999 not found" in eventually(failed, what="CreationFailed").message
 
+    # and its deletion does not hang on the finalizer: there is nothing to remove in vCenter
+    from tests.e2e.test_revert_delete import delete_snapshot
+    delete_snapshot(kube_api, namespace, "orphan")
+
 
 def test_status_conflicts_are_retried(product, kube_api, namespace, vcsim, sim_vm):
     """Another writer keeps changing the object: every status write of ours meets 409s and still lands."""

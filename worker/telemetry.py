@@ -1,0 +1,94 @@
+"""Tracing and logs for the worker and the bridge.
+
+Tracing goes through Temporal's own OpenTelemetry plugin (Temporal spans on), so one trace runs from the
+bridge's handling of a watched change through the VM's queue into the operation's workflow, every activity and
+the vCenter task it waits for. Export: OTLP when the standard `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, JSON lines to a file with `VMSNAP_TRACE_FILE`, the console with
+`OTEL_TRACES_EXPORTER=console`. With none of them, no tracer provider is installed and tracing costs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+import opentelemetry.trace
+from opentelemetry.propagate import extract, inject
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
+from temporalio.contrib.opentelemetry import OpenTelemetryPlugin, create_tracer_provider
+
+TRACER_NAME = "vmsnap"
+
+
+def tracing_enabled() -> bool:
+    return any(os.environ.get(v) for v in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                                            "VMSNAP_TRACE_FILE")) or os.environ.get("OTEL_TRACES_EXPORTER") == "console"
+
+
+def setup_tracing(service_name: str) -> list[OpenTelemetryPlugin]:
+    """Install the tracer provider; returns the Temporal client plugins to use (none when tracing is off)."""
+    if not tracing_enabled():
+        return []
+    provider = create_tracer_provider(resource=Resource.create({"service.name": service_name}))
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    if os.environ.get("VMSNAP_TRACE_FILE"):
+        out = open(os.environ["VMSNAP_TRACE_FILE"], "a", buffering=1)  # one span per line, flushed per line
+        provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(
+            out=out, formatter=lambda span: span.to_json(indent=None) + "\n")))
+    if os.environ.get("OTEL_TRACES_EXPORTER") == "console":
+        provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+    opentelemetry.trace.set_tracer_provider(provider)
+    return [OpenTelemetryPlugin(add_temporal_spans=True)]
+
+
+def tracer() -> opentelemetry.trace.Tracer:
+    return opentelemetry.trace.get_tracer(TRACER_NAME)
+
+
+def current_trace_context() -> dict[str, str]:
+    """The current span as W3C trace-context headers, to carry in a Temporal payload."""
+    carrier: dict[str, str] = {}
+    inject(carrier)
+    return carrier
+
+
+def context_from(carrier: dict[str, str]):
+    return extract(carrier)
+
+
+def current_trace_id() -> str | None:
+    context = opentelemetry.trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the Temporal context the SDK puts on its loggers' records
+    (workflow and activity IDs) and the current trace ID."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
+                                 "message": record.getMessage()}
+        for key in ("temporal_workflow", "temporal_activity"):
+            if hasattr(record, key):
+                entry[key] = getattr(record, key)
+        trace_id = current_trace_id()
+        if trace_id:
+            entry["trace_id"] = trace_id
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def setup_logging() -> None:
+    """`VMSNAP_LOG_FORMAT=json` for JSON lines; human-readable lines otherwise."""
+    handler = logging.StreamHandler()
+    if os.environ.get("VMSNAP_LOG_FORMAT", "text") == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
