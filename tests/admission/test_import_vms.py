@@ -53,7 +53,7 @@ def get_vm(kube_api: client.ApiClient, namespace: str, name: str) -> dict:
 
 def test_import_by_name_glob_creates_one_object_per_vm_and_a_rerun_changes_nothing(
         vcsim, vsphere, kube_api: client.ApiClient, kubeconfig: Path, namespace: str):
-    first = run_import(vcsim, kubeconfig, "--namespace", namespace, "--name", "DC0_H0_*")
+    first = run_import(vcsim, kubeconfig, "--namespace", namespace, "--name", "DC0_H0_VM[01]")
 
     assert first.returncode == 0, first.stderr
     assert [line.split()[:2] for line in first.stdout.splitlines()] == [
@@ -68,7 +68,7 @@ def test_import_by_name_glob_creates_one_object_per_vm_and_a_rerun_changes_nothi
         assert obj["status"]["uniqueID"] == vcsim.control.vms()[vsphere_name] == moref
         versions[name] = obj["metadata"]["resourceVersion"]
 
-    again = run_import(vcsim, kubeconfig, "--namespace", namespace, "--name", "DC0_H0_*")
+    again = run_import(vcsim, kubeconfig, "--namespace", namespace, "--name", "DC0_H0_VM[01]")
 
     assert again.returncode == 0, again.stderr
     assert [line.split()[0] for line in again.stdout.splitlines()] == ["unchanged", "unchanged"]
