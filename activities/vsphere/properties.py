@@ -10,7 +10,8 @@ from pyVmomi import vim, vmodl
 
 def retrieve(si: vim.ServiceInstance, obj: vim.ManagedObject, paths: list[str]) -> dict[str, Any]:
     """The named properties of one object; an unset property is absent from the dict.
-    Raises vmodl.fault.ManagedObjectNotFound when the object does not exist."""
+    Raises vmodl.fault.ManagedObjectNotFound when the object does not exist, and vCenter's fault for any
+    property it could not read (e.g. vim.fault.NotAuthenticated once the session has ended)."""
     spec = vmodl.query.PropertyCollector.FilterSpec(
         objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=obj, skip=False)],
         propSet=[vmodl.query.PropertyCollector.PropertySpec(type=type(obj), pathSet=paths, all=False)])
@@ -19,8 +20,9 @@ def retrieve(si: vim.ServiceInstance, obj: vim.ManagedObject, paths: list[str]) 
         raise vmodl.fault.ManagedObjectNotFound(obj=obj, msg=f"{obj._moId} not found")
     content = result[0]
     for missing in content.missingSet or []:
-        if isinstance(missing.fault, vmodl.fault.ManagedObjectNotFound):
-            raise missing.fault
+        # an unset property is simply absent; a missing one carries the reason (object gone, session ended,
+        # no permission), which the caller must see
+        raise missing.fault
     return {p.name: p.val for p in content.propSet or []}
 
 
