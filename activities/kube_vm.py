@@ -13,6 +13,7 @@ from activities.kube.events import EventRecorder
 from activities.vm_yaml import decode_vm_yaml
 from api import SnapshotReference, VirtualMachine, VirtualMachineSnapshot, messages
 from api.conditions import remove_condition, set_false
+from api.meta import kube_time_from
 from api.names import IMPORTED_SNAPSHOT_ANNOTATION, EventReason, RevertReason, VMConditionType
 from api.operations import (
     Operation,
@@ -125,11 +126,26 @@ class KubeVMRevertActivities:
                 op.snapshot_name, f'it is a snapshot of VirtualMachine "{snapshot.vm_name}", not "{op.vm.name}"'))
         if not snapshot.is_ready:
             raise _refuse(RevertReason.SKIPPED, messages.revert_skipped_not_ready(op.snapshot_name))
+        blocking = self._volume_snapshots_after(vm, snapshot)
+        if blocking:
+            raise _refuse(RevertReason.FAILED, f"CSI VolumeSnapshot {', '.join(blocking)} of the VM's volumes was "
+                          f'taken after snapshot "{op.snapshot_name}".' + messages.REVERT_CROSSES_CSI_VOLUME_SNAPSHOT)
         if not vm.status.unique_id:
             raise _refuse(RevertReason.FAILED, f'VirtualMachine "{op.vm.name}" has no uniqueID')
         return RevertPlan(vm=op.vm, vm_moref=vm.status.unique_id, snapshot_name=op.snapshot_name,
                           snapshot_moref=snapshot.status.unique_id,
                           imported=snapshot.metadata.annotation(IMPORTED_SNAPSHOT_ANNOTATION) is not None)
+
+    def _volume_snapshots_after(self, vm: VirtualMachine, snapshot: VirtualMachineSnapshot) -> list[str]:
+        """CSI VolumeSnapshots of the VM's PVCs taken after the target: vSphere cannot revert across them."""
+        claims = {v.persistent_volume_claim.claim_name for v in vm.spec.volumes or []
+                  if v.persistent_volume_claim and v.persistent_volume_claim.claim_name}
+        taken = snapshot.metadata.creation_timestamp
+        if not claims or taken is None:
+            return []
+        return sorted(f'"{vs["metadata"]["name"]}"' for vs in self.kube.list_volume_snapshots(vm.namespace)
+                      if (vs.get("spec", {}).get("source") or {}).get("persistentVolumeClaimName") in claims
+                      and kube_time_from(vs["metadata"].get("creationTimestamp")) > taken)
 
     @activity.defn(name="kube_set_revert_condition")
     def set_revert_condition(self, change: RevertConditionChange) -> None:

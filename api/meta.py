@@ -41,6 +41,13 @@ def kube_time(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(microsecond=0)
 
 
+def kube_time_from(text: str | None) -> datetime:
+    """A metav1.Time string ("2025-10-27T14:55:26Z") as an aware datetime; the epoch when absent."""
+    if not text:
+        return datetime.fromtimestamp(0, UTC)
+    return kube_time(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
 def format_kube_time(moment: datetime) -> str:
     return kube_time(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
 

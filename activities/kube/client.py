@@ -51,6 +51,16 @@ class Kube:
                  else self.custom.list_cluster_custom_object(GROUP, VERSION, VM_PLURAL))["items"]
         return [VirtualMachine.model_validate(i) for i in items]
 
+    def list_volume_snapshots(self, namespace: str) -> list[dict]:
+        """CSI VolumeSnapshots (snapshot.storage.k8s.io/v1) in the namespace; none where that API is absent."""
+        try:
+            return self.custom.list_namespaced_custom_object("snapshot.storage.k8s.io", "v1", namespace,
+                                                             "volumesnapshots")["items"]
+        except ApiException as e:
+            if e.status == 404:
+                return []
+            raise
+
     def _get(self, model: type[Model], plural: str, namespace: str, name: str) -> Model | None:
         try:
             return model.model_validate(self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace,

@@ -10,6 +10,7 @@ from typing import Any
 from pyVmomi import vim, vmodl
 
 from activities.vsphere.properties import retrieve
+from api.messages import REVERT_CROSSES_CSI_VOLUME_SNAPSHOT
 
 TASK_PATHS = ["info.state", "info.progress", "info.error", "info.result", "info.descriptionId"]
 
@@ -29,9 +30,21 @@ class TaskFailed(Exception):
         super().__init__(self.message)
 
 
+# vSphere's message keys on a failed revert (reference §3.8): the error itself, and the marker saying a
+# CSI VolumeSnapshot (an FCD snapshot) lies between the VM's current state and the target
+REVERT_ERROR_KEY = "msg.snapshot.vigor.revert.error"
+REVERT_CROSSES_FCD_SNAPSHOT_KEY = "msg.snapshot.vigor.revert.errorFcd"
+
+
 def fault_message(fault: vmodl.MethodFault) -> str:
-    parts = [getattr(fault, "msg", None) or ""]
-    parts += [m.message for m in getattr(fault, "faultMessage", None) or [] if m.message]
+    messages = {m.key: m.message for m in getattr(fault, "faultMessage", None) or [] if m.message}
+    if REVERT_ERROR_KEY in messages:
+        # the revert's own words, plus what to do when a CSI VolumeSnapshot is in the way (the guide's advice)
+        text = messages[REVERT_ERROR_KEY]
+        if any(m.key == REVERT_CROSSES_FCD_SNAPSHOT_KEY for m in fault.faultMessage):
+            text += REVERT_CROSSES_CSI_VOLUME_SNAPSHOT
+        return text
+    parts = [getattr(fault, "msg", None) or ""] + list(messages.values())
     text = " ".join(p for p in parts if p).strip()
     return text or type(fault).__name__.split(".")[-1]
 

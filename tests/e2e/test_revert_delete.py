@@ -190,3 +190,45 @@ def test_revert_refusals_change_nothing_in_vcenter(product, kube_api, namespace,
     finally:
         csi_driver.release()
     eventually(lambda: ready(kube_api, namespace, "unready"), what="Ready once the driver answers")
+
+
+VOLUME_SNAPSHOT_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "volumesnapshots.snapshot.storage.k8s.io",
+                 "annotations": {"api-approved.kubernetes.io": "https://github.com/kubernetes-csi/external-snapshotter/pull/419"}},
+    "spec": {"group": "snapshot.storage.k8s.io", "scope": "Namespaced",
+             "names": {"plural": "volumesnapshots", "singular": "volumesnapshot", "kind": "VolumeSnapshot"},
+             "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                 "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}}
+
+
+def test_revert_across_a_csi_volume_snapshot_is_refused_with_the_guides_advice(product, kube_api, namespace, vcsim,
+                                                                               sim_vm, tmp_path):
+    import time
+
+    from api.messages import REVERT_CROSSES_CSI_VOLUME_SNAPSHOT
+    from testbed.kube import install_crds
+    crd_file = tmp_path / "volumesnapshot-crd.yaml"
+    import yaml
+    crd_file.write_text(yaml.safe_dump(VOLUME_SNAPSHOT_CRD))
+    install_crds(kube_api, [crd_file])  # the external-snapshotter's API, as on a cluster with CSI snapshots
+
+    core = client.CoreV1Api(kube_api)
+    core.create_namespaced_persistent_volume_claim(namespace, {
+        "metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "fast",
+                                               "resources": {"requests": {"storage": "1Gi"}}}})
+    create_vm(kube_api, vcsim, namespace, "my-vm", sim_vm,
+              volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}])
+    create(kube_api, namespace, snapshot_manifest("before-csi", "my-vm"))
+    snapshot = eventually(lambda: ready(kube_api, namespace, "before-csi"))
+    while int(time.time()) <= int(snapshot.metadata.creation_timestamp.timestamp()):
+        time.sleep(0.1)  # creation times have whole seconds: make "after" unambiguous
+    client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
+        "snapshot.storage.k8s.io", "v1", namespace, "volumesnapshots",
+        {"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot", "metadata": {"name": "data-snap"},
+         "spec": {"source": {"persistentVolumeClaimName": "data"}}})
+
+    patch_vm(kube_api, namespace, "my-vm", {"spec": {"currentSnapshotName": "before-csi"}})
+    cond = eventually(lambda: (c := revert_condition(kube_api, namespace)) and
+                      c.reason == RevertReason.FAILED and c, what="RevertFailed")
+    assert '"data-snap"' in cond.message and cond.message.endswith(REVERT_CROSSES_CSI_VOLUME_SNAPSHOT)
