@@ -8,6 +8,7 @@ import asyncio
 import logging
 
 from temporalio.client import Client
+from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.names import SNAPSHOT_PLURAL
@@ -16,6 +17,7 @@ from bridge import metrics
 from bridge.decisions import SignalCSISynced, snapshot_actions, vm_actions
 from bridge.informer import Event
 from worker.telemetry import current_trace_context, tracer
+from workflows import search_attributes as sa
 from workflows.vm_snapshot_queue import QueueState, VirtualMachineSnapshotQueue
 
 log = logging.getLogger("vmsnap.bridge")
@@ -68,7 +70,9 @@ class Dispatcher:
         await self.client.start_workflow(
             VirtualMachineSnapshotQueue.run, QueueState(vm=op.vm), id=vm_queue_workflow_id(op.vm),
             task_queue=self.task_queue, start_signal="enqueue", start_signal_args=[op],
-            static_summary=f"snapshot operations of VM {op.vm}")
+            static_summary=f"snapshot operations of VM {op.vm}",
+            search_attributes=TypedSearchAttributes([sa.KUBERNETES_NAMESPACE.value_set(op.vm.namespace),
+                                                     sa.VIRTUAL_MACHINE.value_set(op.vm.name)]))
 
     async def _signal(self, workflow_id: str, signal: str) -> None:
         try:
