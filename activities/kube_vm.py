@@ -14,7 +14,13 @@ from activities.vm_yaml import decode_vm_yaml
 from api import SnapshotReference, VirtualMachine, VirtualMachineSnapshot, messages
 from api.conditions import remove_condition, set_false
 from api.meta import kube_time_from
-from api.names import IMPORTED_SNAPSHOT_ANNOTATION, EventReason, RevertReason, VMConditionType
+from api.names import (
+    IMPORTED_SNAPSHOT_ANNOTATION,
+    TRACE_ID_ANNOTATION,
+    EventReason,
+    RevertReason,
+    VMConditionType,
+)
 from api.operations import (
     Operation,
     RevertConditionChange,
@@ -26,6 +32,7 @@ from api.operations import (
     VMRestore,
     VMTarget,
 )
+from worker.telemetry import current_trace_id
 
 
 def _reference(node: SnapshotNode, managed: set[str]) -> SnapshotReference:
@@ -171,6 +178,7 @@ class KubeVMRevertActivities:
     def restore_vm(self, restore: VMRestore) -> None:
         """The VM object becomes what the snapshot captured: its spec, labels and annotations, without
         spec.currentSnapshotName, with the power state the VM came back in."""
+        trace_id = current_trace_id()
         def write(vm: VirtualMachine) -> bool:
             if restore.vm_yaml is not None:
                 try:
@@ -184,6 +192,8 @@ class KubeVMRevertActivities:
                 spec, labels, annotations = approximate_vm_spec(vm), {}, {}
             spec.pop("currentSnapshotName", None)
             spec["powerState"] = restore.power_state
+            if trace_id:  # the revert's trace, so `kubectl get vm -o yaml` leads to it
+                annotations = {**annotations, TRACE_ID_ANNOTATION: trace_id}
             restored = VirtualMachine.model_validate({**vm.to_kube(), "spec": spec})
             vm.spec = restored.spec
             vm.metadata.labels = labels or None

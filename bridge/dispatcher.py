@@ -8,7 +8,6 @@ import asyncio
 import logging
 
 from temporalio.client import Client
-from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.names import SNAPSHOT_PLURAL
@@ -71,8 +70,7 @@ class Dispatcher:
             VirtualMachineSnapshotQueue.run, QueueState(vm=op.vm), id=vm_queue_workflow_id(op.vm),
             task_queue=self.task_queue, start_signal="enqueue", start_signal_args=[op],
             static_summary=f"snapshot operations of VM {op.vm}",
-            search_attributes=TypedSearchAttributes([sa.KUBERNETES_NAMESPACE.value_set(op.vm.namespace),
-                                                     sa.VIRTUAL_MACHINE.value_set(op.vm.name)]))
+            search_attributes=sa.for_vm(op.vm.namespace, op.vm.name))
 
     async def _signal(self, workflow_id: str, signal: str) -> None:
         try:

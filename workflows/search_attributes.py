@@ -1,7 +1,7 @@
 """Search attributes that make every operation on a VM findable in the Temporal UI and CLI, e.g.
 `temporal workflow list --query "VirtualMachine = 'my-vm' AND KubernetesNamespace = 'team-a'"`."""
 
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 KUBERNETES_NAMESPACE = SearchAttributeKey.for_keyword("KubernetesNamespace")
 VIRTUAL_MACHINE = SearchAttributeKey.for_keyword("VirtualMachine")
@@ -9,6 +9,18 @@ SNAPSHOT = SearchAttributeKey.for_keyword("Snapshot")
 OPERATION = SearchAttributeKey.for_keyword("SnapshotOperation")
 
 ALL = (KUBERNETES_NAMESPACE, VIRTUAL_MACHINE, SNAPSHOT, OPERATION)
+
+
+
+def for_vm(namespace: str, vm: str, **more: str) -> TypedSearchAttributes:
+    """The attributes of a workflow about one VM (`snapshot=`, `operation=` for an operation's workflow)."""
+    pairs = [SearchAttributePair(KUBERNETES_NAMESPACE, namespace), SearchAttributePair(VIRTUAL_MACHINE, vm)]
+    if "snapshot" in more:
+        pairs.append(SearchAttributePair(SNAPSHOT, more["snapshot"]))
+    if "operation" in more:
+        pairs.append(SearchAttributePair(OPERATION, more["operation"]))
+    return TypedSearchAttributes(pairs)
+
 
 # `temporal server start-dev --search-attribute Name=Keyword` arguments
 DEV_SERVER_SEARCH_ATTRIBUTES = tuple(f"{key.name}=Keyword" for key in ALL)

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.common import TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
@@ -109,6 +109,5 @@ class VirtualMachineSnapshotQueue:
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                 static_summary=op.summary or f"{op.kind.value} {op.snapshot_name} of {op.vm.name}",
-                search_attributes=TypedSearchAttributes([
-                    sa.KUBERNETES_NAMESPACE.value_set(op.vm.namespace), sa.VIRTUAL_MACHINE.value_set(op.vm.name),
-                    sa.SNAPSHOT.value_set(op.snapshot_name), sa.OPERATION.value_set(op.kind.value)]))
+                search_attributes=sa.for_vm(op.vm.namespace, op.vm.name, snapshot=op.snapshot_name,
+                                             operation=op.kind.value))

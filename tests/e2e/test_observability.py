@@ -76,3 +76,22 @@ async def test_a_create_is_one_trace_with_events_metrics_and_a_readable_workflow
         f"VirtualMachine = 'my-vm' AND KubernetesNamespace = '{namespace}' AND SnapshotOperation = 'CreateSnapshot'")]
     assert found == [workflow_id]
     assert get_snapshot(kube_api, namespace, "traced").is_ready
+
+
+def test_a_revert_is_one_trace_from_the_vm_change_to_the_vcenter_task(product: Product, kube_api, namespace, vcsim,
+                                                                      sim_vm):
+    from tests.e2e.test_revert_delete import revert
+    create_vm(kube_api, vcsim, namespace, "my-vm", sim_vm)
+    create(kube_api, namespace, snapshot_manifest("target", "my-vm", memory=True))
+    eventually(lambda: ready(kube_api, namespace, "target"))
+    vm = revert(kube_api, namespace, "target")
+
+    trace_id = vm.metadata.annotations[TRACE_ID_ANNOTATION]
+    task_path = eventually(lambda: next((ancestry(s, by_id) for by_id in [trace_of(product.spans(), trace_id)]
+                                         for s in by_id.values() if s["name"] == "vCenter task: revert to snapshot"),
+                                        None), what="the vCenter revert task span in the VM's trace")
+    assert task_path[-1] == "bridge MODIFIED virtualmachines" or task_path[-1].startswith("bridge "), task_path
+    assert "RunActivity:vsphere_revert_snapshot" in task_path and "RunWorkflow:RevertSnapshot" in task_path
+    reasons = {e.reason for e in client.CoreV1Api(kube_api).list_namespaced_event(
+        namespace, field_selector="involvedObject.name=my-vm").items}
+    assert EventReason.SNAPSHOT_REVERTED in reasons
