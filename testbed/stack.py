@@ -66,8 +66,10 @@ class Stack:
         env = {**self.environment(), "VMSNAP_WEBHOOK_CERT_FILE": str(cert), "VMSNAP_WEBHOOK_KEY_FILE": str(key),
                "VMSNAP_WEBHOOK_PORT": str(self.webhook_port)}
         for module, ports in PRODUCT_PORTS.items():
-            process = Process(module, [sys.executable, "-m", module], self.dir / f"{module.split('.')[0]}.log",
-                              env={**env, **ports}).start()
+            name = module.split(".")[0]
+            process = Process(module, [sys.executable, "-m", module], self.dir / f"{name}.log",
+                              env={**env, **ports, "VMSNAP_TRACE_FILE": str(self.dir / f"traces-{name}.jsonl")}
+                              ).start()
             process.wait_ready(lambda p=process: "running" in p.log.read_text(errors="replace"), 60, "running")
             self.product.append(process)
         mutating, validating = webhook_configurations(UrlReference(f"https://127.0.0.1:{self.webhook_port}"),
@@ -100,6 +102,8 @@ class Stack:
               f"health http://127.0.0.1:{p['VMSNAP_HEALTH_PORT']}/healthz" for m, p in PRODUCT_PORTS.items()),
             f"  admission        https://127.0.0.1:{self.webhook_port} (served by the bridge)",
             f"  logs             {self.dir}",
+            f"  traces           {self.dir}/traces-*.jsonl (one span per line; set OTEL_EXPORTER_OTLP_ENDPOINT "
+            "to send them to Jaeger or any OTLP collector)",
             f"In another shell:  source {self.env_file} && kubectl get vm,vmsnapshot -A",
         ])
 
