@@ -33,6 +33,7 @@ from worker.telemetry import setup_logging, setup_tracing
 from worker.temporal_client import connect, runtime_with_metrics
 from workflows.create_snapshot import CreateSnapshot
 from workflows.delete_snapshot import DeleteSnapshot
+from workflows.options import vcenter_task_queue
 from workflows.revert_snapshot import RevertSnapshot
 from workflows.snapshot_tree_watch import SnapshotTreeWatch, tree_watch_workflow_id
 from workflows.vm_snapshot_queue import VirtualMachineSnapshotQueue
@@ -43,14 +44,19 @@ WORKFLOWS = [VirtualMachineSnapshotQueue, CreateSnapshot, RevertSnapshot, Delete
 MAX_CONCURRENT_ACTIVITIES = 32
 
 
-def activities(settings: Settings, session: VSphereSession, kube: Kube, feed: SnapshotChangeFeed) -> list:
-    vsphere, tree_watch = VSphereSnapshotActivities(session), VSphereTreeWatchActivities(feed)
+def vcenter_task_activities(vsphere: VSphereSnapshotActivities) -> list:
+    """The activities that run vCenter snapshot tasks: served on their own capped task queue."""
+    return [vsphere.create_snapshot, vsphere.revert_snapshot, vsphere.remove_snapshot]
+
+
+def activities(settings: Settings, vsphere: VSphereSnapshotActivities, kube: Kube,
+               feed: SnapshotChangeFeed) -> list:
+    tree_watch = VSphereTreeWatchActivities(feed)
     events = EventRecorder(kube.core)
     kube_snapshot = KubeSnapshotActivities(kube, events, settings.csi_sync)
     kube_vm, kube_revert = KubeVMActivities(kube, settings.watch_namespace), KubeVMRevertActivities(kube, events)
     return [
-        vsphere.store_vm_yaml, vsphere.create_snapshot, vsphere.find_snapshot, vsphere.revert_snapshot,
-        vsphere.remove_snapshot, vsphere.read_snapshot_tree, vsphere.read_snapshot_used_bytes,
+        vsphere.store_vm_yaml, vsphere.find_snapshot, vsphere.read_snapshot_tree, vsphere.read_snapshot_used_bytes,
         vsphere.read_snapshot_vm_yaml, tree_watch.wait_for_snapshot_changes,
         kube_snapshot.prepare_snapshot, kube_snapshot.update_snapshot_status, kube_snapshot.request_csi_sync,
         kube_snapshot.csi_sync_completed, kube_snapshot.compute_requested_storage, kube_snapshot.prepare_delete,
@@ -80,22 +86,27 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES, thread_name_prefix="activity") as pool:
+    vsphere = VSphereSnapshotActivities(session)
+    drain = timedelta(seconds=settings.graceful_shutdown_seconds)
+    with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES + settings.vcenter_task_slots,
+                            thread_name_prefix="activity") as pool:
         worker = Worker(client, task_queue=settings.task_queue, workflows=WORKFLOWS,
-                        activities=activities(settings, session, kube, feed), activity_executor=pool,
-                        max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
-                        graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds))
+                        activities=activities(settings, vsphere, kube, feed), activity_executor=pool,
+                        max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES, graceful_shutdown_timeout=drain)
+        vcenter_tasks = Worker(client, task_queue=vcenter_task_queue(settings.task_queue),
+                               activities=vcenter_task_activities(vsphere), activity_executor=pool,
+                               max_concurrent_activities=settings.vcenter_task_slots, graceful_shutdown_timeout=drain)
         health = HealthServer(settings.health_port, live=lambda: not worker.is_shutdown,
                               ready=lambda: client.service_client.check_health())
         await health.start()
-        run_task = asyncio.create_task(worker.run())
+        run_task = asyncio.ensure_future(asyncio.gather(worker.run(), vcenter_tasks.run()))
         await start_tree_watch(client, settings)
         log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_address)
         print("worker running", flush=True)
         await asyncio.wait([run_task, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
         if not run_task.done():
             log.info("shutting down: draining for up to %ss", settings.graceful_shutdown_seconds)
-            await worker.shutdown()
+            await asyncio.gather(worker.shutdown(), vcenter_tasks.shutdown())
         await run_task
         await health.stop()
     feed.stop()

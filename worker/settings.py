@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     # Kubernetes: KUBECONFIG when set, else the in-cluster service account
     kubeconfig: Path | None = Field(None, validation_alias=_env("KUBECONFIG"))
 
+    # vCenter snapshot tasks this worker runs at once (the deployment's cap is replicas × slots)
+    vcenter_task_slots: int = Field(8, ge=1)
     csi_sync: CSISyncMode = CSISyncMode.HANDSHAKE
     # how often a waiting CSI handshake re-reads the annotation in case a signal was missed
     csi_poll_seconds: float = 60.0

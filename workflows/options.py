@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 # Kubernetes API calls: short, retried with backoff for about ten minutes (apiserver restarts, 409 storms)
@@ -26,11 +27,19 @@ VSPHERE = dict(
 SNAPSHOT_TASK_BASE = timedelta(minutes=20)
 
 
+def vcenter_task_queue(task_queue: str) -> str:
+    """The task queue of the activities that run vCenter snapshot tasks. Each worker serves it with a fixed
+    number of slots (VMSNAP_VCENTER_TASK_SLOTS), so all workers together never run more snapshot tasks at
+    once than replicas × slots: vCenter's own limits on concurrent tasks are respected by construction."""
+    return f"{task_queue}-vcenter-tasks"
+
+
 def vsphere_snapshot_task(quiesce_minutes: int | None) -> dict:
     """Options for a create/revert/remove task: an attempt may last the quiesce timeout plus the task itself;
     a silent worker is detected by the heartbeat within 30 s, and the retry re-attaches to the task."""
     per_attempt = SNAPSHOT_TASK_BASE + timedelta(minutes=quiesce_minutes or 0)
     return dict(
+        task_queue=vcenter_task_queue(workflow.info().task_queue),
         start_to_close_timeout=per_attempt,
         schedule_to_close_timeout=per_attempt * 3,
         heartbeat_timeout=timedelta(seconds=30),

@@ -1,0 +1,135 @@
+"""Least privilege, asked of the REAL authorizer: authenticated as each ServiceAccount (a token the apiserver
+issued), SelfSubjectAccessReviews over a matrix of resources × verbs × namespaces must be allowed exactly where
+the code needs them (NEEDED, each row traced to its call) and denied everywhere else — Secrets, Deployments,
+deletes, the VirtualMachine finalizers, other groups. test_service_accounts.py then runs the processes as these
+identities end to end. The module scan at the bottom fails when the code starts making a kind of Kubernetes call
+this table has not seen, so a new call cannot ship without its permission."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+import pytest
+from kubernetes import client, config
+
+from api.names import GROUP
+from tests.deploy.manifests import REPO
+
+NAMESPACE = "vmsnap-system"
+VOLUME_SNAPSHOTS = ("snapshot.storage.k8s.io", "volumesnapshots", "")
+SNAPSHOTS, SNAPSHOTS_STATUS = (GROUP, "virtualmachinesnapshots", ""), (GROUP, "virtualmachinesnapshots", "status")
+VMS, VMS_STATUS = (GROUP, "virtualmachines", ""), (GROUP, "virtualmachines", "status")
+
+NEEDED: dict[str, dict[tuple[str, str, str], set[str]]] = {
+    "vmsnap-worker": {
+        SNAPSHOTS: {"get", "list", "update"},      # Kube.get_snapshot, list_snapshots, _update (PUT)
+        SNAPSHOTS_STATUS: {"update"},              # Kube._update(status=True)
+        VMS: {"get", "list", "update"},            # Kube.get_vm, list_vms (cluster-wide), _update (revert)
+        VMS_STATUS: {"update"},                    # tree status, the revert condition
+        ("", "persistentvolumeclaims", ""): {"get"},  # kube_compute_requested_storage
+        VOLUME_SNAPSHOTS: {"list"},                # Kube.list_volume_snapshots (revert preflight)
+        ("", "events", ""): {"create"},            # EventRecorder.record
+    },
+    "vmsnap-bridge": {
+        SNAPSHOTS: {"get", "list", "watch"},       # Informer (list + watch), ClusterReader (get, list)
+        VMS: {"get", "list", "watch"},             # Informer, ClusterReader
+    },
+}
+# ... and everything else a compromised process could want
+OTHERS = [
+    (GROUP, "virtualmachines", "finalizers"), (GROUP, "virtualmachinesnapshots", "finalizers"),
+    ("", "secrets", ""), ("", "configmaps", ""), ("", "pods", ""), ("", "pods", "exec"),
+    ("", "persistentvolumeclaims", "status"), ("", "serviceaccounts", "token"), ("", "namespaces", ""),
+    ("events.k8s.io", "events", ""), ("apps", "deployments", ""), ("rbac.authorization.k8s.io", "clusterroles", ""),
+    ("rbac.authorization.k8s.io", "clusterrolebindings", ""),
+    ("admissionregistration.k8s.io", "validatingwebhookconfigurations", ""),
+    ("apiextensions.k8s.io", "customresourcedefinitions", ""),
+    ("snapshot.storage.k8s.io", "volumesnapshotcontents", ""),
+]
+VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
+CLUSTER_SCOPED = {"namespaces", "clusterroles", "clusterrolebindings", "validatingwebhookconfigurations",
+                  "customresourcedefinitions", "volumesnapshotcontents"}
+
+
+def allowed(api: client.ApiClient, resource: tuple[str, str, str], verb: str, namespace: str) -> bool:
+    group, plural, subresource = resource
+    review = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(
+        resource_attributes=client.V1ResourceAttributes(group=group, resource=plural, subresource=subresource,
+                                                        verb=verb, namespace=namespace or None)))
+    return client.AuthorizationV1Api(api).create_self_subject_access_review(review).status.allowed
+
+
+def granted(api: client.ApiClient, namespace: str) -> dict[tuple[str, str, str], set[str]]:
+    grants: dict[tuple[str, str, str], set[str]] = {}
+    for resource in [*{r for rows in NEEDED.values() for r in rows}, *OTHERS]:
+        where = "" if resource[1] in CLUSTER_SCOPED else namespace
+        verbs = {verb for verb in VERBS if allowed(api, resource, verb, where)}
+        if verbs:
+            grants[resource] = verbs
+    return grants
+
+
+@pytest.mark.parametrize("account", sorted(NEEDED))
+def test_the_account_gets_exactly_what_its_code_calls(account, service_account_kubeconfig, namespace):
+    api = config.new_client_from_config(str(service_account_kubeconfig(NAMESPACE, account)))
+    # a user's namespace, the product's own, the control plane's, and all namespaces at once (cluster-wide
+    # list/watch: the informers and the tree resync)
+    for where in (namespace, NAMESPACE, "kube-system", ""):
+        assert granted(api, where) == NEEDED[account], f"{account} in namespace {where or '(all)'}"
+
+
+def test_what_a_compromised_process_could_try_is_refused(service_account_kubeconfig):
+    """The same, as real calls rather than reviews."""
+    worker = config.new_client_from_config(str(service_account_kubeconfig(NAMESPACE, "vmsnap-worker")))
+    bridge = config.new_client_from_config(str(service_account_kubeconfig(NAMESPACE, "vmsnap-bridge")))
+    refused = [
+        lambda: client.CoreV1Api(worker).list_namespaced_secret("kube-system"),
+        lambda: client.CoreV1Api(bridge).read_namespaced_secret("vmsnap-vcenter", NAMESPACE),
+        lambda: client.CustomObjectsApi(worker).delete_namespaced_custom_object(GROUP, "v1alpha5", "default",
+                                                                                "virtualmachines", "any"),
+        lambda: client.AppsV1Api(worker).patch_namespaced_deployment("vmsnap-worker", NAMESPACE,
+                                                                     {"spec": {"replicas": 0}}),
+        lambda: client.CustomObjectsApi(bridge).patch_namespaced_custom_object_status(
+            GROUP, "v1alpha5", "default", "virtualmachinesnapshots", "any", {"status": {}}),
+    ]
+    for call in refused:
+        with pytest.raises(client.ApiException) as refusal:
+            call()
+        assert refusal.value.status == 403
+
+
+def test_the_importer_role_is_granted_per_namespace(importer_kubeconfig, namespace):
+    """vmsnap-vm-importer, bound by a RoleBinding, reaches exactly the calls of worker/import_vms.py, in that
+    namespace only (test_service_accounts.py runs the command with it)."""
+    api = config.new_client_from_config(str(importer_kubeconfig))
+    assert granted(api, namespace) == {VMS: {"get", "create", "patch"}, VMS_STATUS: {"patch"}}
+    assert granted(api, "kube-system") == {}
+
+
+# --- the calls the code makes --------------------------------------------------------------------------------
+
+# kubernetes client methods (and the watch helper) each process's code uses, and the rows of NEEDED they need
+KNOWN_CALLS = {
+    "vmsnap-worker": {"get_namespaced_custom_object", "list_namespaced_custom_object", "list_cluster_custom_object",
+                      "replace_namespaced_custom_object", "replace_namespaced_custom_object_status",
+                      "read_namespaced_persistent_volume_claim", "create_namespaced_event"},
+    "vmsnap-bridge": {"get_namespaced_custom_object", "list_namespaced_custom_object", "list_cluster_custom_object",
+                      "Watch"},
+}
+SOURCES = {"vmsnap-worker": ["activities/**/*.py", "worker/main.py"], "vmsnap-bridge": ["bridge/**/*.py"]}
+API_METHOD = re.compile(r"^(get|list|read|create|replace|patch|delete|connect)_\w*(namespaced|cluster|custom_object)"
+                        r"\w*$|^Watch$")
+
+
+@pytest.mark.parametrize("account", sorted(KNOWN_CALLS))
+def test_no_kind_of_kubernetes_call_without_its_permission(account):
+    used: set[str] = set()
+    for pattern in SOURCES[account]:
+        for source in REPO.glob(pattern):
+            for node in ast.walk(ast.parse(source.read_text())):
+                if isinstance(node, ast.Attribute) and API_METHOD.match(node.attr):
+                    used.add(node.attr)
+    assert used == KNOWN_CALLS[account], (
+        f"{account}'s code now uses {sorted(used - KNOWN_CALLS[account])} (and no longer "
+        f"{sorted(KNOWN_CALLS[account] - used)}): update deploy/base/rbac/ and NEEDED/KNOWN_CALLS here")

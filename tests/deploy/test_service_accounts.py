@@ -1,0 +1,110 @@
+"""The real processes with nothing but the deployment's RBAC: the worker and the bridge (with its admission webhook
+registered in the apiserver) authenticate as vmsnap-system's ServiceAccounts and carry a snapshot through create,
+revert and delete; `vmsnap-import-vms` runs as an account granted vmsnap-vm-importer. Any permission the code
+needs but the roles lack shows up as a 403 here: as an operation that never finishes, an Event that is missing
+(events are best effort and only logged), or "Forbidden" in a process log."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from kubernetes import client
+
+from api.names import GROUP, SNAPSHOT_FINALIZER, VERSION, VM_PLURAL
+from bridge.admission import DEFAULT_NAMESPACE_SELECTOR, UrlReference, webhook_configurations
+from testbed.pki import CertificateAuthority
+from testbed.process import free_port
+from tests.admission.conftest import RUN_LABEL, _register, _wait_until_in_force
+from tests.e2e.test_create_snapshot import create, ready
+from tests.e2e.test_revert_delete import delete_snapshot, revert
+from tests.e2e.vms import create_vm, eventually, get_snapshot, snapshot_manifest
+from tests.fixtures.product import Product
+from worker.import_vms import kubernetes_name
+
+NAMESPACE = "vmsnap-system"
+
+
+@pytest.fixture
+def webhook_for(kube_api, namespace, tmp_path):
+    """Serving cert for a bridge on loopback, and (once it runs) its webhook registered for this namespace only."""
+    run = uuid.uuid4().hex[:8]
+    authority = CertificateAuthority("vmsnap-deploy-test-ca")
+    cert, key = authority.issue("vmsnap-webhook", dns=("localhost",), ips=("127.0.0.1",), server=True).write(
+        tmp_path / "webhook", "tls")
+    port = free_port()
+    selector = {"matchLabels": {RUN_LABEL: run}, "matchExpressions": DEFAULT_NAMESPACE_SELECTOR["matchExpressions"]}
+    mutating, validating = webhook_configurations(UrlReference(f"https://127.0.0.1:{port}"), authority.cert_pem,
+                                                  configuration_name=f"vmsnap-deploy-test-{run}",
+                                                  namespace_selector=selector)
+    registration = client.AdmissionregistrationV1Api(kube_api)
+
+    def register() -> None:
+        client.CoreV1Api(kube_api).patch_namespace(namespace, {"metadata": {"labels": {RUN_LABEL: run}}})
+        _register(registration, mutating, validating)
+        _wait_until_in_force(kube_api, namespace)  # probes until both answer (the namespace label is cached)
+
+    yield {"VMSNAP_WEBHOOK_CERT_FILE": str(cert), "VMSNAP_WEBHOOK_KEY_FILE": str(key),
+           "VMSNAP_WEBHOOK_PORT": str(port)}, register
+    for delete, body in ((registration.delete_mutating_webhook_configuration, mutating),
+                         (registration.delete_validating_webhook_configuration, validating)):
+        try:
+            delete(body["metadata"]["name"])
+        except client.ApiException as error:
+            if error.status != 404:
+                raise
+
+
+def events_by_vmsnap(kube_api, namespace: str) -> set[tuple[str, str]]:
+    events = client.CoreV1Api(kube_api).list_namespaced_event(namespace).items
+    return {(e.involved_object.name, e.reason) for e in events if e.reporting_component == "vmsnap"}
+
+
+def test_create_revert_delete_as_the_service_accounts(service_account_kubeconfig, webhook_for, product_env,
+                                                      tmp_path, kube_api, namespace, vcsim, sim_vm, csi_driver):
+    webhook_env, register_webhook = webhook_for
+    product = Product(tmp_path, product_env)
+    try:
+        product.start_worker(KUBECONFIG=str(service_account_kubeconfig(NAMESPACE, "vmsnap-worker")))
+        product.start_bridge(KUBECONFIG=str(service_account_kubeconfig(NAMESPACE, "vmsnap-bridge")), **webhook_env)
+        register_webhook()
+
+        create_vm(kube_api, vcsim, namespace, "my-vm", sim_vm)
+        # admission as the bridge: the mutating webhook adds the finalizer, the validating one reads the VM
+        create(kube_api, namespace, snapshot_manifest("first", "my-vm"))
+        assert SNAPSHOT_FINALIZER in get_snapshot(kube_api, namespace, "first").metadata.finalizers
+        eventually(lambda: ready(kube_api, namespace, "first"), what="first Ready")
+        create(kube_api, namespace, snapshot_manifest("second", "my-vm"))
+        eventually(lambda: ready(kube_api, namespace, "second"), what="second Ready")
+
+        # the VM webhook reads the named snapshot; the worker restores the VM and rewrites its status
+        revert(kube_api, namespace, "first")
+        delete_snapshot(kube_api, namespace, "second")
+        delete_snapshot(kube_api, namespace, "first")
+
+        recorded = eventually(lambda: (e := events_by_vmsnap(kube_api, namespace)) and
+                              {name for name, _ in e} >= {"first", "second", "my-vm"} and e,
+                              what="the worker's Events on both snapshots and the VM")
+        assert recorded
+    finally:
+        product.stop()
+    for process in product.processes:
+        assert "Forbidden" not in process.log.read_text(errors="replace"), f"a refused call in {process.log}"
+
+
+def test_import_vms_as_the_importer_role(importer_kubeconfig, namespace, vcsim, sim_vm, kube_api):
+    command = [str(os.path.join(os.path.dirname(sys.executable), "vmsnap-import-vms")), "--namespace", namespace,
+               "--name", sim_vm]
+    env = {**os.environ, "KUBECONFIG": str(importer_kubeconfig), "VSPHERE_URL": vcsim.url, "VSPHERE_INSECURE": "true"}
+    created = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert created.returncode == 0, created.stderr
+    changed = subprocess.run([*command, "--storage-class", "gold"], env=env, capture_output=True, text=True)
+    assert changed.returncode == 0, changed.stderr           # get, then merge-patch of the spec
+
+    vm = client.CustomObjectsApi(kube_api).get_namespaced_custom_object(GROUP, VERSION, namespace, VM_PLURAL,
+                                                                        kubernetes_name(sim_vm))
+    assert vm["status"]["uniqueID"] == vcsim.control.vms()[sim_vm]   # the status patch
+    assert vm["spec"]["storageClass"] == "gold"
