@@ -10,49 +10,12 @@ from pathlib import Path
 
 from api.names import SNAPSHOT_FINALIZER, VM_NAME_LABEL
 from tests.admission.kube_objects import Objects, kubectl_apply
-
-GUIDE_SNAPSHOT_WITHOUT_MEMORY = """\
-apiVersion: vmoperator.vmware.com/v1alpha5
-kind: VirtualMachineSnapshot
-metadata:
-  name: snap-1
-spec:
-  description: "Snapshot of my-vm without memory"
-  vmName: my-vm
-"""
-
-GUIDE_SNAPSHOT_WITH_MEMORY = """\
-apiVersion: vmoperator.vmware.com/v1alpha5
-kind: VirtualMachineSnapshot
-metadata:
-  name: snap-2
-spec:
-  description: "Snapshot of my-vm with memory"
-  vmName: my-vm
-  memory: true
-"""
-
-GUIDE_SNAPSHOT_QUIESCED = """\
-apiVersion: vmoperator.vmware.com/v1alpha5
-kind: VirtualMachineSnapshot
-metadata:
-  name: snap-3
-spec:
-  description: "Snapshot of my-vm with a consistent state of the guest filesystem"
-  vmName: my-vm
-  memory: true
-  queisce:
-    timeout: 10min
-"""
-
-GUIDE_REVERT = """\
-apiVersion: vmoperator.vmware.com/v1alpha5
-kind: VirtualMachine
-metadata:
-  name: my-vm
-spec:
-  currentSnapshotName: snap-1
-"""
+from tests.guide_examples import (
+    GUIDE_SNAPSHOT_QUIESCED,
+    GUIDE_SNAPSHOT_WITH_MEMORY,
+    GUIDE_SNAPSHOT_WITHOUT_MEMORY,
+    GUIDE_VM_REVERT,
+)
 
 # Not from the guide: the VM must exist, without a revert asked, before the guide's revert example applies.
 EXISTING_VM = """\
@@ -81,7 +44,7 @@ def test_the_guides_examples_apply_unchanged(objects: Objects, kubeconfig: Path)
     assert objects.get_snapshot("snap-2")["spec"]["memory"] is True
     assert objects.get_snapshot("snap-3")["spec"]["queisce"] == {"timeout": "10min"}
 
-    reverted = kubectl_apply(kubeconfig, namespace, GUIDE_REVERT)
+    reverted = kubectl_apply(kubeconfig, namespace, GUIDE_VM_REVERT)
     assert reverted.returncode == 0, reverted.stderr
     assert objects.get_vm("my-vm")["spec"]["currentSnapshotName"] == "snap-1"
 

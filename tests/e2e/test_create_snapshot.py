@@ -27,36 +27,7 @@ from tests.e2e.vms import (
     snapshot_manifest,
     vsphere_snapshot_names,
 )
-
-GUIDE_SNAPSHOTS = """
-apiVersion: vmoperator.vmware.com/v1alpha5
-kind: VirtualMachineSnapshot
-metadata:
-  name: snap-1
-spec:
-  description: "Snapshot of my-vm without memory"
-  vmName: my-vm
----
-apiVersion: vmoperator.vmware.com/v1alpha5
-kind: VirtualMachineSnapshot
-metadata:
-  name: snap-2
-spec:
-  description: "Snapshot of my-vm with memory"
-  vmName: my-vm
-  memory: true
----
-apiVersion: vmoperator.vmware.com/v1alpha5
-kind: VirtualMachineSnapshot
-metadata:
-  name: snap-3
-spec:
-  description: "Snapshot of my-vm with a consistent state of the guest filesystem"
-  vmName: my-vm
-  memory: true
-  queisce:
-    timeout: 10min
-"""
+from tests.guide_examples import GUIDE_SNAPSHOTS
 
 
 def kubectl(kubeconfig: Path, namespace: str, *args: str, stdin: str | None = None) -> str:

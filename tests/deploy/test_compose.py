@@ -1,0 +1,140 @@
+"""docker-compose.yml, structurally (no Docker engine here): the parts of `make dev` are all there, the product's
+services run console scripts with variables the product reads, every address names a service and a port it
+listens on, and the set-up scripts are Python that imports what exists."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import re
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from testbed.stack import PRODUCT_PORTS
+from tests.deploy.manifests import REPO, console_scripts, product_env_names
+from workflows.search_attributes import DEV_SERVER_SEARCH_ATTRIBUTES
+
+COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+PRODUCT = {"worker": "vmsnap-worker", "bridge": "vmsnap-bridge"}       # service → console script
+PRODUCT_IMAGE = {name for name, s in SERVICES.items() if s.get("build") == "."}
+
+
+def flag(service: str, name: str) -> str:
+    """The value of `--name value`, `--name=value` or `-name value` in a service's command."""
+    command = [str(a) for a in SERVICES[service]["command"]]
+    for i, argument in enumerate(command):
+        if argument.startswith(f"{name}="):
+            return argument.split("=", 1)[1]
+        if argument == name:
+            return command[i + 1]
+    raise AssertionError(f"{service} has no {name}")
+
+
+def environment(service: str) -> dict[str, str]:
+    return {k: str(v) for k, v in (SERVICES[service].get("environment") or {}).items()}
+
+
+def published(service: str) -> dict[int, int]:
+    """container port → host port."""
+    return {int(p.split(":")[-1]): int(p.split(":")[-2]) for p in SERVICES[service].get("ports", [])}
+
+
+def python_script(service: str) -> str | None:
+    command = SERVICES[service]["command"]
+    return command[2] if command[:2] == ["python", "-c"] else None
+
+
+def test_the_parts_of_the_dev_stack_are_there():
+    assert {"temporal", "vcsim", "etcd", "kube-apiserver", "kube-controller-manager", "setup", "csi-driver",
+            "worker", "bridge", "jaeger"} <= set(SERVICES)
+    assert PRODUCT.keys() <= PRODUCT_IMAGE
+
+
+@pytest.mark.parametrize("service", sorted(PRODUCT))
+def test_product_services_run_their_console_script(service):
+    assert SERVICES[service]["command"] == [PRODUCT[service]]
+    assert PRODUCT[service] in console_scripts()
+
+
+def test_every_variable_set_on_the_product_image_is_one_the_product_reads():
+    known = product_env_names()
+    for service in PRODUCT_IMAGE:
+        unknown = set(environment(service)) - known
+        assert not unknown, f"{service} sets variables nothing reads: {sorted(unknown)}"
+
+
+def test_set_up_scripts_parse_and_import_what_exists():
+    for service in PRODUCT_IMAGE:
+        script = python_script(service)
+        if script is None:
+            continue
+        for node in ast.walk(ast.parse(script)):
+            modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                       else [node.module] if isinstance(node, ast.ImportFrom) else [])
+            for module in modules:
+                assert importlib.util.find_spec(module) is not None, f"{service} imports {module}"
+        assert "$" not in script, "compose would interpolate it"
+
+
+def test_product_ports_are_the_dev_commands_and_published_as_such():
+    for service, script in PRODUCT.items():
+        env = environment(service)
+        ports = PRODUCT_PORTS[f"{script.removeprefix('vmsnap-')}.main"]
+        for variable in ("VMSNAP_HEALTH_PORT", "VMSNAP_METRICS_PORT"):
+            assert env[variable] == ports[variable]
+            assert published(service)[int(env[variable])] == int(env[variable])
+        assert f"127.0.0.1:{env['VMSNAP_HEALTH_PORT']}/readyz" in " ".join(SERVICES[service]["healthcheck"]["test"])
+
+
+def test_addresses_name_services_and_the_ports_they_listen_on():
+    for service in PRODUCT:
+        env = environment(service)
+        host, port = env["TEMPORAL_ADDRESS"].split(":")
+        assert (host, port) == ("temporal", flag("temporal", "--port"))
+        assert env["TEMPORAL_NAMESPACE"] == flag("temporal", "--namespace")
+        otlp = urlsplit(env["OTEL_EXPORTER_OTLP_ENDPOINT"])
+        assert otlp.hostname in SERVICES and otlp.port == 4317   # Jaeger's OTLP/gRPC receiver
+        assert env["KUBECONFIG"] == "/pki/kubeconfig"
+    for service in ("worker", "setup"):
+        vsphere = urlsplit(environment(service)["VSPHERE_URL"])
+        assert (vsphere.hostname, str(vsphere.port)) == ("vcsim", flag("vcsim", "-l").split(":")[1])
+        assert (vsphere.username, vsphere.password) == (flag("vcsim", "-username"), flag("vcsim", "-password"))
+
+    # the apiserver: the port the kubeconfigs name, which the pki script writes
+    assert f"https://kube-apiserver:{flag('kube-apiserver', '--secure-port')}" in python_script("pki")
+    etcd_port = urlsplit(flag("etcd", "--listen-client-urls")).port
+    assert flag("kube-apiserver", "--etcd-servers") == f"http://etcd:{etcd_port}"
+    # the webhook: registered at the bridge's name and port, with a certificate for that name
+    bridge_port = environment("bridge")["VMSNAP_WEBHOOK_PORT"]
+    assert f'UrlReference("https://bridge:{bridge_port}")' in python_script("setup")
+    assert 'dns=("bridge",)' in python_script("pki")
+
+
+def test_temporal_has_the_dev_stacks_search_attributes():
+    command = SERVICES["temporal"]["command"]
+    registered = {command[i + 1] for i, a in enumerate(command) if a == "--search-attribute"}
+    assert registered == set(DEV_SERVER_SEARCH_ATTRIBUTES)
+
+
+def test_the_worker_is_given_time_to_drain():
+    grace = re.fullmatch(r"(\d+)s", SERVICES["worker"]["stop_grace_period"]).group(1)
+    assert int(grace) > float(environment("worker")["VMSNAP_GRACEFUL_SHUTDOWN_SECONDS"])
+
+
+def test_dependencies_and_builds_resolve():
+    for name, service in SERVICES.items():
+        for dependency, condition in (service.get("depends_on") or {}).items():
+            assert dependency in SERVICES, f"{name} depends on {dependency}"
+            if condition["condition"] == "service_healthy":
+                assert "healthcheck" in SERVICES[dependency], f"{dependency} has no health check"
+        build = service.get("build")
+        if build is not None:
+            context = build if isinstance(build, str) else build["context"]
+            dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+            assert (REPO / context / dockerfile).is_file(), f"{name}: no {context}/{dockerfile}"
+        else:
+            tag = service["image"].partition(":")[2]
+            assert tag and tag != "latest", f"{name}: pin {service['image']}"

@@ -1,0 +1,105 @@
+"""The Dockerfiles, checked for what can be checked without a Docker engine: base images pinned by tag, the
+product image runs as a non-root uid (the one the Deployments declare), its command is a console script, it is
+installed from the project's own metadata with pinned dependencies, and .dockerignore keeps what that needs."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+
+from tests.deploy.manifests import REPO, build, console_scripts, one, pyproject
+
+DOCKERFILES = [REPO / "Dockerfile", REPO / "testbed/go/vcsim/Dockerfile", REPO / "testbed/go/Dockerfile.k8s"]
+
+
+def instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments), with continuation lines joined and comments dropped."""
+    joined = re.sub(r"\\\n", " ", "\n".join(line for line in dockerfile.read_text().splitlines()
+                                             if not line.lstrip().startswith("#")))
+    return [(parts[0].upper(), parts[1] if len(parts) > 1 else "")
+            for parts in (line.strip().split(None, 1) for line in joined.splitlines() if line.strip())]
+
+
+def final_stage(dockerfile: Path) -> list[tuple[str, str]]:
+    steps = instructions(dockerfile)
+    last_from = max(i for i, (op, _) in enumerate(steps) if op == "FROM")
+    return steps[last_from:]
+
+
+def image_of(from_arguments: str) -> str:
+    return from_arguments.split()[0]
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_base_images_are_pinned_by_tag(dockerfile):
+    for op, arguments in instructions(dockerfile):
+        if op == "FROM":
+            name, _, tag = image_of(arguments).partition(":")
+            assert tag and tag != "latest" and re.search(r"\d", tag), f"{name}: pin a versioned tag, not {tag!r}"
+
+
+def test_the_python_base_is_one_the_project_supports():
+    versions = {re.match(r"python:(\d+\.\d+\.\d+)", image_of(arguments)).group(1)
+                for op, arguments in instructions(REPO / "Dockerfile") if op == "FROM"}
+    assert len(versions) == 1
+    assert SpecifierSet(pyproject()["project"]["requires-python"]).contains(versions.pop())
+
+
+def test_runs_as_the_non_root_uid_the_deployments_declare():
+    (user,) = [arguments for op, arguments in final_stage(REPO / "Dockerfile") if op == "USER"]
+    uid = user.split(":")[0]
+    assert uid.isdigit() and int(uid) != 0, "numeric, so runAsNonRoot can be checked without /etc/passwd"
+    for name in ("vmsnap-worker", "vmsnap-bridge"):
+        pod = one(build("production"), "Deployment", name)["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsUser"] == int(uid)
+
+
+def test_the_default_command_is_a_console_script():
+    (command,) = [arguments for op, arguments in final_stage(REPO / "Dockerfile") if op == "CMD"]
+    assert command == '["vmsnap-worker"]' and "vmsnap-worker" in console_scripts()
+
+
+def test_the_project_is_installed_from_its_metadata_with_pinned_dependencies():
+    steps = instructions(REPO / "Dockerfile")
+    assert ("COPY", ". .") in steps
+    assert any(op == "RUN" and re.search(r"pip wheel .*--no-deps .* \.$", arguments) for op, arguments in steps)
+    assert any(op == "RUN" and "pip install /wheels/" in arguments for op, arguments in final_stage(
+        REPO / "Dockerfile")), "the final stage installs the wheel (and with it pyproject's pins), not the source"
+    for dependency in pyproject()["project"]["dependencies"]:
+        (specifier,) = Requirement(dependency).specifier
+        assert specifier.operator == "==", f"{dependency}: the image would float"
+
+
+def dockerignored(path: str, patterns: list[str]) -> bool:
+    """Docker's matching for the pattern forms this .dockerignore uses: a path, or **/ for any depth."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    for pattern in patterns:
+        if pattern.startswith("**/"):
+            if any(fnmatch.fnmatch(part, pattern[3:]) for part in parts):
+                return True
+        elif any(fnmatch.fnmatch(prefix, pattern) for prefix in prefixes):
+            return True
+    return False
+
+
+def test_the_build_context_keeps_what_the_package_is_built_from():
+    patterns = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    assert not any(p.startswith("!") for p in patterns), "dockerignored() does not model exceptions"
+    setuptools = pyproject()["tool"]["setuptools"]
+    needed = ["pyproject.toml", pyproject()["project"]["readme"]]
+    for include in setuptools["packages"]["find"]["include"]:
+        needed += [p.name for p in REPO.iterdir() if p.is_dir() and fnmatch.fnmatch(p.name, include)
+                   and (p / "__init__.py").exists()]
+    for package, globs in setuptools.get("package-data", {}).items():
+        needed += [str(f.relative_to(REPO)) for g in globs for f in (REPO / package).glob(g) if f.is_file()]
+    for path in needed:
+        assert not dockerignored(path, patterns), f".dockerignore drops {path}, which the wheel is built from"
+    for path in (".git/HEAD", ".venv/bin/python", "tests/conftest.py", "worker/__pycache__/main.cpython-311.pyc"):
+        assert dockerignored(path, patterns)
