@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_serializer
 
 
 class ApiModel(BaseModel):
@@ -101,3 +101,28 @@ class ObjectMeta(ApiModel):
 
     def has_finalizer(self, finalizer: str) -> bool:
         return finalizer in (self.finalizers or [])
+
+
+class KubeObject(ApiModel):
+    """What both kinds share: API version, kind, metadata, and the dump rules for status."""
+
+    api_version: str = Field(alias="apiVersion")
+    kind: str
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_status(self, handler: Any) -> dict[str, Any]:
+        # An object without status dumps without one (as Kubernetes would show it), not with `status: {}`.
+        data = handler(self)
+        if data.get("status") == {}:
+            del data["status"]
+        return data
+
+    @property
+    def name(self) -> str | None:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str | None:
+        return self.metadata.namespace
+

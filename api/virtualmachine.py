@@ -7,12 +7,10 @@ and must not lose what we do not model.
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import Field, model_serializer
+from pydantic import Field
 
 from .conditions import Condition, get_condition
-from .meta import ApiModel, ObjectMeta, QuantityText
+from .meta import ApiModel, KubeObject, QuantityText
 from .names import API_VERSION, CAPI_CLUSTER_ROLE_LABELS, VM_KIND, ControllerSharingMode, PowerState, VMConditionType
 from .virtualmachinesnapshot import SnapshotReference
 
@@ -91,27 +89,11 @@ class VirtualMachineStatus(ApiModel):
     conditions: list[Condition] | None = None
 
 
-class VirtualMachine(ApiModel):
+class VirtualMachine(KubeObject):
     api_version: str = Field(default=API_VERSION, alias="apiVersion")
     kind: str = VM_KIND
-    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: VirtualMachineSpec = Field(default_factory=VirtualMachineSpec)
     status: VirtualMachineStatus = Field(default_factory=VirtualMachineStatus)
-
-    @model_serializer(mode="wrap")
-    def _omit_empty_status(self, handler: Any) -> dict[str, Any]:
-        data = handler(self)
-        if data.get("status") == {}:
-            del data["status"]
-        return data
-
-    @property
-    def name(self) -> str | None:
-        return self.metadata.name
-
-    @property
-    def namespace(self) -> str | None:
-        return self.metadata.namespace
 
     @property
     def is_vks_node(self) -> bool:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import Field, model_serializer, model_validator
+from pydantic import Field, model_validator
 
 from .conditions import Condition, get_condition, is_true
 from .duration import format_minutes, quiesce_minutes_or_default, quiesce_timeout_problem
 from .messages import QUIESCE_ALIAS_CONFLICT
-from .meta import ApiModel, ObjectMeta, QuantityText
+from .meta import ApiModel, KubeObject, QuantityText
 from .names import (
     API_VERSION,
     CSI_VOLUME_SYNC_ANNOTATION,
@@ -121,28 +119,11 @@ class VirtualMachineSnapshotStatus(ApiModel):
     observed_generation: int | None = Field(default=None, alias="observedGeneration")
 
 
-class VirtualMachineSnapshot(ApiModel):
+class VirtualMachineSnapshot(KubeObject):
     api_version: str = Field(default=API_VERSION, alias="apiVersion")
     kind: str = SNAPSHOT_KIND
-    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: VirtualMachineSnapshotSpec = Field(default_factory=VirtualMachineSnapshotSpec)
     status: VirtualMachineSnapshotStatus = Field(default_factory=VirtualMachineSnapshotStatus)
-
-    @model_serializer(mode="wrap")
-    def _omit_empty_status(self, handler: Any) -> dict[str, Any]:
-        # An object without status dumps without one (as Kubernetes would show it), not with `status: {}`.
-        data = handler(self)
-        if data.get("status") == {}:
-            del data["status"]
-        return data
-
-    @property
-    def name(self) -> str | None:
-        return self.metadata.name
-
-    @property
-    def namespace(self) -> str | None:
-        return self.metadata.namespace
 
     @property
     def vm_name(self) -> str | None:
