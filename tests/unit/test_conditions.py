@@ -19,6 +19,7 @@ from api.conditions import (
     set_unknown,
 )
 from api.names import ConditionStatus, SnapshotConditionType, SnapshotReason, VMConditionType
+from tests.guide_examples import GUIDE_SNAPSHOT_STATUS
 
 CREATED = SnapshotConditionType.CREATED
 CSI_SYNCED = SnapshotConditionType.CSI_SYNCED
@@ -28,24 +29,6 @@ T0 = datetime(2025, 10, 27, 14, 55, 26, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=3)
 T2 = T0 + timedelta(minutes=7)
 
-# The guide's VirtualMachineSnapshot status conditions, verbatim.
-GUIDE_CONDITIONS_YAML = """
-- lastTransitionTime: "2025-10-27T14:55:26Z"
-  message: ""
-  reason: "True"
-  status: "True"
-  type: VirtualMachineSnapshotCSISynced
-- lastTransitionTime: "2025-10-27T14:55:26Z"
-  message: ""
-  reason: "True"
-  status: "True"
-  type: VirtualMachineSnapshotCreated
-- lastTransitionTime: "2025-10-27T14:55:26Z"
-  message: ""
-  reason: "True"
-  status: "True"
-  type: VirtualMachineSnapshotReady
-"""
 
 
 def _dump(conditions: list[Condition]) -> list[dict]:
@@ -56,11 +39,11 @@ def test_true_conditions_look_like_the_guides() -> None:
     conditions = set_true(None, READY, T0)
     conditions = set_true(conditions, CREATED, T0)
     conditions = set_true(conditions, CSI_SYNCED, T0)
-    assert _dump(conditions) == yaml.safe_load(GUIDE_CONDITIONS_YAML)
+    assert _dump(conditions) == yaml.safe_load(GUIDE_SNAPSHOT_STATUS)["status"]["conditions"]
 
 
 def test_guide_conditions_round_trip() -> None:
-    raw = yaml.safe_load(GUIDE_CONDITIONS_YAML)
+    raw = yaml.safe_load(GUIDE_SNAPSHOT_STATUS)["status"]["conditions"]
     conditions = [Condition.model_validate(c) for c in raw]
     assert all(c.status == ConditionStatus.TRUE and c.reason == "True" and c.message == "" for c in conditions)
     assert conditions[0].last_transition_time == T0
