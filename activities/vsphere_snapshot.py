@@ -80,6 +80,16 @@ def tree_lookup(tree: SnapshotTree, req: SnapshotLookup) -> SnapshotNode:
     return matches[0]
 
 
+def lookup_or_none(tree: SnapshotTree, req: SnapshotLookup) -> SnapshotNode | None:
+    """As tree_lookup, with "not there" as None (several of that name is still an error)."""
+    try:
+        return tree_lookup(tree, req)
+    except ApplicationError as e:
+        if e.type == SNAPSHOT_NOT_FOUND:
+            return None
+        raise
+
+
 class VSphereSnapshotActivities:
     def __init__(self, session: VSphereSession):
         self.session = session
@@ -182,12 +192,9 @@ class VSphereSnapshotActivities:
         """RemoveSnapshot_Task(removeChildren=False, consolidate=True): its children move up to its parent.
         Not found (or the VM gone) counts as removed. True if this call removed it."""
         def remove(si, vm, _earlier_done):
-            try:
-                node = tree_lookup(read_tree(si, vm), req)
-            except ApplicationError as e:
-                if e.type == SNAPSHOT_NOT_FOUND:
-                    return False
-                raise
+            node = lookup_or_none(read_tree(si, vm), req)
+            if node is None:
+                return False
             return properties.snapshot(si, node.moref).RemoveSnapshot_Task(removeChildren=False, consolidate=True)
         try:
             return self._run_task(req.vm_moref, "remove snapshot", remove) is not False
@@ -220,11 +227,7 @@ class VSphereSnapshotActivities:
 
     @staticmethod
     def _find_one(si, vm: vim.VirtualMachine, name: str) -> SnapshotNode | None:
-        matches = read_tree(si, vm).find(name)
-        if len(matches) > 1:
-            raise ApplicationError(f'"{name}" resolves to {len(matches)} snapshots', type=AMBIGUOUS_SNAPSHOT,
-                                   non_retryable=True)
-        return matches[0] if matches else None
+        return lookup_or_none(read_tree(si, vm), SnapshotLookup(vm_moref=vm._moId, name=name))
 
     @activity.defn(name="vsphere_read_snapshot_tree")
     def read_snapshot_tree(self, vm_moref: str) -> SnapshotTree | None:
