@@ -87,7 +87,7 @@ def _webhook_entry(webhook: Webhook, endpoint: WebhookEndpoint, ca_bundle: bytes
         client_config = {"url": endpoint.url(webhook.path)}
     if ca_bundle is not None:
         client_config["caBundle"] = base64.b64encode(ca_bundle).decode()
-    return {
+    entry: dict[str, Any] = {
         "name": webhook.name,
         "admissionReviewVersions": ["v1"],
         "clientConfig": client_config,
@@ -99,6 +99,9 @@ def _webhook_entry(webhook: Webhook, endpoint: WebhookEndpoint, ca_bundle: bytes
         "sideEffects": "None",
         "timeoutSeconds": TIMEOUT_SECONDS,
     }
+    if webhook.match_conditions:
+        entry["matchConditions"] = [{"name": n, "expression": e} for n, e in webhook.match_conditions]
+    return entry
 
 
 def in_cluster_webhook_configurations() -> tuple[dict[str, Any], dict[str, Any]]:

@@ -20,6 +20,8 @@ class Webhook:
     kind: str
     singular: str
     plural: str
+    # (name, CEL expression) pairs: the apiserver calls the webhook only when all are true
+    match_conditions: tuple[tuple[str, str], ...] = ()
 
     @property
     def path(self) -> str:
@@ -40,7 +42,11 @@ class Webhook:
 
 SNAPSHOT_MUTATING = Webhook(WebhookType.MUTATING, SNAPSHOT_KIND, SNAPSHOT_SINGULAR, SNAPSHOT_PLURAL)
 SNAPSHOT_VALIDATING = Webhook(WebhookType.VALIDATING, SNAPSHOT_KIND, SNAPSHOT_SINGULAR, SNAPSHOT_PLURAL)
-VM_VALIDATING = Webhook(WebhookType.VALIDATING, VM_KIND, VM_SINGULAR, VM_PLURAL)
+# Every VM rule is about a revert that is asked (a cleared or absent currentSnapshotName is always allowed), so
+# the apiserver skips the webhook for every other VM write: VM Operator's own updates never wait on the bridge.
+VM_VALIDATING = Webhook(WebhookType.VALIDATING, VM_KIND, VM_SINGULAR, VM_PLURAL, match_conditions=(
+    ("revert-requested", "has(object.spec) && has(object.spec.currentSnapshotName) && "
+                         "object.spec.currentSnapshotName != ''"),))
 
 MUTATING_WEBHOOKS = (SNAPSHOT_MUTATING,)
 VALIDATING_WEBHOOKS = (SNAPSHOT_VALIDATING, VM_VALIDATING)

@@ -4,7 +4,6 @@ as those ServiceAccounts with tokens the apiserver issues (TokenRequest), as a p
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,15 +12,10 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.admission.kube_objects import KUBECTL
-from tests.deploy.manifests import build
+from tests.deploy.manifests import build, kubectl
 
 INSTALLED_KINDS = ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding")
 TOKEN_SECONDS = 2 * 3600
-
-
-def kubectl(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(KUBECTL), "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True)
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,10 @@ def build(overlay: str) -> tuple[dict[str, Any], ...]:
     return tuple(d for d in yaml.safe_load_all(done.stdout) if d)
 
 
+def kubectl(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(KUBECTL), "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True)
+
+
 def one(objects, kind: str, name: str) -> dict[str, Any]:
     found = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
     assert len(found) == 1, f"{kind} {name}: {len(found)} in the build"

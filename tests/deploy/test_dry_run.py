@@ -5,19 +5,22 @@ cert-manager's Issuers and Certificates are the exception: the test bed has no c
 there to validate them, and a stand-in CRD would only validate what we wrote into it. They are left out of the
 dry run and checked client-side in test_manifests.py (their wiring from webhook configuration to mounted Secret).
 The namespace itself must exist for a dry run of the objects in it: the `installed_identities` fixture creates it
-from the same build.
+from the same build. The documented install without cert-manager goes through the dry run whole.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.deploy.conftest import kubectl
-from tests.deploy.manifests import OVERLAYS, build, is_cert_manager, one
+from bridge.admission.configuration import CERT_MANAGER_INJECT_CA_ANNOTATION
+from testbed.pki import CertificateAuthority
+from tests.deploy.manifests import DEPLOY, OVERLAYS, REPO, build, is_cert_manager, kubectl, one
 
 POD_SECURITY_WARNING = "would violate PodSecurity"
 
@@ -43,3 +46,34 @@ def test_pod_security_warnings_would_show(installed_identities, kubeconfig, tmp_
     done = server_dry_run(kubeconfig, [worker], tmp_path / "insecure.yaml")
     assert done.returncode == 0, done.stderr
     assert POD_SECURITY_WARNING in done.stderr
+
+
+def readme_recipe(directory: Path, ca_pem: bytes) -> Path:
+    """deploy/README.md's "Without cert-manager" kustomization, written out as the page says (the heredoc with the
+    CA filled in, and the kustomization block), next to a checkout named `vmsnap`."""
+    text = (DEPLOY / "README.md").read_text()
+    heredoc = re.search(r"cat > site/webhook-ca\.yaml <<EOF\n(.*?)\nEOF\n", text, re.S).group(1)
+    kustomization = re.search(r"```yaml\n# site/kustomization\.yaml\n(.*?)```", text, re.S).group(1)
+    site = directory / "site"
+    site.mkdir()
+    (directory / "vmsnap").symlink_to(REPO)
+    (site / "webhook-ca.yaml").write_text(heredoc.replace("$ca", base64.b64encode(ca_pem).decode()))
+    (site / "kustomization.yaml").write_text(kustomization)
+    return site
+
+
+def test_the_documented_install_without_cert_manager(installed_identities, kubeconfig, tmp_path):
+    ca = CertificateAuthority("vmsnap-webhook-ca").cert_pem
+    site = readme_recipe(tmp_path, ca)
+    done = kubectl(kubeconfig, "kustomize", str(site))
+    assert done.returncode == 0, done.stderr
+    objects = [o for o in yaml.safe_load_all(done.stdout) if o]
+    assert not [o for o in objects if is_cert_manager(o)]
+    for configuration in [o for o in objects if o["kind"].endswith("WebhookConfiguration")]:
+        assert CERT_MANAGER_INJECT_CA_ANNOTATION not in configuration["metadata"].get("annotations", {})
+        for webhook in configuration["webhooks"]:
+            assert base64.b64decode(webhook["clientConfig"]["caBundle"]) == ca
+    assert one(objects, "Deployment", "vmsnap-worker") == one(build("production"), "Deployment", "vmsnap-worker")
+    done = server_dry_run(kubeconfig, objects, tmp_path / "site.yaml")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("(server dry run)") == len(objects), done.stdout
