@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     temporal_namespace: str = Field("default", validation_alias=_env("TEMPORAL_NAMESPACE"))
     temporal_api_key: SecretStr | None = Field(None, validation_alias=_env("TEMPORAL_API_KEY"))
     temporal_tls: bool = Field(False, validation_alias=_env("TEMPORAL_TLS"))
+    # mutual TLS / a private CA (the SDK's environment-configuration names)
+    temporal_tls_client_cert_path: Path | None = Field(None, validation_alias=_env("TEMPORAL_TLS_CLIENT_CERT_PATH"))
+    temporal_tls_client_key_path: Path | None = Field(None, validation_alias=_env("TEMPORAL_TLS_CLIENT_KEY_PATH"))
+    temporal_tls_server_ca_cert_path: Path | None = Field(None,
+                                                          validation_alias=_env("TEMPORAL_TLS_SERVER_CA_CERT_PATH"))
     task_queue: str = "vm-snapshots"
 
     # vCenter
