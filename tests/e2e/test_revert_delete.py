@@ -232,3 +232,15 @@ def test_revert_across_a_csi_volume_snapshot_is_refused_with_the_guides_advice(p
     cond = eventually(lambda: (c := revert_condition(kube_api, namespace)) and
                       c.reason == RevertReason.FAILED and c, what="RevertFailed")
     assert '"data-snap"' in cond.message and cond.message.endswith(REVERT_CROSSES_CSI_VOLUME_SNAPSHOT)
+
+
+def test_delete_the_current_root_while_another_root_remains(product, kube_api, namespace, vcsim, sim_vm):
+    """a → b, revert to a, a → c, delete a: b and c are two roots, c current; deleting c leaves b alone."""
+    chain(kube_api, namespace, vcsim, sim_vm, names=("a", "b"))
+    revert(kube_api, namespace, "a")
+    create(kube_api, namespace, snapshot_manifest("c", "my-vm"))
+    eventually(lambda: ready(kube_api, namespace, "c"))
+    delete_snapshot(kube_api, namespace, "a")
+    eventually(lambda: current_and_roots(kube_api, namespace) == ("c", ["b", "c"]), what="two roots, c current")
+    delete_snapshot(kube_api, namespace, "c")
+    eventually(lambda: current_and_roots(kube_api, namespace) == (None, ["b"]), what="b alone, no current")

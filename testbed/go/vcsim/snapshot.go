@@ -184,9 +184,15 @@ func snapshotChanges(before, after *types.VirtualMachineSnapshotInfo) []types.Pr
 	if before == nil {
 		return []types.PropertyChange{{Name: "snapshot", Val: after}, {Name: "rootSnapshot", Val: roots}}
 	}
+	// an untyped nil when there is no current snapshot (the removed one was a root): a typed nil pointer in
+	// the change would make the property collector panic
+	var current any
+	if after.CurrentSnapshot != nil {
+		current = after.CurrentSnapshot
+	}
 	return []types.PropertyChange{
 		{Name: "snapshot.rootSnapshotList", Val: after.RootSnapshotList},
-		{Name: "snapshot.currentSnapshot", Val: after.CurrentSnapshot},
+		{Name: "snapshot.currentSnapshot", Val: current},
 		{Name: "rootSnapshot", Val: roots},
 	}
 }
