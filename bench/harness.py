@@ -568,3 +568,16 @@ def snapshot_by_name(si, vm_moref: str, name: str):
 
 def api_exception_status(e: BaseException) -> int | None:
     return e.status if isinstance(e, ApiException) else None
+
+
+def sample_processes(stack, **processes) -> "ProcSampler":
+    """A started sampler of the given product processes (name=Process), this process and the stack's servers."""
+    sampler = ProcSampler()
+    for name, process in processes.items():
+        sampler.watch(name, process.pid)
+    sampler.watch("bench (this process, CSI stand-in)", os.getpid())
+    for name, pid in stack.server_pids().items():
+        sampler.watch(name, pid)
+    sampler.start()
+    return sampler
+

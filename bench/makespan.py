@@ -200,13 +200,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         vm_watch = h.ObjectWatch(stack.api, VM_PLURAL, NAMESPACE).start()
         product = stack.product(NAMESPACE, VMSNAP_VCENTER_TASK_SLOTS=str(args.slots))
         worker, bridge = product.start_worker(), product.start_bridge()
-        sampler = h.ProcSampler()
-        sampler.watch("worker", worker.pid)
-        sampler.watch("bridge", bridge.pid)
-        sampler.watch("bench (this process, CSI stand-in)", os.getpid())
-        for name, pid in stack.server_pids().items():
-            sampler.watch(name, pid)
-        sampler.start()
+        sampler = h.sample_processes(stack, worker=worker, bridge=bridge)
         try:
             # warm-up (no delays): imports, sessions, connections
             custom = h.custom(stack.api)

@@ -150,13 +150,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
                                                       product.env["PYTHONPATH"]]),
                        "VMSNAP_PROFILE_OUT": str(args.profile)}
         worker, bridge = product.start_worker(**profile), product.start_bridge()
-        sampler = h.ProcSampler()
-        sampler.watch("worker", worker.pid)
-        sampler.watch("bridge", bridge.pid)
-        sampler.watch("bench (this process, CSI stand-in)", os.getpid())
-        for name, pid in stack.server_pids().items():
-            sampler.watch(name, pid)
-        sampler.start()
+        sampler = h.sample_processes(stack, worker=worker, bridge=bridge)
         direct = Direct(stack.vcsim, direct_sims)
         through = Product(stack.api, snapshots, vm_watch, timeout=args.timeout)
         try:
