@@ -27,7 +27,6 @@ class Dispatcher:
         self.client = client
         self.task_queue = task_queue
         self.events: asyncio.Queue[Event] = asyncio.Queue()
-        self.handled = 0
 
     def deliver_threadsafe(self, loop: asyncio.AbstractEventLoop):
         return lambda event: loop.call_soon_threadsafe(self.events.put_nowait, event)
@@ -42,7 +41,6 @@ class Dispatcher:
                 metrics.FAILURES.inc()
                 log.exception("handling %s %s failed", event.kind, event.obj.get("metadata", {}).get("name"))
             metrics.EVENTS.labels(event.plural, event.kind).inc()
-            self.handled += 1
             self.events.task_done()
 
     async def handle(self, event: Event) -> None:

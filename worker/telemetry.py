@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 import opentelemetry.trace
-from opentelemetry.propagate import extract, inject
+from opentelemetry.propagate import inject
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
 from temporalio.contrib.opentelemetry import OpenTelemetryPlugin, create_tracer_provider
@@ -55,10 +55,6 @@ def current_trace_context() -> dict[str, str]:
     carrier: dict[str, str] = {}
     inject(carrier)
     return carrier
-
-
-def context_from(carrier: dict[str, str]):
-    return extract(carrier)
 
 
 def current_trace_id() -> str | None:

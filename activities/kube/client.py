@@ -25,10 +25,6 @@ def api_client(settings: Settings) -> client.ApiClient:
     return client.ApiClient()
 
 
-def is_not_found(e: Exception) -> bool:
-    return isinstance(e, ApiException) and e.status == 404
-
-
 class Kube:
     def __init__(self, api: client.ApiClient):
         self.api = api
