@@ -10,8 +10,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.vsphere_snapshot import VSphereSnapshotActivities
     from api.operations import TreeSync, VMRef
     from workflows import options
-
-RELEASE_SIGNAL = "release"
+    from workflows.vm_snapshot_queue import VirtualMachineSnapshotQueue
 
 
 def failure_message(error: ActivityError) -> str:
@@ -38,8 +37,8 @@ async def release_vm_queue() -> None:
     waits for slow non-vCenter steps (the CSI handshake). A no-op when started outside a queue."""
     parent = workflow.info().parent
     if parent is not None:
-        await workflow.get_external_workflow_handle(parent.workflow_id).signal(RELEASE_SIGNAL,
-                                                                              workflow.info().workflow_id)
+        await workflow.get_external_workflow_handle(parent.workflow_id).signal(
+            VirtualMachineSnapshotQueue.release, workflow.info().workflow_id)
 
 
 async def sync_snapshot_tree(vm: VMRef, vm_moref: str) -> None:

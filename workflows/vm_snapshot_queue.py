@@ -18,7 +18,6 @@ with workflow.unsafe.imports_passed_through():
 
     from api.operations import Operation, OperationKind, VMRef
     from workflows import search_attributes as sa
-    from workflows.common import RELEASE_SIGNAL
 
 # a queue with nothing to do ends; the next operation starts a new run (signal-with-start)
 IDLE = timedelta(minutes=10)
@@ -54,7 +53,7 @@ class VirtualMachineSnapshotQueue:
                             if not (p.kind is OperationKind.CREATE and p.snapshot_uid == op.snapshot_uid)]
         self.pending.append(op)
 
-    @workflow.signal(name=RELEASE_SIGNAL)
+    @workflow.signal
     def release(self, workflow_id: str) -> None:
         """The running operation is done with vCenter (its remaining steps do not touch the VM)."""
         self.released.add(workflow_id)
