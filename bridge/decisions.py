@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from api import VirtualMachine, VirtualMachineSnapshot
-from api.names import CSIVolumeSync, SnapshotConditionType, SnapshotReason
+from api.names import CSI_VOLUME_SYNC_ANNOTATION, VM_PLURAL, CSIVolumeSync, SnapshotConditionType, SnapshotReason
 from api.operations import Operation, OperationKind, VMRef
 
 
@@ -57,3 +57,55 @@ def vm_actions(obj: dict[str, Any]) -> list[Operation]:
         return [Operation(kind=OperationKind.REVERT, vm=ref, snapshot_name="", vm_generation=generation,
                           summary=f"abort revert of {meta.name}")]
     return []
+
+
+# --- what the decisions read: the dispatcher's lanes and the informers' cache are keyed and trimmed by it -------
+
+def vm_key(plural: str, obj: dict[str, Any]) -> tuple[str, str, str]:
+    """The VM whose queue the object's operations go to, as the dispatcher's lane key: a snapshot's spec.vmName
+    (what `snapshot_actions` uses), a VM's own name. A snapshot without spec.vmName asks for nothing; it gets a
+    lane of its own."""
+    meta = obj.get("metadata") or {}
+    namespace = meta.get("namespace") or ""
+    if plural == VM_PLURAL:
+        return ("vm", namespace, meta.get("name") or "")
+    vm_name = (obj.get("spec") or {}).get("vmName")
+    return ("vm", namespace, vm_name) if vm_name else ("snapshot", namespace, meta.get("name") or "")
+
+
+_META_READ = ("name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp",
+              "deletionTimestamp", "finalizers")
+
+
+def _trimmed_meta(meta: dict[str, Any], annotations: tuple[str, ...]) -> dict[str, Any]:
+    out = {k: meta[k] for k in _META_READ if k in meta}
+    kept = {k: v for k, v in (meta.get("annotations") or {}).items() if k in annotations}
+    if kept:
+        out["annotations"] = kept
+    return out
+
+
+def snapshot_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """The part of a VirtualMachineSnapshot that `snapshot_actions` reads (metadata without managedFields, labels
+    or other annotations; the spec; status conditions): what the bridge caches and hands over."""
+    out: dict[str, Any] = {k: obj[k] for k in ("apiVersion", "kind", "spec") if k in obj}
+    out["metadata"] = _trimmed_meta(obj.get("metadata") or {}, (CSI_VOLUME_SYNC_ANNOTATION,))
+    conditions = (obj.get("status") or {}).get("conditions")
+    if conditions is not None:
+        out["status"] = {"conditions": conditions}
+    return out
+
+
+def vm_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """The part of a VirtualMachine that `vm_actions` reads (metadata without managedFields, labels or
+    annotations; spec.currentSnapshotName; status conditions). A VM Operator VM's spec and status are large
+    (network, bootstrap, volumes…) and none of it matters here."""
+    out: dict[str, Any] = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
+    out["metadata"] = _trimmed_meta(obj.get("metadata") or {}, ())
+    spec = obj.get("spec") or {}
+    if "currentSnapshotName" in spec:
+        out["spec"] = {"currentSnapshotName": spec["currentSnapshotName"]}
+    conditions = (obj.get("status") or {}).get("conditions")
+    if conditions is not None:
+        out["status"] = {"conditions": conditions}
+    return out

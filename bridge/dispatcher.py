@@ -1,11 +1,19 @@
 """Turns watched changes into Temporal calls: signal-with-start of the VM's queue for each operation (so a
 re-list, a resync or a second bridge only re-sends what the queue and the workflow IDs already de-duplicate),
-and signals to running workflows. Events are handled one at a time, so a VM's operations keep their order."""
+and signals to running workflows.
+
+Changes are handled in lanes, one per VM (`decisions.vm_key`: a snapshot's spec.vmName, a VM's own name), like
+client-go's keyed work queue: a VM's changes are handled one at a time in arrival order, so its operations reach
+its queue in order; different VMs are handled in parallel by `concurrency` workers. A failure is counted and
+logged and the lane goes on (the next resync hands the object over again)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
 
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -13,7 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.names import SNAPSHOT_PLURAL
 from api.operations import Operation, vm_queue_workflow_id
 from bridge import metrics
-from bridge.decisions import SignalCSISynced, snapshot_actions, vm_actions
+from bridge.decisions import SignalCSISynced, snapshot_actions, vm_actions, vm_key
 from bridge.informer import Event
 from worker.telemetry import current_trace_context, tracer
 from workflows import search_attributes as sa
@@ -21,27 +29,99 @@ from workflows.vm_snapshot_queue import QueueState, VirtualMachineSnapshotQueue
 
 log = logging.getLogger("vmsnap.bridge")
 
+DEFAULT_CONCURRENCY = 16
+
+Key = tuple[str, str, str]
+
+
+@dataclass
+class _Barrier:
+    """Done once every change received before it has been handled."""
+    before: int                   # sequence number of the first change received after it
+    remaining: int                # changes received before it and not handled yet
+    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
 
 class Dispatcher:
-    def __init__(self, client: Client, task_queue: str):
+    def __init__(self, client: Client, task_queue: str, concurrency: int = DEFAULT_CONCURRENCY):
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self.client = client
         self.task_queue = task_queue
-        self.events: asyncio.Queue[Event] = asyncio.Queue()
+        self.concurrency = concurrency
+        self._lanes: dict[Key, deque[tuple[int, Event]]] = {}  # a VM's changes not handled yet (head: in hand)
+        self._ready: asyncio.Queue[Key] = asyncio.Queue()       # lanes with changes and no worker on them
+        self._received = 0   # sequence number of the next change
+        self._unhandled = 0  # received, not yet handled (waiting or in hand): the backlog
+        self._barriers: list[_Barrier] = []
 
     def deliver_threadsafe(self, loop: asyncio.AbstractEventLoop):
-        return lambda event: loop.call_soon_threadsafe(self.events.put_nowait, event)
+        """The informers' callback (they run in threads)."""
+        return lambda event: loop.call_soon_threadsafe(self.submit, event)
+
+    def submit(self, event: Event) -> None:
+        """Queue a change in its VM's lane (on the event loop)."""
+        key = vm_key(event.plural, event.obj)
+        item = (self._received, event)
+        self._received += 1
+        self._unhandled += 1
+        metrics.BACKLOG.set(self._unhandled)
+        lane = self._lanes.get(key)
+        if lane is None:
+            self._lanes[key] = deque((item,))
+            self._ready.put_nowait(key)
+        else:  # a worker has this lane (or it is already ready): it takes the change in its turn
+            lane.append(item)
+
+    def handled(self) -> asyncio.Future[None]:
+        """A future done once every change received so far has been handled (whatever the lane)."""
+        barrier = _Barrier(before=self._received, remaining=self._unhandled)
+        if barrier.remaining == 0:
+            barrier.done.set_result(None)
+        else:
+            self._barriers.append(barrier)
+        return barrier.done
+
+    @property
+    def backlog(self) -> int:
+        return self._unhandled
 
     async def run(self) -> None:
+        workers = [asyncio.create_task(self._work(), name=f"dispatch-{i}") for i in range(self.concurrency)]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for w in workers:
+                w.cancel()
+
+    async def _work(self) -> None:
         while True:
-            event = await self.events.get()
-            metrics.BACKLOG.set(self.events.qsize())
+            key = await self._ready.get()
+            lane = self._lanes[key]
+            seq, event = lane[0]
             try:
                 await self.handle(event)
-            except Exception:  # noqa: BLE001 - one bad event must not stop the bridge; resync retries it
+            except Exception:  # noqa: BLE001 - one bad change must not stop its lane; resync retries it
                 metrics.FAILURES.inc()
                 log.exception("handling %s %s failed", event.kind, event.obj.get("metadata", {}).get("name"))
-            metrics.EVENTS.labels(event.plural, event.kind).inc()
-            self.events.task_done()
+            lane.popleft()
+            if lane:
+                self._ready.put_nowait(key)  # behind the other ready VMs: no VM starves the rest
+            else:
+                del self._lanes[key]
+            self._done(seq, event)
+
+    def _done(self, seq: int, event: Event) -> None:
+        metrics.EVENTS.labels(event.plural, event.kind).inc()
+        self._unhandled -= 1
+        metrics.BACKLOG.set(self._unhandled)
+        if self._barriers:
+            for barrier in [b for b in self._barriers if seq < b.before]:
+                barrier.remaining -= 1
+                if barrier.remaining == 0:
+                    self._barriers.remove(barrier)
+                    if not barrier.done.done():
+                        barrier.done.set_result(None)
 
     async def handle(self, event: Event) -> None:
         if event.kind == "DELETED":
@@ -77,3 +157,12 @@ class Dispatcher:
             if e.status != RPCStatusCode.NOT_FOUND:
                 raise
             log.debug("%s is not running; nothing to signal", workflow_id)
+
+
+async def log_when_caught_up(dispatcher: Dispatcher, started: float) -> None:
+    """Once the informers' first lists are handed over: wait until every change in them is handled, then say so
+    (log line and gauge): the bridge has caught up with what was there when it started."""
+    await dispatcher.handled()
+    took = time.monotonic() - started
+    metrics.CAUGHT_UP.set(took)
+    log.info("bridge caught up: the first lists are handled, %.1fs after start", took)

@@ -1,6 +1,9 @@
 """List + watch of one custom resource, as client-go's informer does it: list, then watch from the list's
 resourceVersion; on a dropped connection resume from the last resourceVersion seen; on 410 Gone list again;
 every `resync` seconds hand every cached object over once more (the safety net for anything missed).
+Lists are paginated (client-go's 500 per page), so a large list never sits in memory twice; each object is
+passed through `transform` (like client-go's SetTransform) before it is cached or handed over: by default it only
+loses metadata.managedFields, the bridge gives the decisions' own projections.
 
 The kubernetes client is blocking, so the loop runs in a thread and hands events to asyncio."""
 
@@ -22,6 +25,13 @@ from bridge.metrics import RELISTS
 log = logging.getLogger("vmsnap.bridge.informer")
 
 WATCH_SECONDS = 300
+PAGE_SIZE = 500
+
+
+def without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object without metadata.managedFields (server-side apply's bookkeeping, often most of its size)."""
+    (obj.get("metadata") or {}).pop("managedFields", None)
+    return obj
 
 
 @dataclass
@@ -33,11 +43,15 @@ class Event:
 
 class Informer:
     def __init__(self, api: client.ApiClient, group: str, version: str, plural: str,
-                 deliver: Callable[[Event], None], resync_seconds: float = 300.0, namespace: str = ""):
+                 deliver: Callable[[Event], None], resync_seconds: float = 300.0, namespace: str = "",
+                 transform: Callable[[dict[str, Any]], dict[str, Any]] = without_managed_fields,
+                 page_size: int = PAGE_SIZE):
         self.custom = client.CustomObjectsApi(api)
         self.namespace = namespace
         self.group, self.version, self.plural = group, version, plural
         self.deliver = deliver
+        self.transform = transform
+        self.page_size = page_size
         self.resync_seconds = resync_seconds
         self.cache: dict[str, dict[str, Any]] = {}   # uid → object
         self.resource_version: str | None = None
@@ -47,16 +61,24 @@ class Informer:
         self._watch: watch.Watch | None = None
 
     def _list(self) -> None:
-        listing = self._lister()(*self._list_args())
-        items = sorted(listing["items"], key=lambda o: (o["metadata"].get("creationTimestamp", ""),
-                                                        o["metadata"]["name"]))
+        items: list[dict[str, Any]] = []
+        token = None
+        while True:  # pages of one consistent list; an expired continue token is a 410: listed again from scratch
+            page = self._lister()(*self._list_args(), limit=self.page_size, **({"_continue": token} if token else {}))
+            items.extend(self.transform(o) for o in page["items"])
+            token = page["metadata"].get("continue")
+            if not token:
+                break
+        resource_version = page["metadata"]["resourceVersion"]  # every page carries the list's
+        del page
+        items.sort(key=lambda o: (o["metadata"].get("creationTimestamp", ""), o["metadata"]["name"]))
         seen = {o["metadata"]["uid"] for o in items}
         for uid in [u for u in self.cache if u not in seen]:  # deleted while we were not watching
             self.deliver(Event("DELETED", self.plural, self.cache.pop(uid)))
         for obj in items:
             self.cache[obj["metadata"]["uid"]] = obj
             self.deliver(Event("SYNC", self.plural, obj))
-        self.resource_version = listing["metadata"]["resourceVersion"]
+        self.resource_version = resource_version
         self.relists += 1
         RELISTS.labels(self.plural).set(self.relists)
         self.synced.set()
@@ -84,6 +106,7 @@ class Informer:
             self.resource_version = obj["metadata"]["resourceVersion"]
             if kind == "BOOKMARK":
                 continue
+            obj = self.transform(obj)
             uid = obj["metadata"]["uid"]
             if kind == "DELETED":
                 self.cache.pop(uid, None)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 
 import prometheus_client
 
 from activities.kube.client import api_client
 from api.names import GROUP, SNAPSHOT_PLURAL, VERSION, VM_PLURAL
-from bridge.admission.server import AdmissionServer
-from bridge.dispatcher import Dispatcher
+from bridge.decisions import snapshot_fields, vm_fields
+from bridge.dispatcher import Dispatcher, log_when_caught_up
 from bridge.informer import Informer, start_informer
 from worker.health import HealthServer
 from worker.settings import Settings
@@ -23,21 +24,26 @@ log = logging.getLogger("vmsnap.bridge")
 
 
 async def run(settings: Settings) -> None:
+    started = time.monotonic()
     client = await connect(settings, plugins=setup_tracing("vmsnap-bridge"))
     if settings.metrics_port:
         prometheus_client.start_http_server(settings.metrics_port)
     api = api_client(settings)
-    dispatcher = Dispatcher(client, settings.task_queue)
+    dispatcher = Dispatcher(client, settings.task_queue, concurrency=settings.bridge_dispatch_concurrency)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    # the cache and the events hold only what the decisions read
     informers = [Informer(api, GROUP, VERSION, plural, dispatcher.deliver_threadsafe(loop),
-                          resync_seconds=settings.resync_seconds, namespace=settings.watch_namespace)
-                 for plural in (SNAPSHOT_PLURAL, VM_PLURAL)]
+                          resync_seconds=settings.resync_seconds, namespace=settings.watch_namespace,
+                          transform=fields)
+                 for plural, fields in ((SNAPSHOT_PLURAL, snapshot_fields), (VM_PLURAL, vm_fields))]
     admission = None
     if settings.webhook_cert_file and settings.webhook_key_file:
+        # imported only here: aiohttp and the webhook cost ~11 MB a watch-only bridge does not need
+        from bridge.admission.server import AdmissionServer
         # served before the informers catch up: admission reads what it needs from the apiserver itself
         admission = AdmissionServer(api, settings.webhook_cert_file, settings.webhook_key_file,
                                     port=settings.webhook_port)
@@ -51,11 +57,13 @@ async def run(settings: Settings) -> None:
     for informer in informers:
         await start_informer(informer)
     log.info("bridge watching %s", ", ".join(i.plural for i in informers))
+    caught_up_logged = asyncio.create_task(log_when_caught_up(dispatcher, started))
     print("bridge running", flush=True)
     await stop.wait()
     for informer in informers:
         informer.stop()
     dispatching.cancel()
+    caught_up_logged.cancel()
     await health.stop()
     if admission is not None:
         await admission.stop()

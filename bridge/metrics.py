@@ -8,4 +8,6 @@ OPERATIONS_SENT = Counter("vmsnap_bridge_operations_sent",
 SIGNALS_SENT = Counter("vmsnap_bridge_signals_sent", "signals sent to running workflows", ["signal"])
 FAILURES = Counter("vmsnap_bridge_failures", "watched changes whose handling failed (retried at resync)")
 RELISTS = Gauge("vmsnap_bridge_relists", "full lists made (start, 410 Gone)", ["resource"])
-BACKLOG = Gauge("vmsnap_bridge_backlog", "watched changes waiting to be handled (lag)")
+BACKLOG = Gauge("vmsnap_bridge_backlog", "watched changes received and not handled yet, waiting or in hand (lag)")
+CAUGHT_UP = Gauge("vmsnap_bridge_caught_up_seconds",
+                  "seconds from start until every change of the first lists was handled (0 until then)")

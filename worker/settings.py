@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     watch_namespace: str = ""
     # the bridge hands every watched object over again this often (the safety net for missed events)
     resync_seconds: float = 300.0
+    # the bridge hands this many VMs' changes to Temporal at once (each VM's own changes stay in order)
+    bridge_dispatch_concurrency: int = Field(16, ge=1)
 
     # the bridge's admission webhook (HTTPS); no cert file = not served (e.g. a second, watch-only bridge)
     webhook_port: int = 9443
