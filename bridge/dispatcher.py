@@ -126,8 +126,9 @@ class Dispatcher:
     async def handle(self, event: Event) -> None:
         if event.kind == "DELETED":
             return
-        actions = snapshot_actions(event.obj) if event.plural == SNAPSHOT_PLURAL else vm_actions(event.obj)
-        meta = event.obj.get("metadata", {})
+        obj = event.obj
+        actions = snapshot_actions(obj) if event.plural == SNAPSHOT_PLURAL else vm_actions(obj)
+        meta = obj.get("metadata", {})
         for action in actions:
             # the root of the operation's trace: the watched change that asked for it
             with tracer().start_as_current_span(f"bridge {event.kind} {event.plural}", attributes={

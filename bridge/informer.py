@@ -3,18 +3,19 @@ resourceVersion; on a dropped connection resume from the last resourceVersion se
 every `resync` seconds hand every cached object over once more (the safety net for anything missed).
 Lists are paginated (client-go's 500 per page), so a large list never sits in memory twice; each object is
 passed through `transform` (like client-go's SetTransform) before it is cached or handed over: by default it only
-loses metadata.managedFields, the bridge gives the decisions' own projections.
+loses metadata.managedFields, the bridge gives the decisions' own projections. The cache and the events keep each
+object as compact JSON (~0.8 KB for a Ready snapshot, against ~3.4 KB as Python dicts), decoded when read.
 
 The kubernetes client is blocking, so the loop runs in a thread and hands events to asyncio."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client, watch
@@ -34,11 +35,26 @@ def without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-@dataclass
+def encode(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 class Event:
-    kind: str           # ADDED | MODIFIED | DELETED | SYNC (a relist or resync re-delivery)
-    plural: str
-    obj: dict[str, Any]
+    """A watched change: kind is ADDED | MODIFIED | DELETED | SYNC (a relist or resync re-delivery). The object
+    is kept encoded (shared with the cache); `obj` decodes a fresh copy on each access."""
+
+    __slots__ = ("kind", "plural", "raw")
+
+    def __init__(self, kind: str, plural: str, obj: dict[str, Any] | bytes):
+        self.kind, self.plural = kind, plural
+        self.raw = obj if isinstance(obj, bytes) else encode(obj)
+
+    @property
+    def obj(self) -> dict[str, Any]:
+        return json.loads(self.raw)
+
+    def __repr__(self) -> str:
+        return f"Event({self.kind!r}, {self.plural!r}, {self.raw[:80]!r}…)"
 
 
 class Informer:
@@ -53,7 +69,7 @@ class Informer:
         self.transform = transform
         self.page_size = page_size
         self.resync_seconds = resync_seconds
-        self.cache: dict[str, dict[str, Any]] = {}   # uid → object
+        self.cache: dict[str, bytes] = {}   # uid → transformed object, encoded
         self.resource_version: str | None = None
         self.synced = threading.Event()
         self.relists = 0
@@ -61,23 +77,26 @@ class Informer:
         self._watch: watch.Watch | None = None
 
     def _list(self) -> None:
-        items: list[dict[str, Any]] = []
+        items: list[tuple[str, str, str, bytes]] = []  # (creationTimestamp, name, uid, encoded object)
         token = None
         while True:  # pages of one consistent list; an expired continue token is a 410: listed again from scratch
             page = self._lister()(*self._list_args(), limit=self.page_size, **({"_continue": token} if token else {}))
-            items.extend(self.transform(o) for o in page["items"])
+            for obj in page["items"]:
+                obj = self.transform(obj)
+                meta = obj["metadata"]
+                items.append((meta.get("creationTimestamp", ""), meta["name"], meta["uid"], encode(obj)))
             token = page["metadata"].get("continue")
             if not token:
                 break
         resource_version = page["metadata"]["resourceVersion"]  # every page carries the list's
-        del page
-        items.sort(key=lambda o: (o["metadata"].get("creationTimestamp", ""), o["metadata"]["name"]))
-        seen = {o["metadata"]["uid"] for o in items}
+        page = obj = None  # not kept
+        items.sort(key=lambda item: item[:2])
+        seen = {uid for _, _, uid, _ in items}
         for uid in [u for u in self.cache if u not in seen]:  # deleted while we were not watching
             self.deliver(Event("DELETED", self.plural, self.cache.pop(uid)))
-        for obj in items:
-            self.cache[obj["metadata"]["uid"]] = obj
-            self.deliver(Event("SYNC", self.plural, obj))
+        for _, _, uid, raw in items:
+            self.cache[uid] = raw
+            self.deliver(Event("SYNC", self.plural, raw))
         self.resource_version = resource_version
         self.relists += 1
         RELISTS.labels(self.plural).set(self.relists)
@@ -107,16 +126,16 @@ class Informer:
             if kind == "BOOKMARK":
                 continue
             obj = self.transform(obj)
-            uid = obj["metadata"]["uid"]
+            uid, raw = obj["metadata"]["uid"], encode(obj)
             if kind == "DELETED":
                 self.cache.pop(uid, None)
             else:
-                self.cache[uid] = obj
-            self.deliver(Event(kind, self.plural, obj))
+                self.cache[uid] = raw
+            self.deliver(Event(kind, self.plural, raw))
 
     def _resync(self) -> None:
-        for obj in list(self.cache.values()):
-            self.deliver(Event("SYNC", self.plural, obj))
+        for raw in list(self.cache.values()):
+            self.deliver(Event("SYNC", self.plural, raw))
 
     def run(self) -> None:
         """The informer loop (blocking; run it in a thread). Errors back off and retry forever."""

@@ -4,12 +4,13 @@ currentSnapshotName), the decisions are the same on the trimmed objects, lists a
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
 from api.names import CSI_VOLUME_SYNC_ANNOTATION, SNAPSHOT_FINALIZER, SNAPSHOT_PLURAL, VM_NAME_LABEL, VM_PLURAL
 from bridge.decisions import snapshot_actions, snapshot_fields, vm_actions, vm_fields, vm_key
-from bridge.informer import Informer, without_managed_fields
+from bridge.informer import Event, Informer, without_managed_fields
 
 NOW = "2025-01-01T00:00:00Z"
 MANAGED = [{"manager": "kubectl", "operation": "Update", "apiVersion": "vmoperator.vmware.com/v1alpha5",
@@ -152,5 +153,13 @@ def test_the_list_is_paginated_trimmed_and_sorted():
     assert [e.obj["metadata"]["name"] for e in delivered] == [f"s-{i:02d}" for i in reversed(range(25))]
     assert informer.resource_version == "100" and informer.synced.is_set()
     assert len(informer.cache) == 25
-    assert all("managedFields" not in o["metadata"] and "labels" not in o["metadata"]
-               for o in informer.cache.values())
+    cached = [json.loads(raw) for raw in informer.cache.values()]
+    assert all("managedFields" not in o["metadata"] and "labels" not in o["metadata"] for o in cached)
+    assert {o["metadata"]["uid"]: o for o in cached} == {o["metadata"]["uid"]: snapshot_fields(o) for o in items}
+    assert delivered[0].raw is informer.cache[delivered[0].obj["metadata"]["uid"]]  # shared, not copied
+
+
+def test_an_event_keeps_its_object_encoded():
+    event = Event("ADDED", SNAPSHOT_PLURAL, snapshot_fields(snap()))
+    assert isinstance(event.raw, bytes) and len(event.raw) < 600
+    assert event.obj == snapshot_fields(snap()) and event.obj is not event.obj
