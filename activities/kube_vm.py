@@ -72,7 +72,7 @@ class KubeVMActivities:
         """Write vCenter's tree onto the VM and its snapshots. A snapshot is Managed when an object of that
         name exists in the VM's namespace *for this VM* (VM Operator matches by name only)."""
         ns = sync.vm.namespace
-        managed = {s.name for s in self.kube.list_snapshots(ns) if s.vm_name == sync.vm.name and s.name}
+        managed = {s.name for s in self.kube.list_vm_snapshots(ns, sync.vm.name) if s.name}
         current, roots = vm_tree_status(sync.tree, managed)
 
         def write_vm(vm: VirtualMachine) -> bool:

@@ -421,7 +421,7 @@ class Timeline:
         from temporalio.api.enums.v1 import EventType as E
 
         self.started = self.closed = None
-        self.activities: list[dict[str, Any]] = []   # type, scheduled, started, completed
+        self.activities: list[dict[str, Any]] = []   # type, scheduled, started, completed, local
         self.signals: list[tuple[float, str, Any]] = []  # time, name, first argument
         self.workflow_tasks: list[dict[str, Any]] = []   # scheduled, started, completed
         by_id: dict[int, dict[str, Any]] = {}
@@ -435,13 +435,16 @@ class Timeline:
                 self.closed = t
             elif e.event_type == E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
                 a = {"type": e.activity_task_scheduled_event_attributes.activity_type.name, "scheduled": t,
-                     "started": None, "completed": None}
+                     "started": None, "completed": None, "local": False}
                 by_id[e.event_id] = a
                 self.activities.append(a)
             elif e.event_type == E.EVENT_TYPE_ACTIVITY_TASK_STARTED:
                 by_id[e.activity_task_started_event_attributes.scheduled_event_id]["started"] = t
             elif e.event_type == E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
                 by_id[e.activity_task_completed_event_attributes.scheduled_event_id]["completed"] = t
+            elif e.event_type == E.EVENT_TYPE_MARKER_RECORDED and \
+                    e.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER:
+                self.activities.append(local_activity(e.marker_recorded_event_attributes))
             elif e.event_type == E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
                 wft = {"scheduled": t, "started": None, "completed": None}
                 by_id[e.event_id] = wft
@@ -453,6 +456,20 @@ class Timeline:
             elif e.event_type == E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
                 attrs = e.workflow_execution_signaled_event_attributes
                 self.signals.append((t, attrs.signal_name, payload_json(attrs.input)))
+
+
+# a local activity leaves no activity events, only this marker (written by the SDK's core) with its times
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
+
+
+def local_activity(marker) -> dict[str, Any]:
+    """A local activity's type and times from its marker: scheduled (first attempt) and completed, worker
+    clock; it starts in the worker as it is scheduled, so started = scheduled."""
+    data = payload_json(marker.details["data"])
+    seconds = lambda ts: ts["seconds"] + ts.get("nanos", 0) / 1e9  # noqa: E731
+    scheduled = seconds(data["original_schedule_time"])
+    return {"type": data["activity_type"], "scheduled": scheduled, "started": scheduled,
+            "completed": seconds(data["complete_time"]), "local": True}
 
 
 async def timelines(temporal, workflow_id: str) -> list[Timeline]:

@@ -268,6 +268,7 @@ async def read_breakdown(stack: h.BenchStack, ops: dict[str, list[Op]]) -> dict[
             add("workflow tasks: start → complete (sum)", wft_run)
             add("count: vCenter activities", sum(a["type"].startswith("vsphere_") for a in done) / 1000)
             add("count: Kubernetes activities", sum(a["type"].startswith("kube_") for a in done) / 1000)
+            add("count: of these, local activities", sum(a["local"] for a in done) / 1000)
             add("count: workflow tasks", len(wfts) / 1000)
             rest = (op.product_s - (t_enq - op.t0_wall) - (tl.started - t_enq) - v_exec - k_exec - dispatch - csi
                     - wft_wait - wft_run)

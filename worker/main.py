@@ -42,6 +42,8 @@ log = logging.getLogger("vmsnap.worker")
 
 WORKFLOWS = [VirtualMachineSnapshotQueue, CreateSnapshot, RevertSnapshot, DeleteSnapshot, SnapshotTreeWatch]
 MAX_CONCURRENT_ACTIVITIES = 32
+# the operations' short Kubernetes and vCenter calls (local activities share the activity thread pool)
+MAX_CONCURRENT_LOCAL_ACTIVITIES = 32
 
 
 def vcenter_task_activities(vsphere: VSphereSnapshotActivities) -> list:
@@ -49,10 +51,9 @@ def vcenter_task_activities(vsphere: VSphereSnapshotActivities) -> list:
     return [vsphere.create_snapshot, vsphere.revert_snapshot, vsphere.remove_snapshot]
 
 
-def activities(settings: Settings, vsphere: VSphereSnapshotActivities, kube: Kube,
+def activities(settings: Settings, vsphere: VSphereSnapshotActivities, kube: Kube, events: EventRecorder,
                feed: SnapshotChangeFeed) -> list:
     tree_watch = VSphereTreeWatchActivities(feed)
-    events = EventRecorder(kube.core)
     kube_snapshot = KubeSnapshotActivities(kube, events, settings.csi_sync)
     kube_vm, kube_revert = KubeVMActivities(kube, settings.watch_namespace), KubeVMRevertActivities(kube, events)
     return [
@@ -81,6 +82,7 @@ async def run(settings: Settings) -> None:
     session = VSphereSession(settings)
     kube = Kube(api_client(settings))
     feed = SnapshotChangeFeed(session)
+    events = EventRecorder(kube.core)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -88,11 +90,13 @@ async def run(settings: Settings) -> None:
 
     vsphere = VSphereSnapshotActivities(session)
     drain = timedelta(seconds=settings.graceful_shutdown_seconds)
-    with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES + settings.vcenter_task_slots,
-                            thread_name_prefix="activity") as pool:
+    pool_size = MAX_CONCURRENT_ACTIVITIES + MAX_CONCURRENT_LOCAL_ACTIVITIES + settings.vcenter_task_slots
+    with ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="activity") as pool:
         worker = Worker(client, task_queue=settings.task_queue, workflows=WORKFLOWS,
-                        activities=activities(settings, vsphere, kube, feed), activity_executor=pool,
-                        max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES, graceful_shutdown_timeout=drain)
+                        activities=activities(settings, vsphere, kube, events, feed), activity_executor=pool,
+                        max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+                        max_concurrent_local_activities=MAX_CONCURRENT_LOCAL_ACTIVITIES,
+                        graceful_shutdown_timeout=drain)
         vcenter_tasks = Worker(client, task_queue=vcenter_task_queue(settings.task_queue),
                                activities=vcenter_task_activities(vsphere), activity_executor=pool,
                                max_concurrent_activities=settings.vcenter_task_slots, graceful_shutdown_timeout=drain)
@@ -109,6 +113,7 @@ async def run(settings: Settings) -> None:
             await asyncio.gather(worker.shutdown(), vcenter_tasks.shutdown())
         await run_task
         await health.stop()
+    events.close()
     feed.stop()
     session.close()
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
@@ -13,17 +16,42 @@ with workflow.unsafe.imports_passed_through():
     from workflows.vm_snapshot_queue import VirtualMachineSnapshotQueue
 
 
-def failure_message(error: ActivityError) -> str:
+async def kube(activity: Any, arg: Any, summary: str) -> Any:
+    """One short Kubernetes call, as a local activity (options.KUBE)."""
+    return await workflow.execute_local_activity_method(activity, arg, summary=summary, **options.KUBE)
+
+
+async def vcenter(activity: Any, arg: Any, summary: str) -> Any:
+    """One short vCenter read or reconfigure, as a local activity (options.VSPHERE)."""
+    return await workflow.execute_local_activity_method(activity, arg, summary=summary, **options.VSPHERE)
+
+
+# What a failed step raises: a regular activity's failure is an ActivityError around the activity's error;
+# a local activity's is the activity's own ApplicationError.
+StepFailed = (ActivityError, ApplicationError)
+
+
+def _cause(error: BaseException) -> BaseException | None:
+    return error.cause if isinstance(error, ActivityError) else error
+
+
+def failure_message(error: BaseException) -> str:
     """The message of the error an activity raised (vSphere's fault text, a precondition), for a condition."""
-    cause = error.cause
+    cause = _cause(error)
     if isinstance(cause, ApplicationError):
         return cause.message
     return str(cause or error)
 
 
-def failure_type(error: ActivityError) -> str | None:
-    cause = error.cause
+def failure_type(error: BaseException) -> str | None:
+    cause = _cause(error)
     return cause.type if isinstance(cause, ApplicationError) else None
+
+
+def failure_detail(error: BaseException) -> object | None:
+    """The first detail the activity's error carried (e.g. the reason of a refused revert)."""
+    cause = _cause(error)
+    return cause.details[0] if isinstance(cause, ApplicationError) and cause.details else None
 
 
 def count_operation(kind: str, result: str) -> None:
@@ -43,8 +71,16 @@ async def release_vm_queue() -> None:
 
 async def sync_snapshot_tree(vm: VMRef, vm_moref: str) -> None:
     """vCenter's snapshot tree onto the VM's status and each snapshot's children."""
-    tree = await workflow.execute_activity_method(VSphereSnapshotActivities.read_snapshot_tree, vm_moref,
-                                                  summary="read snapshot tree", **options.VSPHERE)
+    tree = await vcenter(VSphereSnapshotActivities.read_snapshot_tree, vm_moref, "read snapshot tree")
     if tree is not None:
-        await workflow.execute_activity_method(KubeVMActivities.sync_snapshot_tree, TreeSync(vm=vm, tree=tree),
-                                               summary="tree onto VM and snapshots", **options.KUBE)
+        await kube(KubeVMActivities.sync_snapshot_tree, TreeSync(vm=vm, tree=tree), "tree onto VM and snapshots")
+
+
+async def together(*steps) -> list:
+    """Run independent steps at once (their local activities share one workflow task); the first error is
+    raised once every step has ended, so none is left running behind a failure."""
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results

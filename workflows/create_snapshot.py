@@ -6,7 +6,6 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.kube_snapshot import KubeSnapshotActivities
@@ -16,14 +15,25 @@ with workflow.unsafe.imports_passed_through():
     from api.operations import (
         ConditionChange,
         Operation,
+        RequestedStorageEntry,
         SnapshotLocation,
+        SnapshotNode,
         SnapshotPlan,
         SnapshotStatusChange,
         VMYamlBackup,
         VSphereSnapshotRequest,
     )
     from workflows import options
-    from workflows.common import count_operation, failure_message, release_vm_queue, sync_snapshot_tree
+    from workflows.common import (
+        StepFailed,
+        count_operation,
+        failure_message,
+        kube,
+        release_vm_queue,
+        sync_snapshot_tree,
+        together,
+        vcenter,
+    )
 
 CREATED, CSI_SYNCED = SnapshotConditionType.CREATED, SnapshotConditionType.CSI_SYNCED
 # if the bridge's signal is missed, the annotation is re-read this often
@@ -54,90 +64,84 @@ class CreateSnapshot:
         ref = op.snapshot
         self._at("own the snapshot and read its VM")
         try:
-            plan = await workflow.execute_activity_method(KubeSnapshotActivities.prepare_snapshot, ref,
-                                                          summary=f"own {ref} and read VM", **options.KUBE)
-        except ActivityError as e:
+            plan = await kube(KubeSnapshotActivities.prepare_snapshot, ref, f"own {ref} and read VM")
+        except StepFailed as e:
             return await self._failed(op, failure_message(e))
         if plan is None:
             await release_vm_queue()
             return "snapshot deleted before creation"
 
         try:
-            node = await self._create_in_vsphere(plan)
-        except ActivityError as e:
+            requested, node = await self._create_in_vsphere(plan)
+        except StepFailed as e:
             return await self._failed(op, failure_message(e))
 
-        self._at("record the created snapshot")
-        try:
-            requested = await workflow.execute_activity_method(
-                KubeSnapshotActivities.compute_requested_storage, plan, summary="requested storage per class",
-                **options.KUBE)
-        except ActivityError as e:  # accounting must not undo a snapshot that exists: report, carry on
-            workflow.logger.warning("requested storage of %s unknown: %s", plan.snapshot, failure_message(e))
-            requested = None
-        await self._status(plan, unique_id=node.moref, power_state=node.power_state,
-                           quiesced=plan.quiesce_minutes is not None, requested=requested,
-                           conditions=[ConditionChange(type=CREATED, status=True),
-                                       ConditionChange(type=CSI_SYNCED, status=False,
-                                                       reason=SnapshotReason.CSI_SYNC_IN_PROGRESS,
-                                                       message=messages.CSI_SYNC_REQUESTED)])
-        await sync_snapshot_tree(plan.vm, plan.vm_moref)
-        await release_vm_queue()
-
+        self._at("record the created snapshot and the VM's tree")
+        await together(self._record_created(plan, node, requested), sync_snapshot_tree(plan.vm, plan.vm_moref))
         self._at("CSI volume sync handshake")
-        await self._csi_sync(plan)
-
-        self._at("storage used")
-        used = await workflow.execute_activity_method(
-            VSphereSnapshotActivities.read_snapshot_used_bytes,
-            SnapshotLocation(vm_moref=plan.vm_moref, snapshot_moref=node.moref),
-            summary="snapshot size from layoutEx", **options.VSPHERE)
-        await self._status(plan, used_bytes=used, conditions=[ConditionChange(type=CSI_SYNCED, status=True)])
+        await together(release_vm_queue(), self._csi_sync(plan))
+        await self._status(plan, conditions=[ConditionChange(type=CSI_SYNCED, status=True)])
         self._at("ready")
         count_operation("create", "ready")
         return "Ready"
 
-    async def _create_in_vsphere(self, plan: SnapshotPlan):
-        self._at("store the VM's YAML in ExtraConfig")
-        await workflow.execute_activity_method(VSphereSnapshotActivities.store_vm_yaml,
-                                               VMYamlBackup(vm_moref=plan.vm_moref, vm_yaml=plan.vm_yaml),
-                                               summary="VM YAML into ExtraConfig", **options.VSPHERE)
-        await self._status(plan, conditions=[ConditionChange(type=CREATED, status=False,
-                                                             reason=SnapshotReason.CREATION_IN_PROGRESS,
-                                                             message=messages.CREATION_IN_PROGRESS)])
+    async def _create_in_vsphere(self, plan: SnapshotPlan) -> tuple[list[RequestedStorageEntry] | None, SnapshotNode]:
+        self._at("store the VM's YAML in ExtraConfig, mark the creation in progress")
+        _, _, requested = await together(
+            vcenter(VSphereSnapshotActivities.store_vm_yaml, VMYamlBackup(vm_moref=plan.vm_moref, vm_yaml=plan.vm_yaml),
+                    "VM YAML into ExtraConfig"),
+            self._status(plan, conditions=[ConditionChange(type=CREATED, status=False,
+                                                           reason=SnapshotReason.CREATION_IN_PROGRESS,
+                                                           message=messages.CREATION_IN_PROGRESS)]),
+            self._requested_storage(plan))
         self._at("create the vSphere snapshot")
         quiesce = f", quiesce {plan.quiesce_minutes}m" if plan.quiesce_minutes is not None else ""
-        return await workflow.execute_activity_method(
+        node = await workflow.execute_activity_method(
             VSphereSnapshotActivities.create_snapshot,
             VSphereSnapshotRequest(vm_moref=plan.vm_moref, name=plan.snapshot.name, description=plan.description,
                                    memory=plan.memory, quiesce_minutes=plan.quiesce_minutes),
             summary=f"CreateSnapshotEx_Task {plan.snapshot.name}{' memory' if plan.memory else ''}{quiesce}",
             **options.vsphere_snapshot_task(plan.quiesce_minutes))
+        return requested, node
+
+    async def _requested_storage(self, plan: SnapshotPlan) -> list[RequestedStorageEntry] | None:
+        try:
+            return await kube(KubeSnapshotActivities.compute_requested_storage, plan, "requested storage per class")
+        except StepFailed as e:  # accounting must not stop (or undo) a snapshot: report, carry on
+            workflow.logger.warning("requested storage of %s unknown: %s", plan.snapshot, failure_message(e))
+            return None
+
+    async def _record_created(self, plan: SnapshotPlan, node: SnapshotNode,
+                              requested: list[RequestedStorageEntry] | None) -> None:
+        used = await vcenter(VSphereSnapshotActivities.read_snapshot_used_bytes,
+                             SnapshotLocation(vm_moref=plan.vm_moref, snapshot_moref=node.moref),
+                             "snapshot size from layoutEx")
+        await self._status(plan, unique_id=node.moref, power_state=node.power_state,
+                           quiesced=plan.quiesce_minutes is not None, requested=requested, used_bytes=used,
+                           conditions=[ConditionChange(type=CREATED, status=True),
+                                       ConditionChange(type=CSI_SYNCED, status=False,
+                                                       reason=SnapshotReason.CSI_SYNC_IN_PROGRESS,
+                                                       message=messages.CSI_SYNC_REQUESTED)])
 
     async def _csi_sync(self, plan: SnapshotPlan) -> None:
-        done = await workflow.execute_activity_method(KubeSnapshotActivities.request_csi_sync, plan.snapshot,
-                                                      summary="csi.vsphere.volume.sync: requested", **options.KUBE)
+        done = await kube(KubeSnapshotActivities.request_csi_sync, plan.snapshot, "csi.vsphere.volume.sync: requested")
         while not (done or self.csi_sync_done):
             try:
                 await workflow.wait_condition(lambda: self.csi_sync_done, timeout=CSI_POLL)
             except asyncio.TimeoutError:
-                done = await workflow.execute_activity_method(KubeSnapshotActivities.csi_sync_completed,
-                                                              plan.snapshot, summary="re-read CSI annotation",
-                                                              **options.KUBE)
+                done = await kube(KubeSnapshotActivities.csi_sync_completed, plan.snapshot, "re-read CSI annotation")
 
     async def _status(self, plan: SnapshotPlan, **fields) -> None:
-        await workflow.execute_activity_method(KubeSnapshotActivities.update_snapshot_status,
-                                               SnapshotStatusChange(snapshot=plan.snapshot, **fields),
-                                               summary="status", **options.KUBE)
+        await kube(KubeSnapshotActivities.update_snapshot_status,
+                   SnapshotStatusChange(snapshot=plan.snapshot, **fields), "status")
 
     async def _failed(self, op: Operation, message: str) -> str:
         """Created=False/CreationFailed with vSphere's (or the precondition's) message: never a stuck object."""
         self._at(f"failed: {message}")
-        await workflow.execute_activity_method(
-            KubeSnapshotActivities.update_snapshot_status,
-            SnapshotStatusChange(snapshot=op.snapshot, conditions=[ConditionChange(
-                type=CREATED, status=False, reason=SnapshotReason.CREATION_FAILED, message=message)]),
-            summary="record the failure", **options.KUBE)
+        await kube(KubeSnapshotActivities.update_snapshot_status,
+                   SnapshotStatusChange(snapshot=op.snapshot, conditions=[ConditionChange(
+                       type=CREATED, status=False, reason=SnapshotReason.CREATION_FAILED, message=message)]),
+                   "record the failure")
         await release_vm_queue()
         count_operation("create", "failed")
         return f"CreationFailed: {message}"

@@ -4,26 +4,25 @@ up to its parent), rewrite the tree, and drop the finalizer last, so nothing is 
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.kube_snapshot import KubeSnapshotActivities
     from activities.vsphere_snapshot import VSphereSnapshotActivities
     from api.operations import FinalizerRemoval, Operation, OperationKind, SnapshotLookup
     from workflows import options
-    from workflows.common import count_operation, failure_message, sync_snapshot_tree
+    from workflows.common import StepFailed, count_operation, failure_message, kube, sync_snapshot_tree, together
 
 
 @workflow.defn(name="DeleteSnapshot")
 class DeleteSnapshot:
     @workflow.run
     async def run(self, op: Operation) -> str:
-        await self._stop_create(op)
-        plan = await workflow.execute_activity_method(KubeSnapshotActivities.prepare_delete, op.snapshot,
-                                                      summary=f"read {op.snapshot}", **options.KUBE)
+        _, plan = await together(self._stop_create(op),
+                                 kube(KubeSnapshotActivities.prepare_delete, op.snapshot, f"read {op.snapshot}"))
         if plan is None:
             return "already gone"
         outcome = "nothing in vCenter (VM gone)"
+        tree_sync = []
         if plan.vm_moref:
             try:
                 removed = await workflow.execute_activity_method(
@@ -32,21 +31,21 @@ class DeleteSnapshot:
                     summary=f"RemoveSnapshot_Task {op.snapshot_name} (children kept)",
                     **options.vsphere_snapshot_task(None))
                 outcome = "removed" if removed else "not in vCenter"
-            except ActivityError as e:
+            except StepFailed as e:
                 # e.g. several vSphere snapshots of this name and none recorded: leave vCenter alone, say so,
                 # and still let the object go (the user asked for it to be deleted)
                 workflow.logger.error("%s: vCenter snapshot left in place: %s", op.snapshot, failure_message(e))
                 outcome = f"left in vCenter: {failure_message(e)}"
             if plan.vm is not None:
-                await sync_snapshot_tree(plan.vm, plan.vm_moref)
-        await workflow.execute_activity_method(KubeSnapshotActivities.remove_finalizer,
-                                               FinalizerRemoval(snapshot=op.snapshot, outcome=outcome),
-                                               summary="remove finalizer", **options.KUBE)
+                tree_sync.append(sync_snapshot_tree(plan.vm, plan.vm_moref))
+        await together(*tree_sync, kube(KubeSnapshotActivities.remove_finalizer,
+                                        FinalizerRemoval(snapshot=op.snapshot, outcome=outcome), "remove finalizer"))
         count_operation("delete", "deleted")
         return outcome
 
     async def _stop_create(self, op: Operation) -> None:
-        """A create of this snapshot may still be waiting for the CSI handshake: it has nothing left to do."""
+        """A create of this snapshot may still be waiting for the CSI handshake: it has nothing left to do
+        (the VM's queue runs this delete only after that create is done with vCenter)."""
         create_id = Operation(kind=OperationKind.CREATE, vm=op.vm, snapshot_name=op.snapshot_name,
                               snapshot_uid=op.snapshot_uid).workflow_id
         try:

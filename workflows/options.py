@@ -8,18 +8,22 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-# Kubernetes API calls: short, retried with backoff for about ten minutes (apiserver restarts, 409 storms)
+# Short calls run as local activities: inside the workflow task that asks for them, with no task-queue round
+# trip and no history events of their own (a marker records the result), so an operation's short steps cost
+# milliseconds rather than a server round trip each. Each must be idempotent: a workflow task lost with its
+# worker re-runs them. Retries stay Temporal's: in the worker for a minute, then by durable timer.
+
+# Kubernetes API calls: retried with backoff for about ten minutes (apiserver restarts, 409 storms)
 KUBE = dict(
     start_to_close_timeout=timedelta(seconds=30),
     schedule_to_close_timeout=timedelta(minutes=10),
     retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=30)),
 )
 
-# vCenter reads and quick reconfigures
+# vCenter reads and quick reconfigures (never a snapshot task: those are regular, capped activities below)
 VSPHERE = dict(
-    start_to_close_timeout=timedelta(minutes=5),
+    start_to_close_timeout=timedelta(minutes=2),
     schedule_to_close_timeout=timedelta(minutes=30),
-    heartbeat_timeout=timedelta(seconds=30),
     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60)),
 )
 

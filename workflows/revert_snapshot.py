@@ -5,7 +5,6 @@ the VM is never left blocked. An empty snapshot name is an abort: the failure co
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.kube_vm import INVALID_VM_MANIFEST, REVERT_REFUSED, KubeVMRevertActivities
@@ -14,7 +13,17 @@ with workflow.unsafe.imports_passed_through():
     from api.names import RevertReason
     from api.operations import Operation, RevertConditionChange, SnapshotLocation, SnapshotLookup, VMRestore
     from workflows import options
-    from workflows.common import count_operation, failure_message, failure_type, sync_snapshot_tree
+    from workflows.common import (
+        StepFailed,
+        count_operation,
+        failure_detail,
+        failure_message,
+        failure_type,
+        kube,
+        sync_snapshot_tree,
+        together,
+        vcenter,
+    )
 
 
 @workflow.defn(name="RevertSnapshot")
@@ -25,21 +34,21 @@ class RevertSnapshot:
             await self._condition(op, None)
             return "aborted: condition cleared"
         try:
-            plan = await workflow.execute_activity_method(KubeVMRevertActivities.prepare_revert, op,
-                                                          summary=f"preflight revert of {op.vm}", **options.KUBE)
-        except ActivityError as e:
-            return await self._failed(op, e.cause.details[0] if failure_type(e) == REVERT_REFUSED
+            plan = await kube(KubeVMRevertActivities.prepare_revert, op, f"preflight revert of {op.vm}")
+        except StepFailed as e:
+            return await self._failed(op, failure_detail(e) if failure_type(e) == REVERT_REFUSED
                                       else RevertReason.FAILED, failure_message(e))
         if plan is None:
             return "superseded"
 
-        await self._condition(op, RevertReason.IN_PROGRESS, messages.REVERT_IN_PROGRESS, op.vm_generation)
         try:
-            node = await workflow.execute_activity_method(
-                VSphereSnapshotActivities.find_snapshot,
-                SnapshotLookup(vm_moref=plan.vm_moref, name=plan.snapshot_name, snapshot_moref=plan.snapshot_moref),
-                summary=f"find vSphere snapshot {plan.snapshot_name}", **options.VSPHERE)
-        except ActivityError as e:
+            _, node = await together(
+                self._condition(op, RevertReason.IN_PROGRESS, messages.REVERT_IN_PROGRESS, op.vm_generation),
+                vcenter(VSphereSnapshotActivities.find_snapshot,
+                        SnapshotLookup(vm_moref=plan.vm_moref, name=plan.snapshot_name,
+                                       snapshot_moref=plan.snapshot_moref),
+                        f"find vSphere snapshot {plan.snapshot_name}"))
+        except StepFailed as e:
             return await self._failed(op, RevertReason.FAILED, messages.revert_failed_to_find_vsphere_snapshot(
                 plan.snapshot_name, failure_message(e)))
 
@@ -48,35 +57,32 @@ class RevertSnapshot:
             await workflow.execute_activity_method(VSphereSnapshotActivities.revert_snapshot, location,
                                                    summary=f"RevertToSnapshot_Task {plan.snapshot_name}",
                                                    **options.vsphere_snapshot_task(None))
-        except ActivityError as e:
+        except StepFailed as e:
             return await self._failed(op, RevertReason.TASK_FAILED, failure_message(e))
 
-        vm_yaml = await workflow.execute_activity_method(VSphereSnapshotActivities.read_snapshot_vm_yaml, location,
-                                                         summary="VM YAML from the snapshot", **options.VSPHERE)
+        vm_yaml = await vcenter(VSphereSnapshotActivities.read_snapshot_vm_yaml, location, "VM YAML from the snapshot")
         if vm_yaml is None and not plan.imported:
             return await self._failed(op, RevertReason.FAILED_INVALID_VM_MANIFEST,
                                       messages.revert_failed_to_restore_vm(messages.NO_VM_YAML_IN_SNAPSHOT))
         try:
-            await workflow.execute_activity_method(
-                KubeVMRevertActivities.restore_vm,
-                VMRestore(vm=op.vm, generation=op.vm_generation, snapshot_name=plan.snapshot_name, vm_yaml=vm_yaml,
-                          power_state=node.power_state, snapshot_moref=node.moref),
-                summary="restore spec, labels, annotations", **options.KUBE)
-        except ActivityError as e:
+            await kube(KubeVMRevertActivities.restore_vm,
+                       VMRestore(vm=op.vm, generation=op.vm_generation, snapshot_name=plan.snapshot_name,
+                                 vm_yaml=vm_yaml, power_state=node.power_state, snapshot_moref=node.moref),
+                       "restore spec, labels, annotations")
+        except StepFailed as e:
             reason = RevertReason.FAILED_INVALID_VM_MANIFEST if failure_type(e) == INVALID_VM_MANIFEST \
                 else RevertReason.FAILED
             return await self._failed(op, reason, failure_message(e))
-        await self._condition(op, None)  # success: the condition goes (its steady state is absent)
-        await sync_snapshot_tree(plan.vm, plan.vm_moref)
+        # success: the condition goes (its steady state is absent)
+        await together(self._condition(op, None), sync_snapshot_tree(plan.vm, plan.vm_moref))
         count_operation("revert", "reverted")
         return f"reverted to {plan.snapshot_name}"
 
     async def _condition(self, op: Operation, reason: str | None, message: str = "",
                          generation: int | None = None) -> None:
-        await workflow.execute_activity_method(
-            KubeVMRevertActivities.set_revert_condition,
-            RevertConditionChange(vm=op.vm, reason=reason, message=message, generation=generation),
-            summary="clear revert condition" if reason is None else f"revert condition {reason}", **options.KUBE)
+        await kube(KubeVMRevertActivities.set_revert_condition,
+                   RevertConditionChange(vm=op.vm, reason=reason, message=message, generation=generation),
+                   "clear revert condition" if reason is None else f"revert condition {reason}")
 
     async def _failed(self, op: Operation, reason: str, message: str) -> str:
         await self._condition(op, reason, message, generation=op.vm_generation)

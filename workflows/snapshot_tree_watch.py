@@ -13,7 +13,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.vsphere_tree_watch import VSphereTreeWatchActivities
     from api.operations import TreeWatchState
     from workflows import options
-    from workflows.common import sync_snapshot_tree
+    from workflows.common import kube, sync_snapshot_tree
 
 WAIT_SECONDS = 30
 ROUNDS_PER_RUN = 200  # then continue-as-new, so the history stays small
@@ -32,9 +32,7 @@ class SnapshotTreeWatch:
             full = now - state.last_full_resync >= state.full_resync_seconds
             if not changed and not full:
                 continue
-            targets = await workflow.execute_activity_method(KubeVMActivities.list_vm_targets,
-                                                             None if full else changed,
-                                                             summary="VMs to resync", **options.KUBE)
+            targets = await kube(KubeVMActivities.list_vm_targets, None if full else changed, "VMs to resync")
             if full:
                 state.last_full_resync = now
             workflow.set_current_details(f"resyncing {len(targets)} VM(s){' (full)' if full else ''}")

@@ -10,7 +10,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from api import VirtualMachine, VirtualMachineSnapshot
-from api.names import GROUP, SNAPSHOT_PLURAL, VERSION, VM_PLURAL
+from api.names import GROUP, SNAPSHOT_PLURAL, VERSION, VM_NAME_LABEL, VM_PLURAL
 from worker.settings import Settings
 
 Model = TypeVar("Model", VirtualMachineSnapshot, VirtualMachine)
@@ -38,9 +38,12 @@ class Kube:
     def get_vm(self, namespace: str, name: str) -> VirtualMachine | None:
         return self._get(VirtualMachine, VM_PLURAL, namespace, name)
 
-    def list_snapshots(self, namespace: str) -> list[VirtualMachineSnapshot]:
-        items = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, SNAPSHOT_PLURAL)["items"]
-        return [VirtualMachineSnapshot.model_validate(i) for i in items]
+    def list_vm_snapshots(self, namespace: str, vm_name: str) -> list[VirtualMachineSnapshot]:
+        """The VM's snapshots, by the vm-name label admission puts on every snapshot (so the list is the VM's,
+        not the namespace's); the label is checked against spec.vmName as well."""
+        items = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, SNAPSHOT_PLURAL,
+                                                          label_selector=f"{VM_NAME_LABEL}={vm_name}")["items"]
+        return [s for s in map(VirtualMachineSnapshot.model_validate, items) if s.vm_name == vm_name]
 
     def list_vms(self, namespace: str = "") -> list[VirtualMachine]:
         items = (self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, VM_PLURAL) if namespace

@@ -1,10 +1,12 @@
 """Kubernetes Events on the snapshot and the VM for every transition that matters, so `kubectl describe`
 tells the story. Rate-limited per object (a token bucket, like client-go's event recorder) so a flapping VM
-cannot flood the apiserver; an event that cannot be written never fails the operation."""
+cannot flood the apiserver; an event that cannot be written never fails the operation. Events are written by a
+background thread (as client-go's broadcaster does), so an operation's steps never wait on them."""
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 import uuid
@@ -17,6 +19,8 @@ log = logging.getLogger("vmsnap.events")
 COMPONENT = "vmsnap"
 BURST = 10
 REFILL_SECONDS = 30.0
+# events waiting to be written; beyond this they are dropped (and counted), never blocking an operation
+MAX_PENDING = 1000
 
 
 class EventRecorder:
@@ -26,6 +30,9 @@ class EventRecorder:
         self._buckets: dict[str, tuple[float, float]] = {}  # object uid → (tokens, last refill)
         self._lock = threading.Lock()
         self.dropped = 0
+        self._pending: queue.Queue[tuple[str, client.CoreV1Event] | None] = queue.Queue(MAX_PENDING)
+        self._writer = threading.Thread(target=self._write_pending, name="event-writer", daemon=True)
+        self._writer.start()
 
     def _allow(self, key: str) -> bool:
         now = time.monotonic()
@@ -54,6 +61,25 @@ class EventRecorder:
             source=client.V1EventSource(component=COMPONENT), reporting_component=COMPONENT,
             reporting_instance=COMPONENT, first_timestamp=now, last_timestamp=now, count=1)
         try:
-            self.core.create_namespaced_event(meta.namespace, event)
-        except Exception as e:  # noqa: BLE001 - events are best effort by design
-            log.warning("event %s on %s/%s not recorded: %s", reason, meta.namespace, meta.name, e)
+            self._pending.put_nowait((meta.namespace, event))
+        except queue.Full:
+            self.dropped += 1
+            log.warning("event %s on %s/%s dropped: %d events waiting", reason, meta.namespace, meta.name,
+                        MAX_PENDING)
+
+    def _write_pending(self) -> None:
+        while (item := self._pending.get()) is not None:
+            namespace, event = item
+            try:
+                self.core.create_namespaced_event(namespace, event)
+            except Exception as e:  # noqa: BLE001 - events are best effort by design
+                log.warning("event %s on %s/%s not recorded: %s", event.reason, namespace,
+                            event.involved_object.name, e)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is waiting (for up to `timeout` seconds), then stop the writer."""
+        try:
+            self._pending.put(None, timeout=timeout)
+        except queue.Full:
+            return
+        self._writer.join(timeout)

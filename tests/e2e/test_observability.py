@@ -101,6 +101,7 @@ def test_a_revert_is_one_trace_from_the_vm_change_to_the_vcenter_task(product: P
                            what="the vCenter revert task span in the VM's trace, under the bridge's span")
     assert task_path[-1] == "bridge MODIFIED virtualmachines", task_path
     assert "RunActivity:vsphere_revert_snapshot" in task_path and "RunWorkflow:RevertSnapshot" in task_path
-    reasons = {e.reason for e in client.CoreV1Api(kube_api).list_namespaced_event(
-        namespace, field_selector="involvedObject.name=my-vm").items}
-    assert EventReason.SNAPSHOT_REVERTED in reasons
+    # events are written in the background: they follow the revert, not necessarily before it is visible
+    eventually(lambda: EventReason.SNAPSHOT_REVERTED in {e.reason for e in client.CoreV1Api(
+        kube_api).list_namespaced_event(namespace, field_selector="involvedObject.name=my-vm").items},
+        what="the SnapshotReverted event on the VM")
