@@ -425,6 +425,7 @@ class Timeline:
         self.signals: list[tuple[float, str, Any]] = []  # time, name, first argument
         self.workflow_tasks: list[dict[str, Any]] = []   # scheduled, started, completed
         by_id: dict[int, dict[str, Any]] = {}
+        la_cursor = 0.0  # where the next local activity's share of its workflow task starts
         for e in history.events:
             t = event_seconds(e)
             if e.event_type == E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
@@ -444,13 +445,16 @@ class Timeline:
                 by_id[e.activity_task_completed_event_attributes.scheduled_event_id]["completed"] = t
             elif e.event_type == E.EVENT_TYPE_MARKER_RECORDED and \
                     e.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER:
-                self.activities.append(local_activity(e.marker_recorded_event_attributes))
+                la = local_activity(e.marker_recorded_event_attributes, la_cursor)
+                la_cursor = la["completed"]
+                self.activities.append(la)
             elif e.event_type == E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
                 wft = {"scheduled": t, "started": None, "completed": None}
                 by_id[e.event_id] = wft
                 self.workflow_tasks.append(wft)
             elif e.event_type == E.EVENT_TYPE_WORKFLOW_TASK_STARTED:
                 by_id[e.workflow_task_started_event_attributes.scheduled_event_id]["started"] = t
+                la_cursor = t
             elif e.event_type == E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
                 by_id[e.workflow_task_completed_event_attributes.scheduled_event_id]["completed"] = t
             elif e.event_type == E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
@@ -462,14 +466,16 @@ class Timeline:
 LOCAL_ACTIVITY_MARKER = "core_local_activity"
 
 
-def local_activity(marker) -> dict[str, Any]:
-    """A local activity's type and times from its marker: scheduled (first attempt) and completed, worker
-    clock; it starts in the worker as it is scheduled, so started = scheduled."""
+def local_activity(marker, since: float) -> dict[str, Any]:
+    """A local activity's type and times from its marker. Core records its completion as the workflow task's
+    start + the activity's run time; local activities of one workflow task are laid end to end from that start
+    (`since`: the task's start or the previous one's completion), so steps run at once share the wall time
+    rather than each counting it whole. They start in the worker as they are scheduled: started = scheduled."""
     data = payload_json(marker.details["data"])
-    seconds = lambda ts: ts["seconds"] + ts.get("nanos", 0) / 1e9  # noqa: E731
-    scheduled = seconds(data["original_schedule_time"])
-    return {"type": data["activity_type"], "scheduled": scheduled, "started": scheduled,
-            "completed": seconds(data["complete_time"]), "local": True}
+    completed = data["complete_time"]["seconds"] + data["complete_time"].get("nanos", 0) / 1e9
+    started = min(since, completed)
+    return {"type": data["activity_type"], "scheduled": started, "started": started, "completed": completed,
+            "local": True}
 
 
 async def timelines(temporal, workflow_id: str) -> list[Timeline]:
