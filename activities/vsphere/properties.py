@@ -3,9 +3,22 @@ trip per read, and no lazy attribute fetches (which also avoids reading properti
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from pyVmomi import vim, vmodl
+
+# the ServiceContent of each connection (its SOAP stub): pyvmomi's `si.content` is a Fetch round trip on every
+# access, and the content (the managers' references) does not change during a session
+_contents: weakref.WeakKeyDictionary[Any, vim.ServiceInstanceContent] = weakref.WeakKeyDictionary()
+
+
+def service_content(si: vim.ServiceInstance) -> vim.ServiceInstanceContent:
+    """`si.content`, read once per connection."""
+    content = _contents.get(si._stub)
+    if content is None:
+        content = _contents[si._stub] = si.RetrieveContent()
+    return content
 
 
 def retrieve(si: vim.ServiceInstance, obj: vim.ManagedObject, paths: list[str]) -> dict[str, Any]:
@@ -15,7 +28,7 @@ def retrieve(si: vim.ServiceInstance, obj: vim.ManagedObject, paths: list[str]) 
     spec = vmodl.query.PropertyCollector.FilterSpec(
         objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=obj, skip=False)],
         propSet=[vmodl.query.PropertyCollector.PropertySpec(type=type(obj), pathSet=paths, all=False)])
-    result = si.content.propertyCollector.RetrieveContents([spec])
+    result = service_content(si).propertyCollector.RetrieveContents([spec])
     if not result:
         raise vmodl.fault.ManagedObjectNotFound(obj=obj, msg=f"{obj._moId} not found")
     content = result[0]
