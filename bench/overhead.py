@@ -208,9 +208,9 @@ def measure(args, direct: Direct, through: Product) -> dict[str, list[Op]]:
     return ops
 
 
-def recent_task_probe(vcsim, sim_vm: str) -> tuple[int, float]:
+def recent_task_probe(vcsim, sim_vm: str) -> tuple[int, float, int]:
     """How long the product's `running_snapshot_tasks` (run before every vCenter snapshot task) takes on a VM
-    that has had the benchmark's tasks: (len(recentTask), seconds)."""
+    that has had the benchmark's tasks: (len(recentTask), seconds, SOAP round trips)."""
     from activities.vsphere.properties import retrieve
     from activities.vsphere.tasks import running_snapshot_tasks
 
@@ -218,9 +218,17 @@ def recent_task_probe(vcsim, sim_vm: str) -> tuple[int, float]:
     try:
         vm = virtual_machine(si, vcsim.control.vms()[sim_vm])
         recent = len(retrieve(si, vm, ["recentTask"]).get("recentTask", []))
+        calls, invoke = [0], si._stub.InvokeMethod
+
+        def counted(*a, **kw):
+            calls[0] += 1
+            return invoke(*a, **kw)
+        si._stub.InvokeMethod = counted
         t = time.perf_counter()
         running_snapshot_tasks(si, vm)
-        return recent, time.perf_counter() - t
+        elapsed = time.perf_counter() - t
+        si._stub.InvokeMethod = invoke
+        return recent, elapsed, calls[0]
     finally:
         Disconnect(si)
 
@@ -282,7 +290,7 @@ async def read_breakdown(stack: h.BenchStack, ops: dict[str, list[Op]]) -> dict[
 
 # --- report -------------------------------------------------------------------------------------------------------
 
-def report(args, ops: dict[str, list[Op]], breakdown, sampler: h.ProcSampler, probe: tuple[int, float]) -> None:
+def report(args, ops: dict[str, list[Op]], breakdown, sampler: h.ProcSampler, probe: tuple[int, float, int]) -> None:
     rows, verdicts = [], []
     for kind in KINDS:
         p = [o.product_s for o in ops[kind]]
@@ -319,7 +327,7 @@ def report(args, ops: dict[str, list[Op]], breakdown, sampler: h.ProcSampler, pr
                   "## processes over the measured run (/proc)"))
     print(sampler.load_line())
     print(f"\nrunning_snapshot_tasks() (before every vCenter snapshot task) on a VM with {probe[0]} tasks in "
-          f"recentTask: {h.ms(probe[1])} ms ({probe[0] + 1} PropertyCollector round trips)")
+          f"recentTask: {h.ms(probe[1])} ms ({probe[2]} round trip{'s' if probe[2] != 1 else ''})")
 
 
 def main(argv: list[str] | None = None) -> int:
