@@ -21,13 +21,8 @@ def condition(type_: str, status: str = "True", reason: str = "True", message: s
     return {"type": type_, "status": status, "reason": reason, "message": message, "lastTransitionTime": NOW}
 
 
-def snap(name: str = "s-1", **overrides) -> dict:
-    obj = {"apiVersion": "vmoperator.vmware.com/v1alpha5", "kind": "VirtualMachineSnapshot",
-           "metadata": {"name": name, "namespace": "ns", "uid": f"uid-{name}", "resourceVersion": "7",
-                        "generation": 1, "creationTimestamp": NOW, "managedFields": MANAGED,
-                        "labels": {VM_NAME_LABEL: "vm-a"}, "finalizers": [SNAPSHOT_FINALIZER],
-                        "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{" + "x" * 2000 + "}"}},
-           "spec": {"vmName": "vm-a", "memory": True, "quiesce": {"timeout": "10min"}, "description": "d"}}
+def with_overrides(obj: dict, overrides: dict) -> dict:
+    """Set (or, with None, remove) each dotted path of `overrides` in `obj`."""
     for path, value in overrides.items():
         target = obj
         *parents, leaf = path.split(".")
@@ -38,6 +33,16 @@ def snap(name: str = "s-1", **overrides) -> dict:
         else:
             target[leaf] = value
     return obj
+
+
+def snap(name: str = "s-1", **overrides) -> dict:
+    obj = {"apiVersion": "vmoperator.vmware.com/v1alpha5", "kind": "VirtualMachineSnapshot",
+           "metadata": {"name": name, "namespace": "ns", "uid": f"uid-{name}", "resourceVersion": "7",
+                        "generation": 1, "creationTimestamp": NOW, "managedFields": MANAGED,
+                        "labels": {VM_NAME_LABEL: "vm-a"}, "finalizers": [SNAPSHOT_FINALIZER],
+                        "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{" + "x" * 2000 + "}"}},
+           "spec": {"vmName": "vm-a", "memory": True, "quiesce": {"timeout": "10min"}, "description": "d"}}
+    return with_overrides(obj, overrides)
 
 
 SNAPSHOTS = {
@@ -70,16 +75,7 @@ def vm(**overrides) -> dict:
                     "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "pvc"}}]},
            "status": {"uniqueID": "vm-42", "powerState": "PoweredOn",
                       "network": {"interfaces": [{"name": "eth0", "ip": {"addresses": ["10.0.0.1"]}}]}}}
-    for path, value in overrides.items():
-        target = obj
-        *parents, leaf = path.split(".")
-        for p in parents:
-            target = target.setdefault(p, {})
-        if value is None:
-            target.pop(leaf, None)
-        else:
-            target[leaf] = value
-    return obj
+    return with_overrides(obj, overrides)
 
 
 VMS = {
