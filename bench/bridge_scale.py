@@ -425,8 +425,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="which populations (default both; the burst runs on `ready`)")
     parser.add_argument("--steady-seconds", type=float, default=10, help="idle window for steady CPU/RSS (10)")
     parser.add_argument("--timeout", type=float, default=600, help="hang guard (default 600 s)")
-    parser.add_argument("--temporal-in-memory", action="store_true",
-                        help="dev server without its SQLite file (default: on disk, as `make dev`)")
     return h.bench_main(run, parser, argv)
 
 

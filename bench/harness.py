@@ -155,6 +155,8 @@ def bench_main(run: Callable[[argparse.Namespace, Path], None], parser: argparse
     itself broke (a missed target is reported, never an error)."""
     parser.add_argument("--dir", type=Path, help="work directory for logs and state (default: a new temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory after a successful run")
+    parser.add_argument("--temporal-in-memory", action="store_true",
+                        help="dev server without its SQLite file (default: on disk, as `make dev`)")
     args = parser.parse_args(argv)
     workdir = args.dir or Path(tempfile.mkdtemp(prefix=f"vmsnap-{parser.prog.replace('.', '-')}-"))
 

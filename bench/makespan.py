@@ -386,8 +386,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="global cap on concurrent vCenter tasks for the ideal and the direct baseline "
                              "(default: --slots, as one worker enforces it)")
     parser.add_argument("--timeout", type=float, default=900, help="hang guard per operation (default 900 s)")
-    parser.add_argument("--temporal-in-memory", action="store_true",
-                        help="dev server without its SQLite file (default: on disk, as `make dev`)")
     return h.bench_main(run, parser, argv)
 
 

@@ -343,8 +343,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, metavar="FILE",
                         help="profile the worker's main thread (workflow tasks, SDK) with pyinstrument into FILE "
                              "(needs `.venv/bin/pip install pyinstrument`)")
-    parser.add_argument("--temporal-in-memory", action="store_true",
-                        help="dev server without its SQLite file (default: on disk, as `make dev`)")
     return h.bench_main(run, parser, argv)
 
 
