@@ -22,7 +22,6 @@ class DeleteSnapshot:
         if plan is None:
             return "already gone"
         outcome = "nothing in vCenter (VM gone)"
-        tree_sync = []
         if plan.vm_moref:
             try:
                 removed = await workflow.execute_activity_method(
@@ -37,9 +36,10 @@ class DeleteSnapshot:
                 workflow.logger.error("%s: vCenter snapshot left in place: %s", op.snapshot, failure_message(e))
                 outcome = f"left in vCenter: {failure_message(e)}"
             if plan.vm is not None:
-                tree_sync.append(sync_snapshot_tree(plan.vm, plan.vm_moref))
-        await together(*tree_sync, kube(KubeSnapshotActivities.remove_finalizer,
-                                        FinalizerRemoval(snapshot=op.snapshot, outcome=outcome), "remove finalizer"))
+                # before the finalizer: once the object is gone, its parent's children already say so
+                await sync_snapshot_tree(plan.vm, plan.vm_moref)
+        await kube(KubeSnapshotActivities.remove_finalizer, FinalizerRemoval(snapshot=op.snapshot, outcome=outcome),
+                   "remove finalizer")
         count_operation("delete", "deleted")
         return outcome
 
