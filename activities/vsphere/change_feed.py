@@ -9,6 +9,7 @@ import threading
 
 from pyVmomi import vim, vmodl
 
+from activities.vsphere.properties import service_content
 from activities.vsphere.session import VSphereSession
 
 log = logging.getLogger("vmsnap.vsphere.feed")
@@ -47,7 +48,7 @@ class SnapshotChangeFeed:
                 self._stop.wait(2)
 
     def _watch(self, si: vim.ServiceInstance) -> None:
-        content = si.content
+        content = service_content(si)
         collector = content.propertyCollector.CreatePropertyCollector()
         view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
         try:

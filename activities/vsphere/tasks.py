@@ -157,5 +157,5 @@ def running_snapshot_tasks(si: vim.ServiceInstance, vm: vim.VirtualMachine) -> l
         info = {p.name: p.val for p in content.propSet or []}
         if info.get("info.state") in (vim.TaskInfo.State.running, vim.TaskInfo.State.queued) and \
                 info.get("info.descriptionId") in SNAPSHOT_TASKS:
-            running.append(vim.Task(content.obj._moId, si._stub))
+            running.append(content.obj)
     return running
