@@ -4,7 +4,8 @@ every `resync` seconds hand every cached object over once more (the safety net f
 Lists are paginated (client-go's 500 per page), so a large list never sits in memory twice; each object is
 passed through `transform` (like client-go's SetTransform) before it is cached or handed over: by default it only
 loses metadata.managedFields, the bridge gives the decisions' own projections. The cache and the events keep each
-object as compact JSON (~0.8 KB for a Ready snapshot, against ~3.4 KB as Python dicts), decoded when read.
+object as compact JSON (~1.1 KB for a Ready snapshot as the bridge trims it, against ~3.4 KB as Python dicts),
+decoded when read.
 
 The kubernetes client is blocking, so the loop runs in a thread and hands events to asyncio."""
 
