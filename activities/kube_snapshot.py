@@ -3,6 +3,7 @@ and storage accounting. Each is convergent: running it twice leaves the object a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from temporalio import activity
@@ -19,6 +20,9 @@ from api.names import (
     SNAPSHOT_FINALIZER,
     TRACE_ID_ANNOTATION,
     VM_NAME_LABEL,
+    VSPHERE_VM_ANNOTATION,
+    WORKFLOW_ID_ANNOTATION,
+    WORKFLOW_URL_ANNOTATION,
     ConditionStatus,
     CSIVolumeSync,
     EventReason,
@@ -37,7 +41,7 @@ from api.operations import (
 )
 from api.quantity import format_binary_bytes, format_plain_bytes
 from worker.settings import CSISyncMode
-from worker.telemetry import current_trace_id
+from worker.telemetry import WorkflowLinks, current_trace_id
 
 # ApplicationError types the workflows turn into conditions
 PRECONDITION_FAILED = "SnapshotPreconditionFailed"
@@ -73,6 +77,9 @@ TRUE_EVENTS = {SnapshotConditionType.CREATED: EventReason.SNAPSHOT_CREATED,
                SnapshotConditionType.READY: EventReason.SNAPSHOT_READY}
 
 
+WARNING_REASONS = frozenset({SnapshotReason.CREATION_FAILED, SnapshotReason.DELETION_FAILED})
+
+
 def transition_events(before: list[Condition], after: list[Condition]) -> list[tuple[str, str, bool]]:
     """(reason, message, warning) for each condition that changed: True transitions, and Created/CSISynced
     turning False (Ready's waiting reasons only repeat those)."""
@@ -84,15 +91,50 @@ def transition_events(before: list[Condition], after: list[Condition]) -> list[t
         if c.status == ConditionStatus.TRUE and c.type in TRUE_EVENTS:
             events.append((TRUE_EVENTS[c.type], f"{c.type} is True", False))
         elif c.status == ConditionStatus.FALSE and c.type != SnapshotConditionType.READY:
-            events.append((c.reason, c.message, c.reason == SnapshotReason.CREATION_FAILED))
+            events.append((c.reason, c.message, c.reason in WARNING_REASONS))
     return events
 
 
+def operation_annotations(links: WorkflowLinks) -> dict[str, str | None]:
+    """The annotations that lead from an object to the operation now working on it: its trace, and its workflow
+    (ID, and UI link when configured; None removes an older operation's link)."""
+    annotations: dict[str, str | None] = {}
+    trace_id = current_trace_id()
+    if trace_id:
+        annotations[TRACE_ID_ANNOTATION] = trace_id
+    workflow = links.current()
+    if workflow is not None:
+        annotations[WORKFLOW_ID_ANNOTATION], annotations[WORKFLOW_URL_ANNOTATION] = workflow
+    return annotations
+
+
+def annotate(meta, annotations: dict[str, str | None]) -> bool:
+    """Set (or, for None, remove) these annotations on an object's metadata; True if anything changed."""
+    current = dict(meta.annotations or {})
+    wanted = {k: v for k, v in current.items() if k not in annotations or annotations[k] is not None}
+    wanted.update({k: v for k, v in annotations.items() if v is not None})
+    if wanted == current:
+        return False
+    meta.annotations = wanted or None
+    return True
+
+
+@dataclass(frozen=True)
+class DeleteRetry:
+    """How a delete that vCenter keeps failing is retried (the deployment's settings)."""
+
+    first_seconds: float = 300.0
+    max_seconds: float = 3600.0
+
+
 class KubeSnapshotActivities:
-    def __init__(self, kube: Kube, events: EventRecorder, csi_sync: CSISyncMode = CSISyncMode.HANDSHAKE):
+    def __init__(self, kube: Kube, events: EventRecorder, csi_sync: CSISyncMode = CSISyncMode.HANDSHAKE,
+                 links: WorkflowLinks = WorkflowLinks(), delete_retry: DeleteRetry = DeleteRetry()):
         self.kube = kube
         self.events = events
         self.csi_sync = csi_sync
+        self.links = links
+        self.delete_retry = delete_retry
 
     @activity.defn(name="kube_prepare_snapshot")
     def prepare_snapshot(self, ref: SnapshotRef) -> SnapshotPlan | None:
@@ -116,7 +158,8 @@ class KubeSnapshotActivities:
             raise ApplicationError(f'VirtualMachine "{vm_name}" has not been created in vSphere yet (no uniqueID)',
                                    type=PRECONDITION_FAILED)
 
-        trace_id = current_trace_id()
+        # the vCenter VM is recorded before any vSphere work, so a delete finds the snapshot without the VM object
+        annotations = {**operation_annotations(self.links), VSPHERE_VM_ANNOTATION: vm.status.unique_id}
         owner = OwnerReference(api_version=vm.api_version, kind=vm.kind, name=vm_name, uid=vm.metadata.uid or "")
 
         def own(s: VirtualMachineSnapshot) -> bool:
@@ -130,10 +173,7 @@ class KubeSnapshotActivities:
             if not any(o.uid == owner.uid for o in meta.owner_references or []):
                 meta.owner_references = [*(meta.owner_references or []), owner]
                 changed = True
-            if trace_id and (meta.annotations or {}).get(TRACE_ID_ANNOTATION) != trace_id:
-                meta.annotations = {**(meta.annotations or {}), TRACE_ID_ANNOTATION: trace_id}
-                changed = True
-            return changed
+            return annotate(meta, annotations) or changed
 
         snapshot = self.kube.update_snapshot(ref.namespace, ref.name, own)
         if snapshot is None or snapshot.is_being_deleted:
@@ -186,6 +226,8 @@ class KubeSnapshotActivities:
         if written is not None and "before" in seen:
             for reason, message, warning in transition_events(seen["before"], written.status.conditions or []):
                 self.events.record(written, reason, message, warning)
+            for note in change.events:
+                self.events.record(written, note.reason, note.message, note.warning)
 
     @activity.defn(name="kube_request_csi_sync")
     def request_csi_sync(self, ref: SnapshotRef) -> bool:
@@ -224,16 +266,26 @@ class KubeSnapshotActivities:
 
     @activity.defn(name="kube_prepare_delete")
     def prepare_delete(self, ref: SnapshotRef) -> DeletePlan | None:
-        """Where the snapshot lives in vCenter; None when the object (this uid) is already gone. A snapshot
-        without vmName, or whose VM is gone, has nothing left in vCenter: its plan has no vm_moref."""
-        snapshot = self.kube.get_snapshot(ref.namespace, ref.name)
+        """Where the snapshot lives in vCenter, and the workflow now deleting it on the object; None when the
+        object (this uid) is already gone. The vCenter VM is the one recorded on the snapshot when it was
+        created, so it is found even when the VirtualMachine object is gone (standalone clusters keep the
+        vCenter VM); for an object from before that record, the VM object's uniqueID. No VM known: nothing
+        was made in vCenter."""
+        def mark(s: VirtualMachineSnapshot) -> bool:
+            return s.metadata.uid == ref.uid and annotate(s.metadata, operation_annotations(self.links))
+
+        snapshot = self.kube.update_snapshot(ref.namespace, ref.name, mark)
         if snapshot is None or snapshot.metadata.uid != ref.uid:
             return None
-        plan = DeletePlan(snapshot=ref, snapshot_moref=snapshot.status.unique_id)
+        plan = DeletePlan(snapshot=ref, snapshot_moref=snapshot.status.unique_id,
+                          vm_moref=snapshot.metadata.annotation(VSPHERE_VM_ANNOTATION),
+                          retry_seconds=self.delete_retry.first_seconds,
+                          retry_max_seconds=self.delete_retry.max_seconds)
         if snapshot.vm_name:
             plan.vm = VMRef(namespace=ref.namespace, name=snapshot.vm_name)
-            vm = self.kube.get_vm(ref.namespace, snapshot.vm_name)
-            plan.vm_moref = vm.status.unique_id if vm is not None else None
+            if plan.vm_moref is None:
+                vm = self.kube.get_vm(ref.namespace, snapshot.vm_name)
+                plan.vm_moref = vm.status.unique_id if vm is not None else None
         return plan
 
     @activity.defn(name="kube_remove_snapshot_finalizer")

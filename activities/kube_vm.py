@@ -10,13 +10,13 @@ from temporalio.exceptions import ApplicationError
 
 from activities.kube.client import Kube
 from activities.kube.events import EventRecorder
+from activities.kube_snapshot import operation_annotations
 from activities.vm_yaml import decode_vm_yaml
 from api import SnapshotReference, VirtualMachine, VirtualMachineSnapshot, messages
 from api.conditions import remove_condition, set_false
 from api.meta import kube_time_from
 from api.names import (
     IMPORTED_SNAPSHOT_ANNOTATION,
-    TRACE_ID_ANNOTATION,
     EventReason,
     RevertReason,
     VMConditionType,
@@ -32,26 +32,39 @@ from api.operations import (
     VMRestore,
     VMTarget,
 )
-from worker.telemetry import current_trace_id
+from worker.telemetry import WorkflowLinks
 
 
-def _reference(node: SnapshotNode, managed: set[str]) -> SnapshotReference:
-    return SnapshotReference.managed(node.name) if node.name in managed else SnapshotReference.unmanaged()
+def _reference(node: SnapshotNode, managed: dict[str, str]) -> SnapshotReference:
+    name = managed.get(node.moref)
+    return SnapshotReference.managed(name) if name else SnapshotReference.unmanaged()
 
 
 def _dump(refs: list[SnapshotReference] | None) -> list[dict] | None:
     return [r.to_kube() for r in refs] if refs else None
 
 
-def vm_tree_status(tree: SnapshotTree, managed: set[str]) -> tuple[SnapshotReference | None, list[SnapshotReference]]:
+def managed_snapshots(snapshots: list[VirtualMachineSnapshot], claimed: dict[str, str]) -> dict[str, str]:
+    """vSphere snapshot → the name of the object that owns it: the one whose status.uniqueID records it (or the
+    create recording it right now, `claimed`). A vSphere snapshot that only shares an object's name is
+    Unmanaged: someone else made it."""
+    return {**{s.status.unique_id: s.name for s in snapshots if s.status.unique_id and s.name}, **claimed}
+
+
+def vm_tree_status(tree: SnapshotTree, managed: dict[str, str]) -> tuple[SnapshotReference | None,
+                                                                         list[SnapshotReference]]:
     current_node = tree.by_moref(tree.current)
     current = _reference(current_node, managed) if current_node else None
     return current, [_reference(n, managed) for n in tree.roots]
 
 
-def snapshot_children(tree: SnapshotTree, managed: set[str]) -> dict[str, list[SnapshotReference]]:
-    """The direct children of every managed snapshot in the tree."""
-    return {n.name: [_reference(c, managed) for c in n.children] for n in tree.walk() if n.name in managed}
+def snapshot_children(tree: SnapshotTree, managed: dict[str, str]) -> dict[str, list[SnapshotReference]]:
+    """The direct children of every managed snapshot in the tree, by the owning object's name."""
+    return {managed[n.moref]: [_reference(c, managed) for c in n.children] for n in tree.walk() if n.moref in managed}
+
+
+# a sync re-lists the VM's snapshots after writing, and writes again if an object recorded its uniqueID meanwhile
+TREE_SYNC_ROUNDS = 3
 
 
 class KubeVMActivities:
@@ -69,10 +82,22 @@ class KubeVMActivities:
 
     @activity.defn(name="kube_sync_snapshot_tree")
     def sync_snapshot_tree(self, sync: TreeSync) -> None:
-        """Write vCenter's tree onto the VM and its snapshots. A snapshot is Managed when an object of that
-        name exists in the VM's namespace *for this VM* (VM Operator matches by name only)."""
+        """Write vCenter's tree onto the VM and its snapshots. A vSphere snapshot is Managed when an object of
+        this VM records it as its own (VM Operator matches by name only, which would claim a snapshot someone
+        else made with that name). Two syncs of one VM may run at once (an operation's, the live tree's): each
+        re-lists the objects after writing, so a uniqueID recorded meanwhile is never overwritten by a stale
+        view."""
         ns = sync.vm.namespace
-        managed = {s.name for s in self.kube.list_vm_snapshots(ns, sync.vm.name) if s.name}
+        managed = managed_snapshots(self.kube.list_vm_snapshots(ns, sync.vm.name), sync.claimed)
+        for _ in range(TREE_SYNC_ROUNDS):
+            self._write_tree(sync, managed)
+            again = managed_snapshots(self.kube.list_vm_snapshots(ns, sync.vm.name), sync.claimed)
+            if again == managed:
+                return
+            managed = again
+
+    def _write_tree(self, sync: TreeSync, managed: dict[str, str]) -> None:
+        ns = sync.vm.namespace
         current, roots = vm_tree_status(sync.tree, managed)
 
         def write_vm(vm: VirtualMachine) -> bool:
@@ -111,9 +136,10 @@ def approximate_vm_spec(current: VirtualMachine) -> dict:
 
 
 class KubeVMRevertActivities:
-    def __init__(self, kube: Kube, events: EventRecorder):
+    def __init__(self, kube: Kube, events: EventRecorder, links: WorkflowLinks = WorkflowLinks()):
         self.kube = kube
         self.events = events
+        self.links = links
 
     @activity.defn(name="kube_prepare_revert")
     def prepare_revert(self, op: Operation) -> RevertPlan | None:
@@ -178,7 +204,9 @@ class KubeVMRevertActivities:
     def restore_vm(self, restore: VMRestore) -> None:
         """The VM object becomes what the snapshot captured: its spec, labels and annotations, without
         spec.currentSnapshotName, with the power state the VM came back in."""
-        trace_id = current_trace_id()
+        # the revert's trace and workflow, so `kubectl get vm -o yaml` leads to them
+        operation = {k: v for k, v in operation_annotations(self.links).items() if v is not None}
+
         def write(vm: VirtualMachine) -> bool:
             if restore.vm_yaml is not None:
                 try:
@@ -192,8 +220,7 @@ class KubeVMRevertActivities:
                 spec, labels, annotations = approximate_vm_spec(vm), {}, {}
             spec.pop("currentSnapshotName", None)
             spec["powerState"] = restore.power_state
-            if trace_id:  # the revert's trace, so `kubectl get vm -o yaml` leads to it
-                annotations = {**annotations, TRACE_ID_ANNOTATION: trace_id}
+            annotations = {**annotations, **operation}
             restored = VirtualMachine.model_validate({**vm.to_kube(), "spec": spec})
             vm.spec = restored.spec
             vm.metadata.labels = labels or None

@@ -5,6 +5,7 @@ detail, so a retried attempt re-attaches to the task instead of starting a secon
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 from pyVmomi import vim, vmodl
 from temporalio import activity
@@ -12,15 +13,16 @@ from temporalio.exceptions import ApplicationError
 
 from activities.vsphere import properties
 from activities.vsphere.session import VSphereSession
-from activities.vsphere.snapshots import read_tree, read_used_bytes
+from activities.vsphere.snapshots import find_own_snapshot, read_tree, read_used_bytes, snapshot_owner
 from activities.vsphere.tasks import TaskFailed, running_snapshot_tasks, wait_for_task
-from api.names import VM_RESOURCE_YAML_EXTRA_CONFIG_KEY
+from api.names import SNAPSHOT_OWNER_EXTRA_CONFIG_KEY, VM_RESOURCE_YAML_EXTRA_CONFIG_KEY
 from api.operations import (
+    CreatedSnapshot,
+    SnapshotExtraConfig,
     SnapshotLocation,
     SnapshotLookup,
     SnapshotNode,
     SnapshotTree,
-    VMYamlBackup,
     VSphereSnapshotRequest,
 )
 from worker.telemetry import tracer
@@ -63,12 +65,15 @@ def _task_failed(e: TaskFailed) -> ApplicationError:
 
 
 def tree_lookup(tree: SnapshotTree, req: SnapshotLookup) -> SnapshotNode:
-    """By the moref we recorded (status.uniqueID) when it is still in the tree, else by name; the messages
-    are VM Operator's."""
+    """By the moref we recorded (status.uniqueID) only, when there is one: the name may by now belong to a
+    snapshot someone else made. Else (a snapshot imported with its VM) by name, refused when ambiguous; the
+    messages are VM Operator's."""
     if req.snapshot_moref:
         node = tree.by_moref(req.snapshot_moref)
-        if node is not None and node.name == req.name:
-            return node
+        if node is None or node.name != req.name:
+            raise ApplicationError(f'snapshot "{req.name}" ({req.snapshot_moref}) not found',
+                                   type=SNAPSHOT_NOT_FOUND, non_retryable=True)
+        return node
     if not tree.roots:
         raise ApplicationError("no snapshots for this VM", type=SNAPSHOT_NOT_FOUND, non_retryable=True)
     matches = tree.find(req.name)
@@ -80,14 +85,23 @@ def tree_lookup(tree: SnapshotTree, req: SnapshotLookup) -> SnapshotNode:
     return matches[0]
 
 
-def lookup_or_none(tree: SnapshotTree, req: SnapshotLookup) -> SnapshotNode | None:
-    """As tree_lookup, with "not there" as None (several of that name is still an error)."""
-    try:
-        return tree_lookup(tree, req)
-    except ApplicationError as e:
-        if e.type == SNAPSHOT_NOT_FOUND:
+def owned_snapshot(si, vm: vim.VirtualMachine, req: SnapshotLookup) -> SnapshotNode | None:
+    """The vSphere snapshot the object owns, or None: the one recorded in its status (unless it carries another
+    object's UID), else — a create that did not live to record it — the one carrying the object's UID. Never a
+    snapshot that merely has the object's name."""
+    if req.snapshot_moref:
+        node = read_tree(si, vm).by_moref(req.snapshot_moref)
+        if node is None or node.name != req.name or snapshot_owner(si, node.moref) not in (None, req.owner_uid):
             return None
-        raise
+        return node
+    return find_own_snapshot(si, vm, req.name, req.owner_uid) if req.owner_uid else None
+
+
+class EarlierTask(NamedTuple):
+    """What the task an earlier attempt of this activity started came to."""
+
+    done: bool = False       # it succeeded: the work is done
+    result: object = None    # its result (a create's: the snapshot)
 
 
 class VSphereSnapshotActivities:
@@ -95,17 +109,15 @@ class VSphereSnapshotActivities:
         self.session = session
 
     @staticmethod
-    def _finish_earlier_tasks(si, vm: vim.VirtualMachine, step: str) -> bool:
+    def _finish_earlier_tasks(si, vm: vim.VirtualMachine, step: str) -> EarlierTask:
         """Re-attach to the task an earlier attempt started (from its heartbeat), then wait out any other
         snapshot task running on the VM (an attempt that died before heartbeating, or one started in vCenter):
-        vSphere runs one snapshot task per VM, and only after them does a lookup tell the truth.
-        True when the earlier attempt's task succeeded (the work is done)."""
-        done = False
+        vSphere runs one snapshot task per VM, and only after them does a lookup tell the truth."""
+        earlier = EarlierTask()
         recorded = _recorded_task(si)
         if recorded is not None:
             try:
-                wait_for_task(si, recorded, _heartbeat_progress(recorded, step))
-                done = True
+                earlier = EarlierTask(True, wait_for_task(si, recorded, _heartbeat_progress(recorded, step)))
             except (vmodl.fault.ManagedObjectNotFound, TaskFailed):
                 pass  # forgotten by vCenter, or failed transiently (why this attempt is a retry)
         for running in running_snapshot_tasks(si, vm):
@@ -113,11 +125,11 @@ class VSphereSnapshotActivities:
                 wait_for_task(si, running, _heartbeat_progress(running, f"{step}: waiting for a running task"))
             except TaskFailed:
                 pass  # not ours to report
-        return done
+        return earlier
 
     def _run_task(self, vm_moref: str, step: str, work) -> object:
-        """Run `work(si, vm, earlier_done)` -> task | result with the session, mapping vSphere's answers to
-        Temporal errors; a returned task is heartbeated (its reference is the checkpoint) and waited for."""
+        """Run `work(si, vm, earlier: EarlierTask)` -> task | result with the session, mapping vSphere's answers
+        to Temporal errors; a returned task is heartbeated (its reference is the checkpoint) and waited for."""
         def run(si):
             vm = properties.virtual_machine(si, vm_moref)
             try:
@@ -140,31 +152,45 @@ class VSphereSnapshotActivities:
                 raise _task_failed(e) from e
         return self.session.run(run)
 
-    @activity.defn(name="vsphere_store_vm_yaml")
-    def store_vm_yaml(self, backup: VMYamlBackup) -> None:
-        """Write the VM object's YAML into the VM's ExtraConfig, so the next snapshot captures it."""
-        def store(si, vm, _earlier_done):
+    @activity.defn(name="vsphere_store_snapshot_extra_config")
+    def store_snapshot_extra_config(self, config: SnapshotExtraConfig) -> None:
+        """Write the VM object's YAML and the snapshot object's UID into the VM's ExtraConfig (one reconfigure),
+        so the next snapshot captures both: the YAML for a revert, the UID to recognise the snapshot as ours."""
+        wanted = {VM_RESOURCE_YAML_EXTRA_CONFIG_KEY: config.vm_yaml, SNAPSHOT_OWNER_EXTRA_CONFIG_KEY: config.owner_uid}
+
+        def store(si, vm, _earlier):
             extra = properties.retrieve(si, vm, ["config.extraConfig"]).get("config.extraConfig") or []
-            if any(o.key == VM_RESOURCE_YAML_EXTRA_CONFIG_KEY and o.value == backup.vm_yaml for o in extra):
+            changed = {k: v for k, v in wanted.items() if not any(o.key == k and o.value == v for o in extra)}
+            if not changed:
                 return None
             return vm.ReconfigVM_Task(vim.vm.ConfigSpec(extraConfig=[
-                vim.option.OptionValue(key=VM_RESOURCE_YAML_EXTRA_CONFIG_KEY, value=backup.vm_yaml)]))
-        self._run_task(backup.vm_moref, "store VM YAML", store)
+                vim.option.OptionValue(key=k, value=v) for k, v in changed.items()]))
+        self._run_task(config.vm_moref, "store VM YAML and owner", store)
 
     @activity.defn(name="vsphere_create_snapshot")
-    def create_snapshot(self, req: VSphereSnapshotRequest) -> SnapshotNode:
-        """Find the snapshot by name, or create it with CreateSnapshotEx_Task (quiesce timeout in minutes)."""
-        def create(si, vm, _earlier_done):
-            return None if self._find_one(si, vm, req.name) else self._start_create(vm, req)
+    def create_snapshot(self, req: VSphereSnapshotRequest) -> CreatedSnapshot:
+        """CreateSnapshotEx_Task (quiesce timeout in minutes), unless an earlier attempt of this create made the
+        snapshot already: then that one, known by the earlier task's result, or, if the attempt died before
+        its task was recorded, by the object's UID in the snapshot's config. A snapshot of the same name that
+        someone else made is never taken over: ours is made beside it (vSphere allows duplicate names),
+        tracked by its reference from then on, and the others are reported."""
+        def create(si, vm, earlier: EarlierTask):
+            if earlier.done and isinstance(earlier.result, vim.vm.Snapshot):
+                return earlier.result
+            own = find_own_snapshot(si, vm, req.name, req.owner_uid)
+            return properties.snapshot(si, own.moref) if own else self._start_create(vm, req)
 
-        def created(si) -> SnapshotNode | None:
-            return self._find_one(si, properties.virtual_machine(si, req.vm_moref), req.name)
+        made = self._run_task(req.vm_moref, "create snapshot", create)
+        if not isinstance(made, vim.vm.Snapshot):
+            raise ApplicationError(f'the task creating snapshot "{req.name}" returned no snapshot')
 
-        self._run_task(req.vm_moref, "create snapshot", create)
-        node = self.session.run(created)
-        if node is None:
-            raise ApplicationError(f'snapshot "{req.name}" is not in the tree after its task succeeded')
-        return node
+        def created(si) -> CreatedSnapshot:
+            tree = read_tree(si, properties.virtual_machine(si, req.vm_moref))
+            node = tree.by_moref(made._moId)
+            if node is None:
+                raise ApplicationError(f'snapshot "{req.name}" ({made._moId}) is not in the tree after its task')
+            return CreatedSnapshot(node=node, same_name=[n.moref for n in tree.find(req.name) if n.moref != node.moref])
+        return self.session.run(created)
 
     @activity.defn(name="vsphere_find_snapshot")
     def find_snapshot(self, req: SnapshotLookup) -> SnapshotNode:
@@ -180,19 +206,20 @@ class VSphereSnapshotActivities:
     @activity.defn(name="vsphere_revert_snapshot")
     def revert_snapshot(self, loc: SnapshotLocation) -> None:
         """RevertToSnapshot_Task(suppressPowerOn=False): the VM takes the snapshot's power state."""
-        def revert(si, _vm, earlier_done):
+        def revert(si, _vm, earlier: EarlierTask):
             # a revert cannot be recognised as done from the tree (reverting to the current snapshot is
             # allowed), so only the earlier attempt's own task says it
-            return None if earlier_done else properties.snapshot(si, loc.snapshot_moref).RevertToSnapshot_Task(
+            return None if earlier.done else properties.snapshot(si, loc.snapshot_moref).RevertToSnapshot_Task(
                 suppressPowerOn=False)
         self._run_task(loc.vm_moref, "revert to snapshot", revert)
 
     @activity.defn(name="vsphere_remove_snapshot")
     def remove_snapshot(self, req: SnapshotLookup) -> bool:
-        """RemoveSnapshot_Task(removeChildren=False, consolidate=True): its children move up to its parent.
-        Not found (or the VM gone) counts as removed. True if this call removed it."""
-        def remove(si, vm, _earlier_done):
-            node = lookup_or_none(read_tree(si, vm), req)
+        """RemoveSnapshot_Task(removeChildren=False, consolidate=True) of the snapshot the object owns (see
+        owned_snapshot; never one that only shares its name): its children move up to its parent. Not found
+        (or the VM gone) counts as removed. True if this call removed it."""
+        def remove(si, vm, _earlier):
+            node = owned_snapshot(si, vm, req)
             if node is None:
                 return False
             return properties.snapshot(si, node.moref).RemoveSnapshot_Task(removeChildren=False, consolidate=True)
@@ -224,10 +251,6 @@ class VSphereSnapshotActivities:
             # vCenter before 7.0 U3: no Ex variant; quiesce is then a plain flag with vSphere's own timeout
             return vm.CreateSnapshot_Task(name=req.name, description=req.description, memory=req.memory,
                                           quiesce=quiesce is not None)
-
-    @staticmethod
-    def _find_one(si, vm: vim.VirtualMachine, name: str) -> SnapshotNode | None:
-        return lookup_or_none(read_tree(si, vm), SnapshotLookup(vm_moref=vm._moId, name=name))
 
     @activity.defn(name="vsphere_read_snapshot_tree")
     def read_snapshot_tree(self, vm_moref: str) -> SnapshotTree | None:

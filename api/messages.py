@@ -94,3 +94,17 @@ QUIESCE_ALIAS_CONFLICT = (f"{SPEC_QUIESCE_PATH} and {SPEC_QUEISCE_PATH} are both
                           f"({SPEC_QUEISCE_PATH} is accepted as a misspelling of {SPEC_QUIESCE_PATH})")
 QUIESCE_TIMEOUT_MALFORMED, QUIESCE_TIMEOUT_NEGATIVE = _timeout_messages(SPEC_QUIESCE_TIMEOUT_PATH)
 QUEISCE_TIMEOUT_MALFORMED, QUEISCE_TIMEOUT_NEGATIVE = _timeout_messages(SPEC_QUEISCE_TIMEOUT_PATH)
+
+
+# --- ours: snapshot ownership and deletes that cannot finish --------------------------------------------------------
+
+def same_name_snapshot_left_alone(name: str, ours: str, others: list[str]) -> str:
+    return (f'the VM already has a vSphere snapshot named "{name}" that this object did not make '
+            f'({", ".join(others)}): it is left alone, and this object\'s snapshot was made beside it as {ours} '
+            f"(vSphere allows several snapshots with one name; this object tracks its own by that reference)")
+
+
+def deletion_failed(error: str, attempt: int, next_attempt: str) -> str:
+    return (f"vCenter did not remove the snapshot: {error} (attempt {attempt}; next attempt at {next_attempt}; "
+            f"the object stays until it is removed; removing the finalizer by hand leaves the vSphere snapshot "
+            f"in vCenter)")

@@ -70,11 +70,24 @@ TOPOLOGY_ZONE_LABEL = "topology.kubernetes.io/zone"
 
 # Ours: the trace of the operation that last worked on the object, to jump from kubectl to the trace viewer.
 TRACE_ID_ANNOTATION = "vmsnap.io/trace-id"
+# Ours: the Temporal workflow of the operation that last worked on the object (its ID, and a link into the
+# Temporal UI when the deployment knows the UI's address), so `kubectl describe` leads straight to it.
+WORKFLOW_ID_ANNOTATION = "vmsnap.io/workflow-id"
+WORKFLOW_URL_ANNOTATION = "vmsnap.io/workflow-url"
+# Ours: the vCenter VM (its managed object ID) a snapshot was taken of, recorded before any vSphere work, so a
+# delete still finds the vSphere snapshot when the VirtualMachine object is already gone (standalone clusters,
+# where deleting the object does not delete the vCenter VM).
+VSPHERE_VM_ANNOTATION = "vmsnap.io/vsphere-vm"
 
 # --- vSphere ExtraConfig ---------------------------------------------------------------------------------------
 
 # gzip+base64 YAML of the VirtualMachine object, refreshed before each snapshot so that a revert restores it.
 VM_RESOURCE_YAML_EXTRA_CONFIG_KEY = "vmservice.virtualmachine.resource.yaml"
+# Ours: the UID of the VirtualMachineSnapshot object a create is for, written into the VM's ExtraConfig in the
+# same reconfigure as the YAML, just before the snapshot task, so the snapshot's own config carries it. It is how
+# a retried create recognises the snapshot its earlier attempt made, and how a delete knows a snapshot is its
+# own: a snapshot someone else made with the same name never carries this object's UID.
+SNAPSHOT_OWNER_EXTRA_CONFIG_KEY = "vmsnap.snapshot.owner-uid"
 
 # --- enumerations ----------------------------------------------------------------------------------------------
 
@@ -118,6 +131,11 @@ class SnapshotConditionType(StrEnum):
     READY = "VirtualMachineSnapshotReady"
 
 
+# Ours, beside VM Operator's three: present only while a requested delete cannot finish in vCenter (the object
+# and its finalizer stay until it does).
+SNAPSHOT_DELETED_CONDITION = "VirtualMachineSnapshotDeleted"
+
+
 class VMConditionType(StrEnum):
     # Present only after a failed revert; the steady state is no condition at all.
     SNAPSHOT_REVERT_SUCCEEDED = "VirtualMachineSnapshotRevertSucceeded"
@@ -140,6 +158,8 @@ class SnapshotReason(StrEnum):
     # Ready
     WAITING_FOR_CREATION = "VirtualMachineSnapshotWaitingForCreation"
     WAITING_FOR_CSI_SYNC = "VirtualMachineSnapshotWaitingForCSISync"
+    # Deleted (ours): vCenter refused or kept failing the removal; retried on a slower schedule
+    DELETION_FAILED = "VirtualMachineSnapshotDeletionFailed"
 
 
 class RevertReason(StrEnum):
@@ -160,6 +180,9 @@ class EventReason(StrEnum):
     CSI_VOLUMES_SYNCED = "CSIVolumesSynced"
     SNAPSHOT_READY = "SnapshotReady"
     SNAPSHOT_DELETED = "SnapshotDeleted"
+    # a vSphere snapshot of the same name that this object did not make was already on the VM: ours was made
+    # beside it (vSphere allows duplicate names) and is tracked by its reference; the other one is left alone
+    SAME_NAME_SNAPSHOT_LEFT_ALONE = "SameNameSnapshotLeftAlone"
     SNAPSHOT_REVERTED = "SnapshotReverted"
 
 

@@ -42,6 +42,7 @@ class Operation(BaseModel):
     snapshot_name: str
     snapshot_uid: str = ""      # empty for a revert (it names a snapshot, it does not own one)
     vm_generation: int = 0      # a revert is one run per VM generation
+    retry: int = 0              # a delete that vCenter failed is queued again, once per retry
     summary: str = ""           # what the Temporal UI shows for this operation
     trace_context: dict[str, str] = Field(default_factory=dict)
 
@@ -52,7 +53,7 @@ class Operation(BaseModel):
         if self.kind is OperationKind.REVERT:
             return f"revert-snapshot/{ns}/{self.vm.name}/{name}/g{self.vm_generation}"
         prefix = "create-snapshot" if self.kind is OperationKind.CREATE else "delete-snapshot"
-        return f"{prefix}/{ns}/{name}/{self.snapshot_uid}"
+        return f"{prefix}/{ns}/{name}/{self.snapshot_uid}" + (f"/retry-{self.retry}" if self.retry else "")
 
     @property
     def snapshot(self) -> SnapshotRef:
@@ -110,14 +111,24 @@ class SnapshotPlan(BaseModel):
 class VSphereSnapshotRequest(BaseModel):
     vm_moref: str
     name: str
+    owner_uid: str                  # the object's UID, as the snapshot's config carries it
     description: str = ""
     memory: bool = False
     quiesce_minutes: int | None = None
 
 
-class VMYamlBackup(BaseModel):
+class CreatedSnapshot(BaseModel):
+    node: SnapshotNode
+    # other vSphere snapshots of the same name on the VM: not this object's, left alone
+    same_name: list[str] = Field(default_factory=list)
+
+
+class SnapshotExtraConfig(BaseModel):
+    """What the VM's ExtraConfig holds just before a create, so the snapshot captures it."""
+
     vm_moref: str
-    vm_yaml: str
+    vm_yaml: str                    # the VM object, for a revert to restore
+    owner_uid: str                  # the VirtualMachineSnapshot's UID: marks the snapshot as this object's
 
 
 class SnapshotLocation(BaseModel):
@@ -128,7 +139,8 @@ class SnapshotLocation(BaseModel):
 class SnapshotLookup(BaseModel):
     vm_moref: str
     name: str
-    snapshot_moref: str | None = None   # status.uniqueID when known: survives duplicate names
+    snapshot_moref: str | None = None   # status.uniqueID when known: then the only way it is looked up
+    owner_uid: str | None = None        # a delete's object UID: only a snapshot carrying it (or recorded) is its own
 
 
 class ConditionChange(BaseModel):
@@ -143,10 +155,19 @@ class RequestedStorageEntry(BaseModel):
     total_bytes: int
 
 
+class EventNote(BaseModel):
+    """A Kubernetes Event to record on the object once a status write has gone through."""
+
+    reason: str
+    message: str
+    warning: bool = False
+
+
 class SnapshotStatusChange(BaseModel):
     """Fields to set on a snapshot's status (None = leave as is); Ready is derived from the others."""
 
     snapshot: SnapshotRef
+    events: list[EventNote] = Field(default_factory=list)
     unique_id: str | None = None
     power_state: str | None = None
     quiesced: bool | None = None
@@ -158,13 +179,18 @@ class SnapshotStatusChange(BaseModel):
 class TreeSync(BaseModel):
     vm: VMRef
     tree: SnapshotTree
+    # vSphere snapshot → object name, for a snapshot whose object may not show its uniqueID yet (the create that
+    # made it records it at the same time)
+    claimed: dict[str, str] = Field(default_factory=dict)
 
 
 class DeletePlan(BaseModel):
     snapshot: SnapshotRef
     vm: VMRef | None = None
-    vm_moref: str | None = None          # None: the VM is gone (or never named): nothing to remove in vCenter
+    vm_moref: str | None = None          # None: no vCenter VM known (never created there): nothing to remove
     snapshot_moref: str | None = None
+    retry_seconds: float = 300           # the deployment's first wait before a failed delete is queued again
+    retry_max_seconds: float = 3600      # ... doubling up to this
 
 
 class FinalizerRemoval(BaseModel):

@@ -19,13 +19,12 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.names import SNAPSHOT_PLURAL
-from api.operations import Operation, vm_queue_workflow_id
+from api.operations import Operation
 from bridge import metrics
 from bridge.decisions import SignalCSISynced, snapshot_actions, vm_actions, vm_key
 from bridge.informer import Event
 from worker.telemetry import current_trace_context, tracer
-from workflows import search_attributes as sa
-from workflows.vm_snapshot_queue import QueueState, VirtualMachineSnapshotQueue
+from workflows.vm_snapshot_queue import enqueue_operation
 
 log = logging.getLogger("vmsnap.bridge")
 
@@ -145,11 +144,7 @@ class Dispatcher:
                     metrics.OPERATIONS_SENT.labels(action.kind.value).inc()
 
     async def enqueue(self, op: Operation) -> None:
-        await self.client.start_workflow(
-            VirtualMachineSnapshotQueue.run, QueueState(vm=op.vm), id=vm_queue_workflow_id(op.vm),
-            task_queue=self.task_queue, start_signal="enqueue", start_signal_args=[op],
-            static_summary=f"snapshot operations of VM {op.vm}",
-            search_attributes=sa.for_vm(op.vm.namespace, op.vm.name))
+        await enqueue_operation(self.client, self.task_queue, op)
 
     async def _signal(self, workflow_id: str, signal: str) -> None:
         try:

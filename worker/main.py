@@ -20,8 +20,9 @@ from temporalio.worker import Worker
 
 from activities.kube.client import Kube, api_client
 from activities.kube.events import EventRecorder
-from activities.kube_snapshot import KubeSnapshotActivities
+from activities.kube_snapshot import DeleteRetry, KubeSnapshotActivities
 from activities.kube_vm import KubeVMActivities, KubeVMRevertActivities
+from activities.temporal_queue import VMQueueActivities
 from activities.vsphere.change_feed import SnapshotChangeFeed
 from activities.vsphere.session import VSphereSession
 from activities.vsphere_snapshot import VSphereSnapshotActivities
@@ -29,7 +30,7 @@ from activities.vsphere_tree_watch import VSphereTreeWatchActivities
 from api.operations import TreeWatchState
 from worker.health import HealthServer
 from worker.settings import Settings
-from worker.telemetry import setup_logging, setup_tracing
+from worker.telemetry import WorkflowLinks, setup_logging, setup_tracing
 from worker.temporal_client import connect, runtime_with_metrics
 from workflows.create_snapshot import CreateSnapshot
 from workflows.delete_snapshot import DeleteSnapshot
@@ -51,19 +52,28 @@ def vcenter_task_activities(vsphere: VSphereSnapshotActivities) -> list:
     return [vsphere.create_snapshot, vsphere.revert_snapshot, vsphere.remove_snapshot]
 
 
-def activities(settings: Settings, vsphere: VSphereSnapshotActivities, kube: Kube, events: EventRecorder,
-               feed: SnapshotChangeFeed) -> list:
+def workflow_links(settings: Settings) -> WorkflowLinks:
+    return WorkflowLinks(settings.temporal_ui_url, settings.temporal_namespace)
+
+
+def activities(settings: Settings, client: Client, vsphere: VSphereSnapshotActivities, kube: Kube,
+               events: EventRecorder, feed: SnapshotChangeFeed) -> list:
     tree_watch = VSphereTreeWatchActivities(feed)
-    kube_snapshot = KubeSnapshotActivities(kube, events, settings.csi_sync)
-    kube_vm, kube_revert = KubeVMActivities(kube, settings.watch_namespace), KubeVMRevertActivities(kube, events)
+    kube_snapshot = KubeSnapshotActivities(
+        kube, events, settings.csi_sync, workflow_links(settings),
+        DeleteRetry(settings.delete_retry_seconds, settings.delete_retry_max_seconds))
+    kube_vm = KubeVMActivities(kube, settings.watch_namespace)
+    kube_revert = KubeVMRevertActivities(kube, events, workflow_links(settings))
+    queue = VMQueueActivities(client, settings.task_queue)
     return [
-        vsphere.store_vm_yaml, vsphere.find_snapshot, vsphere.read_snapshot_tree, vsphere.read_snapshot_used_bytes,
-        vsphere.read_snapshot_vm_yaml, tree_watch.wait_for_snapshot_changes,
+        vsphere.store_snapshot_extra_config, vsphere.find_snapshot, vsphere.read_snapshot_tree,
+        vsphere.read_snapshot_used_bytes, vsphere.read_snapshot_vm_yaml, tree_watch.wait_for_snapshot_changes,
         kube_snapshot.prepare_snapshot, kube_snapshot.update_snapshot_status, kube_snapshot.request_csi_sync,
         kube_snapshot.csi_sync_completed, kube_snapshot.compute_requested_storage, kube_snapshot.prepare_delete,
         kube_snapshot.remove_finalizer,
         kube_vm.sync_snapshot_tree, kube_vm.list_vm_targets,
         kube_revert.prepare_revert, kube_revert.set_revert_condition, kube_revert.restore_vm,
+        queue.enqueue_operation,
     ]
 
 
@@ -82,7 +92,7 @@ async def run(settings: Settings) -> None:
     session = VSphereSession(settings)
     kube = Kube(api_client(settings))
     feed = SnapshotChangeFeed(session)
-    events = EventRecorder(kube.core)
+    events = EventRecorder(kube.core, links=workflow_links(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -93,7 +103,7 @@ async def run(settings: Settings) -> None:
     pool_size = MAX_CONCURRENT_ACTIVITIES + MAX_CONCURRENT_LOCAL_ACTIVITIES + settings.vcenter_task_slots
     with ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="activity") as pool:
         worker = Worker(client, task_queue=settings.task_queue, workflows=WORKFLOWS,
-                        activities=activities(settings, vsphere, kube, events, feed), activity_executor=pool,
+                        activities=activities(settings, client, vsphere, kube, events, feed), activity_executor=pool,
                         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
                         max_concurrent_local_activities=MAX_CONCURRENT_LOCAL_ACTIVITIES,
                         graceful_shutdown_timeout=drain)

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     temporal_tls_server_ca_cert_path: Path | None = Field(None,
                                                           validation_alias=_env("TEMPORAL_TLS_SERVER_CA_CERT_PATH"))
     task_queue: str = "vm-snapshots"
+    # the Temporal UI, for the workflow links put on objects and in Events ("" = IDs only)
+    temporal_ui_url: str = Field("", validation_alias=_env("TEMPORAL_UI_URL"))
 
     # vCenter
     vsphere_url: str = Field("", validation_alias=_env("VSPHERE_URL", "VMSNAP_VSPHERE_URL"))
@@ -55,6 +57,10 @@ class Settings(BaseSettings):
     csi_sync: CSISyncMode = CSISyncMode.HANDSHAKE
     # how often a waiting CSI handshake re-reads the annotation in case a signal was missed
     csi_poll_seconds: float = 60.0
+    # a delete that vCenter fails for its whole retry schedule is queued again after this long, doubling up to
+    # the maximum, until it succeeds or the finalizer is removed by hand
+    delete_retry_seconds: float = Field(300.0, gt=0)
+    delete_retry_max_seconds: float = Field(3600.0, gt=0)
 
     # the bridge watches this namespace only ("" = every namespace)
     watch_namespace: str = ""

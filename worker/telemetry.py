@@ -12,12 +12,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import opentelemetry.trace
 from opentelemetry.propagate import inject
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
+from temporalio import activity
 from temporalio.contrib.opentelemetry import OpenTelemetryPlugin, create_tracer_provider
 
 TRACER_NAME = "vmsnap"
@@ -60,6 +63,28 @@ def current_trace_context() -> dict[str, str]:
 def current_trace_id() -> str | None:
     context = opentelemetry.trace.get_current_span().get_span_context()
     return format(context.trace_id, "032x") if context.is_valid else None
+
+
+@dataclass(frozen=True)
+class WorkflowLinks:
+    """Where an operation's workflow is seen: its ID, and its page in the Temporal UI when the deployment says
+    where the UI is (TEMPORAL_UI_URL)."""
+
+    ui_url: str = ""
+    namespace: str = "default"
+
+    def url(self, workflow_id: str) -> str | None:
+        if not self.ui_url:
+            return None
+        return f"{self.ui_url.rstrip('/')}/namespaces/{quote(self.namespace, safe='')}/workflows/" \
+               f"{quote(workflow_id, safe='')}"
+
+    def current(self) -> tuple[str, str | None] | None:
+        """(workflow ID, UI link) of the operation the running activity belongs to; None outside activities."""
+        if not activity.in_activity():
+            return None
+        workflow_id = activity.info().workflow_id
+        return (workflow_id, self.url(workflow_id)) if workflow_id else None
 
 
 class JsonFormatter(logging.Formatter):

@@ -69,11 +69,13 @@ async def release_vm_queue() -> None:
             VirtualMachineSnapshotQueue.release, workflow.info().workflow_id)
 
 
-async def sync_snapshot_tree(vm: VMRef, vm_moref: str) -> None:
-    """vCenter's snapshot tree onto the VM's status and each snapshot's children."""
+async def sync_snapshot_tree(vm: VMRef, vm_moref: str, claimed: dict[str, str] | None = None) -> None:
+    """vCenter's snapshot tree onto the VM's status and each snapshot's children; `claimed` names the objects
+    of snapshots whose uniqueID is being recorded at the same time."""
     tree = await vcenter(VSphereSnapshotActivities.read_snapshot_tree, vm_moref, "read snapshot tree")
     if tree is not None:
-        await kube(KubeVMActivities.sync_snapshot_tree, TreeSync(vm=vm, tree=tree), "tree onto VM and snapshots")
+        await kube(KubeVMActivities.sync_snapshot_tree, TreeSync(vm=vm, tree=tree, claimed=claimed or {}),
+                   "tree onto VM and snapshots")
 
 
 async def together(*steps) -> list:

@@ -11,16 +11,17 @@ with workflow.unsafe.imports_passed_through():
     from activities.kube_snapshot import KubeSnapshotActivities
     from activities.vsphere_snapshot import VSphereSnapshotActivities
     from api import messages
-    from api.names import SnapshotConditionType, SnapshotReason
+    from api.names import EventReason, SnapshotConditionType, SnapshotReason
     from api.operations import (
         ConditionChange,
+        CreatedSnapshot,
+        EventNote,
         Operation,
         RequestedStorageEntry,
+        SnapshotExtraConfig,
         SnapshotLocation,
-        SnapshotNode,
         SnapshotPlan,
         SnapshotStatusChange,
-        VMYamlBackup,
         VSphereSnapshotRequest,
     )
     from workflows import options
@@ -72,12 +73,13 @@ class CreateSnapshot:
             return "snapshot deleted before creation"
 
         try:
-            requested, node = await self._create_in_vsphere(plan)
+            requested, created = await self._create_in_vsphere(plan)
         except StepFailed as e:
             return await self._failed(op, failure_message(e))
 
         self._at("record the created snapshot and the VM's tree")
-        await together(self._record_created(plan, node, requested), sync_snapshot_tree(plan.vm, plan.vm_moref))
+        await together(self._record_created(plan, created, requested),
+                       sync_snapshot_tree(plan.vm, plan.vm_moref, claimed={created.node.moref: plan.snapshot.name}))
         self._at("CSI volume sync handshake")
         await together(release_vm_queue(), self._csi_sync(plan))
         await self._status(plan, conditions=[ConditionChange(type=CSI_SYNCED, status=True)])
@@ -85,24 +87,27 @@ class CreateSnapshot:
         count_operation("create", "ready")
         return "Ready"
 
-    async def _create_in_vsphere(self, plan: SnapshotPlan) -> tuple[list[RequestedStorageEntry] | None, SnapshotNode]:
-        self._at("store the VM's YAML in ExtraConfig, mark the creation in progress")
+    async def _create_in_vsphere(self, plan: SnapshotPlan) -> tuple[list[RequestedStorageEntry] | None,
+                                                                    CreatedSnapshot]:
+        self._at("store the VM's YAML and the snapshot's owner in ExtraConfig, mark the creation in progress")
         _, _, requested = await together(
-            vcenter(VSphereSnapshotActivities.store_vm_yaml, VMYamlBackup(vm_moref=plan.vm_moref, vm_yaml=plan.vm_yaml),
-                    "VM YAML into ExtraConfig"),
+            vcenter(VSphereSnapshotActivities.store_snapshot_extra_config,
+                    SnapshotExtraConfig(vm_moref=plan.vm_moref, vm_yaml=plan.vm_yaml, owner_uid=plan.snapshot.uid),
+                    "VM YAML and owner UID into ExtraConfig"),
             self._status(plan, conditions=[ConditionChange(type=CREATED, status=False,
                                                            reason=SnapshotReason.CREATION_IN_PROGRESS,
                                                            message=messages.CREATION_IN_PROGRESS)]),
             self._requested_storage(plan))
         self._at("create the vSphere snapshot")
         quiesce = f", quiesce {plan.quiesce_minutes}m" if plan.quiesce_minutes is not None else ""
-        node = await workflow.execute_activity_method(
+        created = await workflow.execute_activity_method(
             VSphereSnapshotActivities.create_snapshot,
-            VSphereSnapshotRequest(vm_moref=plan.vm_moref, name=plan.snapshot.name, description=plan.description,
-                                   memory=plan.memory, quiesce_minutes=plan.quiesce_minutes),
+            VSphereSnapshotRequest(vm_moref=plan.vm_moref, name=plan.snapshot.name, owner_uid=plan.snapshot.uid,
+                                   description=plan.description, memory=plan.memory,
+                                   quiesce_minutes=plan.quiesce_minutes),
             summary=f"CreateSnapshotEx_Task {plan.snapshot.name}{' memory' if plan.memory else ''}{quiesce}",
             **options.vsphere_snapshot_task(plan.quiesce_minutes))
-        return requested, node
+        return requested, created
 
     async def _requested_storage(self, plan: SnapshotPlan) -> list[RequestedStorageEntry] | None:
         try:
@@ -111,12 +116,17 @@ class CreateSnapshot:
             workflow.logger.warning("requested storage of %s unknown: %s", plan.snapshot, failure_message(e))
             return None
 
-    async def _record_created(self, plan: SnapshotPlan, node: SnapshotNode,
+    async def _record_created(self, plan: SnapshotPlan, created: CreatedSnapshot,
                               requested: list[RequestedStorageEntry] | None) -> None:
+        node = created.node
         used = await vcenter(VSphereSnapshotActivities.read_snapshot_used_bytes,
                              SnapshotLocation(vm_moref=plan.vm_moref, snapshot_moref=node.moref),
                              "snapshot size from layoutEx")
-        await self._status(plan, unique_id=node.moref, power_state=node.power_state,
+        events = [EventNote(reason=EventReason.SAME_NAME_SNAPSHOT_LEFT_ALONE, warning=True,
+                            message=messages.same_name_snapshot_left_alone(plan.snapshot.name, node.moref,
+                                                                           created.same_name))
+                  ] if created.same_name else []
+        await self._status(plan, unique_id=node.moref, power_state=node.power_state, events=events,
                            quiesced=plan.quiesce_minutes is not None, requested=requested, used_bytes=used,
                            conditions=[ConditionChange(type=CREATED, status=True),
                                        ConditionChange(type=CSI_SYNCED, status=False,

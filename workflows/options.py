@@ -20,6 +20,9 @@ KUBE = dict(
     retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=30)),
 )
 
+# Temporal client calls from a workflow's activity (queueing an operation again): retried like Kubernetes calls
+TEMPORAL = KUBE
+
 # vCenter reads and quick reconfigures (never a snapshot task: those are regular, capped activities below)
 VSPHERE = dict(
     start_to_close_timeout=timedelta(minutes=2),

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
+from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -16,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from opentelemetry import trace
     from opentelemetry.propagate import extract
 
-    from api.operations import Operation, OperationKind, VMRef
+    from api.operations import Operation, OperationKind, VMRef, vm_queue_workflow_id
     from workflows import search_attributes as sa
 
 # a queue with nothing to do ends; the next operation starts a new run (signal-with-start)
@@ -110,3 +111,13 @@ class VirtualMachineSnapshotQueue:
                 static_summary=op.summary or f"{op.kind.value} {op.snapshot_name} of {op.vm.name}",
                 search_attributes=sa.for_vm(op.vm.namespace, op.vm.name, snapshot=op.snapshot_name,
                                              operation=op.kind.value))
+
+
+async def enqueue_operation(client: Client, task_queue: str, op: Operation) -> None:
+    """Client side: add an operation to its VM's queue, starting the queue if it is not running
+    (signal-with-start). The bridge does this for watched changes, a failed delete for its own retry."""
+    await client.start_workflow(
+        VirtualMachineSnapshotQueue.run, QueueState(vm=op.vm), id=vm_queue_workflow_id(op.vm),
+        task_queue=task_queue, start_signal="enqueue", start_signal_args=[op],
+        static_summary=f"snapshot operations of VM {op.vm}",
+        search_attributes=sa.for_vm(op.vm.namespace, op.vm.name))

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 
 from kubernetes import client
 
+from worker.telemetry import WorkflowLinks
+
 log = logging.getLogger("vmsnap.events")
 
 COMPONENT = "vmsnap"
@@ -21,11 +23,15 @@ BURST = 10
 REFILL_SECONDS = 30.0
 # events waiting to be written; beyond this they are dropped (and counted), never blocking an operation
 MAX_PENDING = 1000
+# the apiserver's limit on an Event's message
+MAX_MESSAGE = 1024
 
 
 class EventRecorder:
-    def __init__(self, core: client.CoreV1Api, burst: int = BURST, refill_seconds: float = REFILL_SECONDS):
+    def __init__(self, core: client.CoreV1Api, burst: int = BURST, refill_seconds: float = REFILL_SECONDS,
+                 links: WorkflowLinks = WorkflowLinks()):
         self.core = core
+        self.links = links
         self.burst, self.refill_seconds = burst, refill_seconds
         self._buckets: dict[str, tuple[float, float]] = {}  # object uid → (tokens, last refill)
         self._lock = threading.Lock()
@@ -51,13 +57,17 @@ class EventRecorder:
         meta = obj.metadata
         if not meta.uid or not self._allow(meta.uid):
             return
+        workflow = self.links.current()
+        # `kubectl describe` leads to the operation in Temporal (the link survives a long message's cut)
+        suffix = f" [workflow {workflow[1] or workflow[0]}]" if workflow is not None else ""
+        message = message[:MAX_MESSAGE - len(suffix)] + suffix
         now = datetime.now(UTC)
         event = client.CoreV1Event(
             metadata=client.V1ObjectMeta(name=f"{meta.name}.{uuid.uuid4().hex[:12]}", namespace=meta.namespace),
             involved_object=client.V1ObjectReference(api_version=obj.api_version, kind=obj.kind, name=meta.name,
                                                      namespace=meta.namespace, uid=meta.uid,
                                                      resource_version=meta.resource_version),
-            reason=reason, message=message[:1024], type="Warning" if warning else "Normal",
+            reason=reason, message=message, type="Warning" if warning else "Normal",
             source=client.V1EventSource(component=COMPONENT), reporting_component=COMPONENT,
             reporting_instance=COMPONENT, first_timestamp=now, last_timestamp=now, count=1)
         try:

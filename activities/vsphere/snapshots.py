@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pyVmomi import vim
 
-from activities.vsphere.properties import retrieve
-from api.names import PowerState
+from activities.vsphere.properties import retrieve, snapshot
+from api.names import SNAPSHOT_OWNER_EXTRA_CONFIG_KEY, PowerState
 from api.operations import SnapshotNode, SnapshotTree
 
 _POWER_STATES = {
@@ -34,6 +34,36 @@ def tree_from_info(info: vim.vm.SnapshotInfo | None) -> SnapshotTree:
 
 def read_tree(si: vim.ServiceInstance, vm: vim.VirtualMachine) -> SnapshotTree:
     return tree_from_info(retrieve(si, vm, ["snapshot"]).get("snapshot"))
+
+
+def snapshot_owner(si: vim.ServiceInstance, snapshot_moref: str) -> str | None:
+    """The UID of the VirtualMachineSnapshot object the snapshot was made for, from the ExtraConfig it captured
+    (SNAPSHOT_OWNER_EXTRA_CONFIG_KEY); None for a snapshot this product did not make."""
+    extra = retrieve(si, snapshot(si, snapshot_moref), ["config.extraConfig"]).get("config.extraConfig") or []
+    return next((o.value for o in extra if o.key == SNAPSHOT_OWNER_EXTRA_CONFIG_KEY), None)
+
+
+def _walk(nodes) -> list[vim.vm.SnapshotTree]:
+    out, stack = [], list(nodes or [])
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        stack.extend(node.childSnapshotList or [])
+    return out
+
+
+def find_own_snapshot(si: vim.ServiceInstance, vm: vim.VirtualMachine, name: str,
+                      owner_uid: str) -> SnapshotNode | None:
+    """The snapshot of this name that the object `owner_uid` made: the earliest one carrying its UID.
+
+    The UID is in the VM's ExtraConfig from just before the object's create task until the VM's next create,
+    so every snapshot that task made carries it, whether or not the create lived to record it. A snapshot
+    someone else made with the same name before that carries no UID or another's; one made by hand with the
+    same name after it may carry it too, and is told apart by being later than ours."""
+    info = retrieve(si, vm, ["snapshot"]).get("snapshot")
+    named = [n for n in _walk(info.rootSnapshotList if info else None) if n.name == name]
+    own = [n for n in named if snapshot_owner(si, n.snapshot._moId) == owner_uid]
+    return _node(min(own, key=lambda n: n.createTime)) if own else None
 
 
 def snapshot_used_bytes(layout: vim.vm.FileLayoutEx | None, devices: list, snapshot_moref: str) -> int:

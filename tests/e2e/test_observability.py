@@ -59,7 +59,7 @@ async def test_a_create_is_one_trace_with_events_metrics_and_a_readable_workflow
     assert "RunWorkflow:CreateSnapshot" in task_path
     assert any(name.startswith("queue CreateSnapshot") for name in task_path)
     activities = {s["name"] for s in trace_of(product.spans(), trace_id).values()}
-    assert {"RunActivity:kube_prepare_snapshot", "RunActivity:vsphere_store_vm_yaml",
+    assert {"RunActivity:kube_prepare_snapshot", "RunActivity:vsphere_store_snapshot_extra_config",
             "RunActivity:kube_update_snapshot_status"} <= activities
 
     # Kubernetes Events tell the story in `kubectl describe`
