@@ -146,7 +146,36 @@ def test_no_label_without_a_vm_name_and_nothing_for_an_object_being_deleted(admi
     assert mutate_snapshot(admission_webhook, "UPDATE", deleting, deleting).patch is None
 
 
+@pytest.mark.parametrize("vm_name", ["bad_vm!", "vm name with spaces", "v" * 70])
+def test_a_vm_name_that_cannot_be_a_label_value_is_not_copied_into_the_label(admission_webhook: RegisteredWebhook,
+                                                                             vm_name: str):
+    for operation, old in (("CREATE", None), ("UPDATE", snapshot_manifest("snap", vm_name=vm_name))):
+        answer = mutate_snapshot(admission_webhook, operation, snapshot_manifest("snap", vm_name=vm_name), old)
+        assert answer.allowed
+        assert not any(VM_NAME_LABEL in json.dumps(op) for op in answer.patch or []), answer.patch
+
+
 # --- the validating webhook's own answers to what CEL refuses first -----------------------------------------------
+
+
+@pytest.mark.parametrize(("vm_name", "expected"), [
+    ("bad_vm!", [messages.VM_NAME_NOT_A_VM_NAME]),
+    ("vm name with spaces", [messages.VM_NAME_NOT_A_VM_NAME]),
+    ("v" * 70, [messages.VM_NAME_TOO_LONG_FOR_LABEL]),
+    ("V" * 70, [messages.VM_NAME_NOT_A_VM_NAME, messages.VM_NAME_TOO_LONG_FOR_LABEL]),
+    ("v" * 63, []),
+], ids=["bad_vm!", "spaces", "70-characters", "both", "63-characters"])
+def test_vm_name_must_be_a_vm_name_short_enough_for_the_label(admission_webhook: RegisteredWebhook,
+                                                              webhook_namespace: str, vm_name: str,
+                                                              expected: list[str]):
+    answer = validate_snapshot(admission_webhook, webhook_namespace, "CREATE",
+                               snapshot_manifest("s", vm_name=vm_name))
+
+    assert answer.allowed == (not expected)
+    if expected:
+        assert answer.code == 422 and answer.fields == {SPEC_VM_NAME_PATH}
+        for message in expected:
+            assert f"{SPEC_VM_NAME_PATH}: Invalid value: {message}" in answer.message
 
 
 def test_missing_vm_name(admission_webhook: RegisteredWebhook, webhook_namespace: str):

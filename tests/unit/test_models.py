@@ -25,6 +25,7 @@ from api.virtualmachinesnapshot import (
     VirtualMachineSnapshot,
     VirtualMachineSnapshotSpec,
     VirtualMachineSnapshotStatus,
+    vm_name_problems,
 )
 from tests.guide_examples import (
     GUIDE_SNAPSHOT_QUIESCED,
@@ -362,6 +363,27 @@ def test_snapshot_name_length() -> None:
     assert problem.startswith("metadata.name must be at most 80 characters")
 
 
+@pytest.mark.parametrize(("vm_name", "problems"), [
+    ("my-vm", []), ("dc0-h0-vm0", []), ("vm.example.com", []), ("v" * 63, []), ("", []),
+    ("bad_vm!", [messages.VM_NAME_NOT_A_VM_NAME]),
+    ("vm name with spaces", [messages.VM_NAME_NOT_A_VM_NAME]),
+    ("My-VM", [messages.VM_NAME_NOT_A_VM_NAME]), ("-vm", [messages.VM_NAME_NOT_A_VM_NAME]),
+    ("vm-", [messages.VM_NAME_NOT_A_VM_NAME]), ("vm..a", [messages.VM_NAME_NOT_A_VM_NAME]),
+    ("vm\n", [messages.VM_NAME_NOT_A_VM_NAME]),
+    ("v" * 64, [messages.VM_NAME_TOO_LONG_FOR_LABEL]), ("v" * 70, [messages.VM_NAME_TOO_LONG_FOR_LABEL]),
+    ("V" * 70, [messages.VM_NAME_NOT_A_VM_NAME, messages.VM_NAME_TOO_LONG_FOR_LABEL]),
+])
+def test_vm_name_must_be_a_vm_name_that_fits_the_label(vm_name: str, problems: list[str]) -> None:
+    assert vm_name_problems(vm_name) == problems
+
+
+def test_vm_name_messages_name_the_field_and_the_label() -> None:
+    assert messages.VM_NAME_NOT_A_VM_NAME.startswith("spec.vmName must be a valid VirtualMachine name")
+    assert messages.VM_NAME_TOO_LONG_FOR_LABEL == (
+        "spec.vmName must be at most 63 characters: it is copied into the label "
+        "snapshot.vmoperator.vmware.com/vm-name, and a label value has at most 63")
+
+
 # --- the CRD files ---------------------------------------------------------------------------------------------
 
 def _crd(path: Path) -> dict[str, Any]:
@@ -458,8 +480,11 @@ def test_snapshot_crd_rules_match_the_api() -> None:
     spec = schema["properties"]["spec"]
     assert [r["message"] for r in spec["x-kubernetes-validations"]] == [
         messages.QUIESCE_ALIAS_CONFLICT, messages.MEMORY_IMMUTABLE, messages.QUIESCE_IMMUTABLE]
-    assert [r["message"] for r in spec["properties"]["vmName"]["x-kubernetes-validations"]] == \
-        [messages.VM_NAME_IMMUTABLE]
+    vm_name_rules = spec["properties"]["vmName"]["x-kubernetes-validations"]
+    assert [r["message"] for r in vm_name_rules] == \
+        [messages.VM_NAME_IMMUTABLE, messages.VM_NAME_NOT_A_VM_NAME, messages.VM_NAME_TOO_LONG_FOR_LABEL]
+    assert vm_name_rules[1]["rule"] == f"self == '' || self.matches('{limits.VM_NAME_PATTERN}')"
+    assert vm_name_rules[2]["rule"] == f"self.size() <= {limits.MAX_VM_NAME_LENGTH}"
     for spelling, malformed, negative in [("quiesce", messages.QUIESCE_TIMEOUT_MALFORMED,
                                            messages.QUIESCE_TIMEOUT_NEGATIVE),
                                           ("queisce", messages.QUEISCE_TIMEOUT_MALFORMED,
