@@ -1,4 +1,5 @@
-"""The VirtualMachine object (vmoperator.vmware.com/v1alpha5): typed for the fields this service reads and writes.
+"""The VirtualMachine object (vmoperator.vmware.com, v1alpha5 and v1alpha6 alike): typed for the fields this
+service reads and writes.
 
 VM Operator's VirtualMachine has many more fields (class, image, network, bootstrap, …). Every model here keeps
 them (extra="allow") and writes them back unchanged, because a revert writes the VM's spec, labels and annotations

@@ -1,4 +1,5 @@
-"""The VirtualMachineSnapshot object (vmoperator.vmware.com/v1alpha5), as users write it and as we report it."""
+"""The VirtualMachineSnapshot object (vmoperator.vmware.com, v1alpha5 and v1alpha6 alike), as users write it and
+as we report it."""
 
 from __future__ import annotations
 

@@ -55,7 +55,9 @@ def _kube(model: BaseModel) -> dict[str, Any]:
 def test_guide_snapshots_parse_and_round_trip(text: str) -> None:
     raw = _load(text)
     snapshot = VirtualMachineSnapshot.model_validate(raw)
-    assert snapshot.api_version == names.API_VERSION and snapshot.kind == names.SNAPSHOT_KIND
+    # the guide's version, one of those served (and kept as written)
+    assert snapshot.api_version == "vmoperator.vmware.com/v1alpha5" in names.API_VERSIONS
+    assert snapshot.kind == names.SNAPSHOT_KIND
     assert snapshot.vm_name == "my-vm"
     assert _kube(snapshot) == raw
 
@@ -216,7 +218,7 @@ def test_snapshot_built_in_python_dumps_kubernetes_json() -> None:
         spec=VirtualMachineSnapshotSpec(vm_name="my-vm", quiesce=QuiesceSpec(timeout="10m")),
     )
     assert snapshot.to_kube() == {
-        "apiVersion": "vmoperator.vmware.com/v1alpha5", "kind": "VirtualMachineSnapshot",
+        "apiVersion": "vmoperator.vmware.com/v1alpha6", "kind": "VirtualMachineSnapshot",
         "metadata": {"name": "snap-9", "namespace": "team-a", "labels": {names.VM_NAME_LABEL: "my-vm"}},
         "spec": {"vmName": "my-vm", "quiesce": {"timeout": "10m"}},
     }
@@ -395,12 +397,32 @@ def _crd(path: Path) -> dict[str, Any]:
 
 
 def _version(crd: dict[str, Any]) -> dict[str, Any]:
-    versions = crd["spec"]["versions"]
-    assert [v["name"] for v in versions] == [names.VERSION]
-    version = versions[0]
-    assert version["served"] is True and version["storage"] is True
-    assert version["subresources"] == {"status": {}}
-    return version
+    """The stored version's entry (the other served ones are the same, see test_crds_serve_both_versions_alike)."""
+    (stored,) = [v for v in crd["spec"]["versions"] if v["storage"]]
+    assert stored["name"] == names.VERSION and stored["served"] is True
+    assert stored["subresources"] == {"status": {}}
+    return stored
+
+
+@pytest.mark.parametrize("path", [SNAPSHOT_CRD, VM_CRD], ids=["snapshot", "vm"])
+def test_crds_serve_both_versions_alike(path: Path) -> None:
+    # VM Operator serves v1alpha5 and v1alpha6 and stores v1alpha6; manifests written for either must apply.
+    spec = _crd(path)["spec"]
+    versions = {v["name"]: v for v in spec["versions"]}
+    assert set(versions) == {"v1alpha5", "v1alpha6"} == set(names.SERVED_VERSIONS)
+    assert [name for name, v in versions.items() if v["storage"]] == ["v1alpha6"] == [names.VERSION]
+    assert all(v["served"] is True for v in versions.values())
+    # the same schema, columns and subresources: nothing to convert
+    assert spec["conversion"] == {"strategy": "None"}
+    stored = versions["v1alpha6"]
+    for other in versions.values():
+        assert {k: other[k] for k in ("schema", "additionalPrinterColumns", "subresources")} == \
+            {k: stored[k] for k in ("schema", "additionalPrinterColumns", "subresources")}
+
+
+def test_the_clients_version_is_the_stored_one() -> None:
+    assert (names.VERSION, names.API_VERSION) == ("v1alpha6", "vmoperator.vmware.com/v1alpha6")
+    assert names.API_VERSIONS == ("vmoperator.vmware.com/v1alpha5", "vmoperator.vmware.com/v1alpha6")
 
 
 def _schema_nodes(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
