@@ -78,6 +78,9 @@ from .virtualmachine import (
                          VirtualMachine,
                          VirtualMachineSpec,
                          VirtualMachineStatus,
+                         VMSnapshotUsage,
+                         VMStorageStatus,
+                         VMStorageUsage,
                          VolumeSpec,
                          VolumeStatus,
 )
@@ -107,8 +110,8 @@ __all__ = [
     "VMConditionType", "VolumeType",
     "format_binary_bytes", "format_plain_bytes", "parse_quantity", "quantity_bytes",
     "HardwareSpec", "HardwareStatus", "InstanceVolumeClaim", "MemoryAllocationStatus", "PersistentVolumeClaimSource",
-    "SCSIControllerSpec", "VirtualMachine", "VirtualMachineSpec", "VirtualMachineStatus", "VolumeSpec",
-    "VolumeStatus",
+    "SCSIControllerSpec", "VirtualMachine", "VirtualMachineSpec", "VirtualMachineStatus", "VMSnapshotUsage",
+    "VMStorageStatus", "VMStorageUsage", "VolumeSpec", "VolumeStatus",
     "QuiesceSpec", "RequestedStorage", "SnapshotReference", "SnapshotStorageStatus", "VirtualMachineSnapshot",
     "VirtualMachineSnapshotSpec", "VirtualMachineSnapshotStatus",
 ]

@@ -17,7 +17,14 @@ from api.conditions import Condition
 from api.duration import TIMEOUT_PATTERN
 from api.meta import ObjectMeta
 from api.quantity import QUANTITY_PATTERN, format_binary_bytes, format_plain_bytes, parse_quantity, quantity_bytes
-from api.virtualmachine import VirtualMachine, VirtualMachineSpec, VirtualMachineStatus
+from api.virtualmachine import (
+    VirtualMachine,
+    VirtualMachineSpec,
+    VirtualMachineStatus,
+    VMSnapshotUsage,
+    VMStorageStatus,
+    VMStorageUsage,
+)
 from api.virtualmachinesnapshot import (
     QuiesceSpec,
     RequestedStorage,
@@ -543,6 +550,27 @@ def test_vm_crd_schema_types_what_we_use_and_keeps_the_rest() -> None:
             assert node.get("x-kubernetes-preserve-unknown-fields") is True, f"{path} would prune VM fields"
     assert spec["properties"]["hardware"]["properties"]["scsiControllers"]["items"]["properties"]["sharingMode"][
         "enum"] == [str(m) for m in names.ControllerSharingMode]
+    storage = status["properties"]["storage"]
+    assert set(storage["properties"]) == _aliases(VMStorageStatus)
+    assert set(storage["properties"]["usage"]["properties"]) == _aliases(VMStorageUsage)
+    assert set(storage["properties"]["usage"]["properties"]["snapshots"]["properties"]) == \
+        _aliases(VMSnapshotUsage) == {"vm", "volume"}
+
+
+def test_vm_snapshot_usage_is_written_as_plain_bytes_and_keeps_the_rest_of_storage() -> None:
+    vm = VirtualMachine.model_validate({"apiVersion": names.API_VERSION, "kind": names.VM_KIND,
+                                        "metadata": {"name": "my-vm"},
+                                        "status": {"storage": {"total": "20Gi", "usage": {"other": "1Mi"}}}})
+
+    assert vm.status.set_snapshot_usage(12226581330, 0) is True
+    assert vm.to_kube()["status"]["storage"] == {
+        "total": "20Gi", "usage": {"other": "1Mi", "snapshots": {"vm": "12226581330", "volume": "0"}}}
+    assert vm.status.set_snapshot_usage(12226581330, 0) is False  # unchanged: nothing to write
+    assert vm.status.set_snapshot_usage(0, 16 * 2**20) is True
+    assert vm.status.storage.usage.snapshots.to_kube() == {"vm": "0", "volume": "16777216"}
+    fresh = VirtualMachine.model_validate({"apiVersion": names.API_VERSION, "kind": names.VM_KIND})
+    assert fresh.status.set_snapshot_usage(1024, 0) is True
+    assert fresh.to_kube()["status"] == {"storage": {"usage": {"snapshots": {"vm": "1024", "volume": "0"}}}}
 
 
 def test_vm_crd_revert_rules_match_the_api() -> None:
