@@ -1,5 +1,6 @@
 """Activities against the Kubernetes API for a VirtualMachine: its snapshot tree status
-(`status.currentSnapshot`, `status.rootSnapshots`, each snapshot's `status.children`) and its revert."""
+(`status.currentSnapshot`, `status.rootSnapshots`, each snapshot's `status.children`), its snapshots' storage
+usage (`status.storage.usage.snapshots`) and its revert."""
 
 from __future__ import annotations
 
@@ -105,7 +106,10 @@ class KubeVMActivities:
                       _dump(vm.status.root_snapshots))
             vm.status.current_snapshot = current
             vm.status.root_snapshots = roots or None
-            return before != (_dump([current] if current else None), _dump(roots))
+            # status.storage.usage.snapshots, in the same write (a tree read without usage leaves it as it is)
+            usage = sync.tree.usage
+            usage_changed = usage is not None and vm.status.set_snapshot_usage(usage.vm_bytes, usage.volume_bytes)
+            return before != (_dump([current] if current else None), _dump(roots)) or usage_changed
 
         self.kube.update_vm(ns, sync.vm.name, write_vm, status=True)
 

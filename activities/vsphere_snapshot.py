@@ -254,10 +254,10 @@ class VSphereSnapshotActivities:
 
     @activity.defn(name="vsphere_read_snapshot_tree")
     def read_snapshot_tree(self, vm_moref: str) -> SnapshotTree | None:
-        """The VM's snapshot tree; None when the VM is not in vCenter."""
+        """The VM's snapshot tree with its snapshots' usage (one read); None when the VM is not in vCenter."""
         def read(si):
             try:
-                return read_tree(si, properties.virtual_machine(si, vm_moref))
+                return read_tree(si, properties.virtual_machine(si, vm_moref), usage=True)
             except vmodl.fault.ManagedObjectNotFound:
                 return None
         return self.session.run(read)

@@ -1,4 +1,4 @@
-"""The VirtualMachineSnapshot API (VM Operator's, group vmoperator.vmware.com, version v1alpha5).
+"""The VirtualMachineSnapshot API (VM Operator's, group vmoperator.vmware.com, versions v1alpha5 and v1alpha6).
 
 The one place where the project spells the API's strings and rules. Pure Python (stdlib + pydantic), no I/O and
 no clock, so workflows, activities, the bridge and its webhook can all import it.
@@ -52,7 +52,9 @@ from .limits import (
 from .meta import ApiModel, KubeTime, ObjectMeta, OwnerReference, QuantityText, format_kube_time, kube_time
 from .names import (
                          API_VERSION,
+                         API_VERSIONS,
                          GROUP,
+                         SERVED_VERSIONS,
                          VERSION,
                          ConditionStatus,
                          ControllerSharingMode,
@@ -76,6 +78,9 @@ from .virtualmachine import (
                          VirtualMachine,
                          VirtualMachineSpec,
                          VirtualMachineStatus,
+                         VMSnapshotUsage,
+                         VMStorageStatus,
+                         VMStorageUsage,
                          VolumeSpec,
                          VolumeStatus,
 )
@@ -100,13 +105,13 @@ __all__ = [
     "MAX_SNAPSHOTS_PER_VM", "MIN_QUIESCE_TIMEOUT_MINUTES", "RECOMMENDED_MAX_SNAPSHOTS_PER_VM",
     "snapshot_count_refusal", "snapshot_count_warning", "snapshot_name_length_problem",
     "ApiModel", "KubeTime", "ObjectMeta", "OwnerReference", "QuantityText", "format_kube_time", "kube_time",
-    "API_VERSION", "GROUP", "VERSION", "ConditionStatus", "ControllerSharingMode", "CSIVolumeSync", "PowerState",
-    "RevertReason", "SnapshotConditionType", "SnapshotReason", "SnapshotReferenceType", "VMConditionType",
-    "VolumeType",
+    "API_VERSION", "API_VERSIONS", "GROUP", "SERVED_VERSIONS", "VERSION", "ConditionStatus", "ControllerSharingMode",
+    "CSIVolumeSync", "PowerState", "RevertReason", "SnapshotConditionType", "SnapshotReason", "SnapshotReferenceType",
+    "VMConditionType", "VolumeType",
     "format_binary_bytes", "format_plain_bytes", "parse_quantity", "quantity_bytes",
     "HardwareSpec", "HardwareStatus", "InstanceVolumeClaim", "MemoryAllocationStatus", "PersistentVolumeClaimSource",
-    "SCSIControllerSpec", "VirtualMachine", "VirtualMachineSpec", "VirtualMachineStatus", "VolumeSpec",
-    "VolumeStatus",
+    "SCSIControllerSpec", "VirtualMachine", "VirtualMachineSpec", "VirtualMachineStatus", "VMSnapshotUsage",
+    "VMStorageStatus", "VMStorageUsage", "VolumeSpec", "VolumeStatus",
     "QuiesceSpec", "RequestedStorage", "SnapshotReference", "SnapshotStorageStatus", "VirtualMachineSnapshot",
     "VirtualMachineSnapshotSpec", "VirtualMachineSnapshotStatus",
 ]

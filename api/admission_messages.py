@@ -1,5 +1,6 @@
-"""Admission refusals of our own that api.messages does not hold: the revert-to-another-VM's-snapshot rule and
-the messages for reads the webhook could not make.
+"""Admission refusals of our own that api.messages does not hold: the revert-to-another-VM's-snapshot rule, the
+messages for reads the webhook could not make, and the answers to reviews a webhook configuration should never
+have sent.
 
 VM Operator's refusal texts stay in api.messages; the texts computed from values (quiesce timeout, snapshot
 count, name length) stay with the code that computes them (api.duration, api.limits).
@@ -7,7 +8,7 @@ count, name length) stay with the code that computes them (api.duration, api.lim
 
 from __future__ import annotations
 
-from .names import SNAPSHOT_KIND, VM_KIND
+from .names import GROUP, SERVED_VERSIONS, SNAPSHOT_KIND, VM_KIND
 
 
 def snapshot_of_another_vm(snapshot_name: str, owner_vm_name: str, vm_name: str) -> str:
@@ -26,3 +27,12 @@ def snapshots_uncountable(vm_name: str, error: str) -> str:
 
 def snapshot_unreadable(snapshot_name: str, error: str) -> str:
     return f'cannot read {SNAPSHOT_KIND} "{snapshot_name}" to check that it is a snapshot of this VM: {error}'
+
+
+def kind_not_admitted(admitted_kind: str, kind: str) -> str:
+    return f"this webhook admits {admitted_kind} objects, not {kind}: check the webhook configuration's rules"
+
+
+def version_not_admitted(admitted_kind: str, group: str, version: str) -> str:
+    return (f"this webhook admits {admitted_kind} objects of {GROUP} {', '.join(SERVED_VERSIONS)}, not of "
+            f"{group}/{version}: check the webhook configuration's rules")

@@ -42,6 +42,15 @@ def snapshot_count_refusal(vm_name: str, count_with_new: int) -> str | None:
     return None
 
 
+# spec.vmName names a VirtualMachine, so it must be what Kubernetes accepts as that object's name: a DNS-1123
+# subdomain (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit). It is also
+# copied into the label snapshot.vmoperator.vmware.com/vm-name, and a label value has at most 63 characters, so a
+# longer VM name (Kubernetes would allow 253) cannot have snapshots. Both are checked on spec.vmName itself, so a
+# refusal names the field the user wrote, never the label. `[.]` rather than `\.`: the pattern is also written
+# into a CEL string in the CRD, where a backslash would need escaping again.
+VM_NAME_PATTERN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+MAX_VM_NAME_LENGTH = 63  # the longest label value
+
 # Also the message of the CRD's CEL rule on metadata.name (a test keeps the two equal).
 SNAPSHOT_NAME_TOO_LONG = (
     f"{METADATA_NAME_PATH} must be at most {MAX_SNAPSHOT_NAME_LENGTH} characters: it becomes the vSphere "

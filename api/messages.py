@@ -8,7 +8,7 @@ Messages computed from a value (duration parsing, bounds, counts) live with the 
 from __future__ import annotations
 
 from .duration import ACCEPTED_FORMS
-from .limits import MAX_QUIESCE_TIMEOUT_MINUTES, MIN_QUIESCE_TIMEOUT_MINUTES
+from .limits import MAX_QUIESCE_TIMEOUT_MINUTES, MAX_VM_NAME_LENGTH, MIN_QUIESCE_TIMEOUT_MINUTES
 from .names import (
     SPEC_MEMORY_PATH,
     SPEC_QUEISCE_PATH,
@@ -16,6 +16,8 @@ from .names import (
     SPEC_QUIESCE_PATH,
     SPEC_QUIESCE_TIMEOUT_PATH,
     SPEC_VM_NAME_PATH,
+    VM_KIND,
+    VM_NAME_LABEL,
 )
 
 # --- snapshot admission (reference §2.2) ------------------------------------------------------------------------
@@ -88,6 +90,12 @@ def _timeout_messages(path: str) -> tuple[str, str]:
 
 VM_NAME_MUST_BE_PROVIDED = f"{SPEC_VM_NAME_PATH} must be provided"
 VM_NAME_IMMUTABLE = f"{SPEC_VM_NAME_PATH} is immutable"
+VM_NAME_NOT_A_VM_NAME = (
+    f"{SPEC_VM_NAME_PATH} must be a valid {VM_KIND} name: lowercase letters, digits, '-' and '.', starting and "
+    f"ending with a letter or digit (a DNS-1123 subdomain)")
+VM_NAME_TOO_LONG_FOR_LABEL = (
+    f"{SPEC_VM_NAME_PATH} must be at most {MAX_VM_NAME_LENGTH} characters: it is copied into the label "
+    f"{VM_NAME_LABEL}, and a label value has at most {MAX_VM_NAME_LENGTH}")
 MEMORY_IMMUTABLE = f"{SPEC_MEMORY_PATH} is immutable"
 QUIESCE_IMMUTABLE = f"{SPEC_QUIESCE_PATH} is immutable"
 QUIESCE_ALIAS_CONFLICT = (f"{SPEC_QUIESCE_PATH} and {SPEC_QUEISCE_PATH} are both set and differ: set only one "

@@ -12,10 +12,17 @@ from enum import StrEnum
 # --- group, version, kinds -----------------------------------------------------------------------------------
 
 GROUP = "vmoperator.vmware.com"
-# The guide's version. Our CRD serves it and stores it (VM Operator stores v1alpha6 and converts; we have one
-# version, so no conversion webhook is needed).
-VERSION = "v1alpha5"
+# Every version our CRDs serve, oldest first: the guide's v1alpha5 and v1alpha6, which VM Operator stores. The
+# two schemas are the same (VM Operator's v1alpha6 snapshot API is v1alpha5's), so the CRDs convert with
+# strategy None, and the webhooks admit both.
+SERVED_VERSIONS: tuple[str, ...] = ("v1alpha5", "v1alpha6")
+# The version our CRDs store, and the one this product's own clients (worker, bridge, webhook reads) read and
+# write: VM Operator's storage version and conversion hub, so on a cluster with VM Operator nothing we read or
+# write goes through a conversion (a revert writes a VM's whole spec: a down-conversion could drop fields that
+# only the newest version has).
+VERSION = "v1alpha6"
 API_VERSION = f"{GROUP}/{VERSION}"
+API_VERSIONS: tuple[str, ...] = tuple(f"{GROUP}/{v}" for v in SERVED_VERSIONS)
 
 SNAPSHOT_KIND = "VirtualMachineSnapshot"
 SNAPSHOT_LIST_KIND = "VirtualMachineSnapshotList"

@@ -74,9 +74,19 @@ class SnapshotNode(BaseModel):
     children: list["SnapshotNode"] = Field(default_factory=list)
 
 
+class SnapshotUsage(BaseModel):
+    """Bytes all of a VM's snapshots hold (VM Operator's GetAllSnapshotSize): `vm_bytes` their memory, .vmsn and
+    the delta disks of the VM's own disks; `volume_bytes` the delta disks of its FCD-backed volumes (PVCs)."""
+
+    vm_bytes: int = 0
+    volume_bytes: int = 0
+
+
 class SnapshotTree(BaseModel):
     roots: list[SnapshotNode] = Field(default_factory=list)
     current: str | None = None  # moref value of the current snapshot
+    # Read with the tree when asked for (the tree sync); None: not read, leave the VM's usage as it is.
+    usage: SnapshotUsage | None = None
 
     def walk(self):
         stack = list(reversed(self.roots))

@@ -1,4 +1,5 @@
-"""The VirtualMachine object (vmoperator.vmware.com/v1alpha5): typed for the fields this service reads and writes.
+"""The VirtualMachine object (vmoperator.vmware.com, v1alpha5 and v1alpha6 alike): typed for the fields this
+service reads and writes.
 
 VM Operator's VirtualMachine has many more fields (class, image, network, bootstrap, …). Every model here keeps
 them (extra="allow") and writes them back unchanged, because a revert writes the VM's spec, labels and annotations
@@ -12,6 +13,7 @@ from pydantic import Field
 from .conditions import Condition, get_condition
 from .meta import ApiModel, KubeObject, QuantityText
 from .names import API_VERSION, CAPI_CLUSTER_ROLE_LABELS, VM_KIND, ControllerSharingMode, PowerState, VMConditionType
+from .quantity import format_plain_bytes
 from .virtualmachinesnapshot import SnapshotReference
 
 
@@ -77,6 +79,25 @@ class HardwareStatus(ApiModel):
     memory: MemoryAllocationStatus | None = None
 
 
+class VMSnapshotUsage(ApiModel):
+    """status.storage.usage.snapshots: what all the VM's snapshots hold (VM Operator's GetAllSnapshotSize)."""
+
+    # Their memory files, .vmsn files and the delta disks of the VM's own (non-FCD) disks.
+    vm: QuantityText | None = None
+    # The delta disks of FCD-backed volumes (PVCs).
+    volume: QuantityText | None = None
+
+
+class VMStorageUsage(ApiModel):
+    # VM Operator also reports total, disks and other here; kept as they are (extra="allow").
+    snapshots: VMSnapshotUsage | None = None
+
+
+class VMStorageStatus(ApiModel):
+    # VM Operator also reports total and requested here; kept as they are (extra="allow").
+    usage: VMStorageUsage | None = None
+
+
 class VirtualMachineStatus(ApiModel):
     unique_id: str | None = Field(default=None, alias="uniqueID")  # the vSphere VM's MoRef value, e.g. vm-42
     instance_uuid: str | None = Field(default=None, alias="instanceUUID")
@@ -86,7 +107,21 @@ class VirtualMachineStatus(ApiModel):
     hardware: HardwareStatus | None = None
     current_snapshot: SnapshotReference | None = Field(default=None, alias="currentSnapshot")
     root_snapshots: list[SnapshotReference] | None = Field(default=None, alias="rootSnapshots")
+    storage: VMStorageStatus | None = None
     conditions: list[Condition] | None = None
+
+    def set_snapshot_usage(self, vm_bytes: int, volume_bytes: int) -> bool:
+        """Write status.storage.usage.snapshots (byte counts printed as status.storage.used is on a snapshot);
+        True if that changed it. The other fields of status.storage are left as they are."""
+        wanted = (format_plain_bytes(vm_bytes), format_plain_bytes(volume_bytes))
+        storage = self.storage or VMStorageStatus()
+        usage = storage.usage or VMStorageUsage()
+        snapshots = usage.snapshots or VMSnapshotUsage()
+        if (snapshots.vm, snapshots.volume) == wanted:
+            return False
+        snapshots.vm, snapshots.volume = wanted
+        usage.snapshots, storage.usage, self.storage = snapshots, usage, storage
+        return True
 
 
 class VirtualMachine(KubeObject):

@@ -1,12 +1,16 @@
-"""The VirtualMachineSnapshot object (vmoperator.vmware.com/v1alpha5), as users write it and as we report it."""
+"""The VirtualMachineSnapshot object (vmoperator.vmware.com, v1alpha5 and v1alpha6 alike), as users write it and
+as we report it."""
 
 from __future__ import annotations
+
+import re
 
 from pydantic import Field, model_validator
 
 from .conditions import Condition, get_condition, is_true
 from .duration import format_minutes, quiesce_minutes_or_default, quiesce_timeout_problem
-from .messages import QUIESCE_ALIAS_CONFLICT
+from .limits import MAX_VM_NAME_LENGTH, VM_NAME_PATTERN
+from .messages import QUIESCE_ALIAS_CONFLICT, VM_NAME_NOT_A_VM_NAME, VM_NAME_TOO_LONG_FOR_LABEL
 from .meta import ApiModel, KubeObject, QuantityText
 from .names import (
     API_VERSION,
@@ -35,6 +39,18 @@ class SnapshotReference(ApiModel):
     @classmethod
     def unmanaged(cls) -> SnapshotReference:
         return cls(type=SnapshotReferenceType.UNMANAGED)
+
+
+def vm_name_problems(vm_name: str) -> list[str]:
+    """Admission's check of spec.vmName (the CRD's CEL rules say the same): the refusals, none when it is a
+    VirtualMachine name short enough to be the vm-name label's value. An empty name is left to the rule that
+    requires one."""
+    problems: list[str] = []
+    if vm_name and re.fullmatch(VM_NAME_PATTERN, vm_name) is None:
+        problems.append(VM_NAME_NOT_A_VM_NAME)
+    if len(vm_name) > MAX_VM_NAME_LENGTH:
+        problems.append(VM_NAME_TOO_LONG_FOR_LABEL)
+    return problems
 
 
 class QuiesceSpec(ApiModel):

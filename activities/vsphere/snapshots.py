@@ -6,7 +6,7 @@ from pyVmomi import vim
 
 from activities.vsphere.properties import retrieve, snapshot
 from api.names import SNAPSHOT_OWNER_EXTRA_CONFIG_KEY, PowerState
-from api.operations import SnapshotNode, SnapshotTree
+from api.operations import SnapshotNode, SnapshotTree, SnapshotUsage
 
 _POWER_STATES = {
     vim.VirtualMachine.PowerState.poweredOn: PowerState.POWERED_ON,
@@ -32,8 +32,44 @@ def tree_from_info(info: vim.vm.SnapshotInfo | None) -> SnapshotTree:
     return SnapshotTree(roots=[_node(n) for n in info.rootSnapshotList or []], current=current)
 
 
-def read_tree(si: vim.ServiceInstance, vm: vim.VirtualMachine) -> SnapshotTree:
-    return tree_from_info(retrieve(si, vm, ["snapshot"]).get("snapshot"))
+def read_tree(si: vim.ServiceInstance, vm: vim.VirtualMachine, *, usage: bool = False) -> SnapshotTree:
+    """The VM's snapshot tree; with `usage`, also what all its snapshots hold, read in the same round trip (so
+    the tree and the sizes describe the same moment)."""
+    if not usage:
+        return tree_from_info(retrieve(si, vm, ["snapshot"]).get("snapshot"))
+    props = retrieve(si, vm, ["snapshot", "layoutEx", "config.hardware.device"])
+    tree = tree_from_info(props.get("snapshot"))
+    tree.usage = snapshots_usage(props.get("layoutEx"), props.get("config.hardware.device") or [])
+    return tree
+
+
+def _fcd_disk_keys(devices: list) -> set[int]:
+    """Device keys of the disks that are First Class Disks (a PVC's volume): they carry a vDiskId."""
+    return {d.key for d in devices or []
+            if isinstance(d, vim.vm.device.VirtualDisk) and d.vDiskId is not None and d.vDiskId.id}
+
+
+def _snapshot_sizes(entry: vim.vm.FileLayoutEx.SnapshotLayout, sizes: dict[int, int],
+                    fcd_disks: set[int]) -> SnapshotUsage:
+    """One layoutEx.snapshot[] entry as VM Operator's GetSnapshotSize counts it: its .vmsn, its memory file (if
+    any) and the child-most delta of each disk chain; the deltas of FCD disks apart, in `volume_bytes`."""
+    vm_bytes = sizes.get(entry.dataKey, 0)
+    if entry.memoryKey not in (None, -1):
+        vm_bytes += sizes.get(entry.memoryKey, 0)
+    volume_bytes = 0
+    for disk in entry.disk or []:
+        if not disk.chain:
+            continue
+        delta = sum(sizes.get(k, 0) for k in disk.chain[-1].fileKey or [])
+        if disk.key in fcd_disks:
+            volume_bytes += delta
+        else:
+            vm_bytes += delta
+    return SnapshotUsage(vm_bytes=vm_bytes, volume_bytes=volume_bytes)
+
+
+def _file_sizes(layout: vim.vm.FileLayoutEx) -> dict[int, int]:
+    return {f.key: f.size or 0 for f in layout.file or []}
 
 
 def snapshot_owner(si: vim.ServiceInstance, snapshot_moref: str) -> str | None:
@@ -75,17 +111,17 @@ def snapshot_used_bytes(layout: vim.vm.FileLayoutEx | None, devices: list, snaps
     entry = next((s for s in layout.snapshot or [] if s.key._moId == snapshot_moref), None)
     if entry is None:
         raise LookupError(f"snapshot {snapshot_moref} has no layoutEx entry")
-    sizes = {f.key: f.size or 0 for f in layout.file or []}
-    fcd_disks = {d.key for d in devices or []
-                 if isinstance(d, vim.vm.device.VirtualDisk) and d.vDiskId is not None and d.vDiskId.id}
-    total = sizes.get(entry.dataKey, 0)
-    if entry.memoryKey not in (None, -1):
-        total += sizes.get(entry.memoryKey, 0)
-    for disk in entry.disk or []:
-        if disk.key in fcd_disks or not disk.chain:
-            continue
-        total += sum(sizes.get(k, 0) for k in disk.chain[-1].fileKey or [])
-    return total
+    return _snapshot_sizes(entry, _file_sizes(layout), _fcd_disk_keys(devices)).vm_bytes
+
+
+def snapshots_usage(layout: vim.vm.FileLayoutEx | None, devices: list) -> SnapshotUsage:
+    """What all the VM's snapshots hold, as VM Operator's GetAllSnapshotSize counts it for the VM's
+    `status.storage.usage.snapshots`: the sum over every layoutEx.snapshot[] entry (no layout: nothing)."""
+    if layout is None:
+        return SnapshotUsage()
+    sizes, fcd_disks = _file_sizes(layout), _fcd_disk_keys(devices)
+    each = [_snapshot_sizes(entry, sizes, fcd_disks) for entry in layout.snapshot or []]
+    return SnapshotUsage(vm_bytes=sum(u.vm_bytes for u in each), volume_bytes=sum(u.volume_bytes for u in each))
 
 
 def read_used_bytes(si: vim.ServiceInstance, vm: vim.VirtualMachine, snapshot_moref: str) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from api.names import GROUP, VERSION
+from api.names import GROUP, SERVED_VERSIONS
 
 from .webhooks import MUTATING_WEBHOOKS, VALIDATING_WEBHOOKS, Webhook
 
@@ -94,7 +94,9 @@ def _webhook_entry(webhook: Webhook, endpoint: WebhookEndpoint, ca_bundle: bytes
         "failurePolicy": "Fail",
         "matchPolicy": "Equivalent",
         "namespaceSelector": copy.deepcopy(namespace_selector),
-        "rules": [{"apiGroups": [GROUP], "apiVersions": [VERSION], "operations": list(webhook.operations),
+        # Every served version: the review then carries the object in the version the client wrote.
+        "rules": [{"apiGroups": [GROUP], "apiVersions": list(SERVED_VERSIONS),
+                   "operations": list(webhook.operations),
                    "resources": [webhook.plural], "scope": "Namespaced"}],
         "sideEffects": "None",
         "timeoutSeconds": TIMEOUT_SECONDS,

@@ -22,6 +22,9 @@ from typing import Any
 from aiohttp import web
 from kubernetes import client
 
+from api import admission_messages
+from api.names import GROUP, SERVED_VERSIONS
+
 from . import field_errors as fe
 from .cluster import ClusterReader
 from .review import AdmissionRequest, MalformedReview, Verdict, bad_request_response, parse_review, review_response
@@ -134,8 +137,11 @@ class AdmissionServer:
 
     async def _judge(self, webhook: Webhook, judge: Judge, request: AdmissionRequest) -> dict[str, Any]:
         if request.kind.kind != webhook.kind:
-            return bad_request_response(request, f"this webhook admits {webhook.kind} objects, not "
-                                                 f"{request.kind.kind}: check the webhook configuration's rules")
+            return bad_request_response(request, admission_messages.kind_not_admitted(webhook.kind, request.kind.kind))
+        if request.kind.group != GROUP or request.kind.version not in SERVED_VERSIONS:
+            # Every served version has the same schema, so each is judged alike; any other is not ours to judge.
+            return bad_request_response(request, admission_messages.version_not_admitted(
+                webhook.kind, request.kind.group, request.kind.version))
         try:
             verdict = await judge(request)
         except MalformedReview as error:

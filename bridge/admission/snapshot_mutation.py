@@ -2,7 +2,10 @@
 
 * The label snapshot.vmoperator.vmware.com/vm-name=<spec.vmName> is set when vmName is set and the label key is
   absent. An existing label is never overwritten, even a wrong one: the validating webhook refuses it, so the
-  user sees the mismatch instead of having it silently "fixed".
+  user sees the mismatch instead of having it silently "fixed". A vmName that is no VirtualMachine name, or too
+  long for a label value, is not copied: the apiserver would refuse the label (a field the user never wrote)
+  before anything judged spec.vmName; left alone, the refusal names spec.vmName (the CRD's CEL rules, and the
+  validating webhook on a cluster whose CRD lacks them).
 * On CREATE the finalizer is added, so it is on the object from the moment the object exists, before the bridge
   sees it and before any vSphere work (design invariant 5). Not on UPDATE: the finalizer is removed only by the
   delete workflow (after deletion started, when this webhook steps aside) or by a person on purpose.
@@ -17,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.names import SNAPSHOT_FINALIZER, VM_NAME_LABEL
+from api.virtualmachinesnapshot import vm_name_problems
 
 from .review import AdmissionRequest, Verdict, json_pointer_token
 
@@ -37,7 +41,7 @@ def mutate_snapshot(request: AdmissionRequest) -> Verdict:
 def _vm_name_label_patch(snapshot: dict[str, Any], metadata: dict[str, Any]) -> list[dict[str, Any]]:
     spec = snapshot.get("spec") if isinstance(snapshot.get("spec"), dict) else {}
     vm_name = spec.get("vmName")
-    if not isinstance(vm_name, str) or not vm_name:
+    if not isinstance(vm_name, str) or not vm_name or vm_name_problems(vm_name):
         return []
     labels = metadata.get("labels")
     if isinstance(labels, dict):

@@ -1,7 +1,8 @@
 """The VirtualMachineSnapshot validating webhook: VM Operator's rules (reference §2.2) and ours (DESIGN §2).
 
 CREATE
-  spec.vmName required · metadata.name at most 80 characters (the vSphere snapshot name) · quiesce and queisce
+  spec.vmName required, a VirtualMachine name (DNS-1123 subdomain) and at most 63 characters (it becomes the
+  vm-name label's value) · metadata.name at most 80 characters (the vSphere snapshot name) · quiesce and queisce
   not both set with different values · quiesce timeout parses and lies within vSphere's 5–240 minutes · the
   vm-name label, if present, equals spec.vmName · then, about the VM: a missing VM is allowed (the create
   workflow reports it), a VKS/TKG node is forbidden, a SCSI controller sharing its bus is not supported ·
@@ -33,7 +34,7 @@ from api.names import (
     VM_NAME_LABEL_PATH,
     ControllerSharingMode,
 )
-from api.virtualmachinesnapshot import VirtualMachineSnapshot
+from api.virtualmachinesnapshot import VirtualMachineSnapshot, vm_name_problems
 
 from . import field_errors as fe
 from .bypass import validation_bypassed
@@ -63,14 +64,16 @@ class SnapshotValidator:
         vm_name = snapshot.vm_name or ""
         if not vm_name:
             errors.append(fe.required(SPEC_VM_NAME_PATH, messages.VM_NAME_REQUIRED))
+        vm_name_errors = [fe.invalid(SPEC_VM_NAME_PATH, vm_name, problem) for problem in vm_name_problems(vm_name)]
+        errors += vm_name_errors
         if name and (problem := snapshot_name_length_problem(name)):
             errors.append(fe.too_long(METADATA_NAME_PATH, problem))
         if (problem := snapshot.spec.quiesce_problem()) and snapshot.spec.effective_quiesce is not None:
             errors.append(fe.invalid(snapshot.spec.quiesce_timeout_path, snapshot.spec.effective_quiesce.timeout,
                                      problem))
         errors += _label_mismatch(snapshot)
-        if not vm_name:
-            return Verdict(errors=errors)
+        if not vm_name or vm_name_errors:
+            return Verdict(errors=errors)  # no VM can have that name: nothing to read about it
 
         vm, siblings = await asyncio.gather(self._cluster.virtual_machine(namespace, vm_name),
                                             self._cluster.snapshots(namespace), return_exceptions=True)

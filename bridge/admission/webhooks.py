@@ -25,13 +25,14 @@ class Webhook:
 
     @property
     def path(self) -> str:
-        """controller-runtime's convention: /mutate-vmoperator-vmware-com-v1alpha5-virtualmachinesnapshot."""
+        """controller-runtime's convention, with the version the webhook is written for (the hub, as VM Operator's):
+        /mutate-vmoperator-vmware-com-v1alpha6-virtualmachinesnapshot. It admits every served version."""
         return f"/{self.type}-{GROUP.replace('.', '-')}-{VERSION}-{self.singular}"
 
     @property
     def name(self) -> str:
         """Fully qualified, as the apiserver requires; it is what users read in a refusal ("admission webhook
-        "vmsnap.validating.virtualmachinesnapshot.v1alpha5.vmoperator.vmware.com" denied the request")."""
+        "vmsnap.validating.virtualmachinesnapshot.v1alpha6.vmoperator.vmware.com" denied the request")."""
         adjective = "mutating" if self.type is WebhookType.MUTATING else "validating"
         return f"vmsnap.{adjective}.{self.singular}.{VERSION}.{GROUP}"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from api.names import GROUP, VERSION
+from api.names import GROUP
 from bridge.admission import (
     IN_CLUSTER_SERVICE,
     SNAPSHOT_MUTATING,
@@ -59,7 +59,9 @@ def test_every_webhook_fails_closed_within_ten_seconds_and_spares_kube_system():
         assert (webhook["failurePolicy"], webhook["sideEffects"], webhook["timeoutSeconds"],
                 webhook["matchPolicy"], webhook["admissionReviewVersions"]) == ("Fail", "None", 10, "Equivalent",
                                                                                  ["v1"])
-        assert webhook["rules"] == [{"apiGroups": [GROUP], "apiVersions": [VERSION],
+        # both versions the CRDs serve (matchPolicy Equivalent would convert anyway, but then the webhook
+        # could not tell which version the user wrote)
+        assert webhook["rules"] == [{"apiGroups": [GROUP], "apiVersions": ["v1alpha5", "v1alpha6"],
                                      "operations": ["CREATE", "UPDATE"], "resources": [resource],
                                      "scope": "Namespaced"}]
         assert webhook["namespaceSelector"] == {"matchExpressions": [
@@ -67,6 +69,8 @@ def test_every_webhook_fails_closed_within_ten_seconds_and_spares_kube_system():
 
 
 def test_paths_follow_the_controller_runtime_convention():
-    assert SNAPSHOT_MUTATING.path == "/mutate-vmoperator-vmware-com-v1alpha5-virtualmachinesnapshot"
-    assert SNAPSHOT_VALIDATING.path == "/validate-vmoperator-vmware-com-v1alpha5-virtualmachinesnapshot"
-    assert VM_VALIDATING.path == "/validate-vmoperator-vmware-com-v1alpha5-virtualmachine"
+    # named for the storage version (VM Operator's hub), as VM Operator names its own
+    assert SNAPSHOT_MUTATING.path == "/mutate-vmoperator-vmware-com-v1alpha6-virtualmachinesnapshot"
+    assert SNAPSHOT_VALIDATING.path == "/validate-vmoperator-vmware-com-v1alpha6-virtualmachinesnapshot"
+    assert VM_VALIDATING.path == "/validate-vmoperator-vmware-com-v1alpha6-virtualmachine"
+    assert SNAPSHOT_VALIDATING.name == "vmsnap.validating.virtualmachinesnapshot.v1alpha6.vmoperator.vmware.com"

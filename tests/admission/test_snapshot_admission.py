@@ -65,6 +65,41 @@ def test_missing_vm_name_is_refused(objects: Objects):
     assert f"{SPEC_VM_NAME_PATH}: Required value: {messages.VM_NAME_MUST_BE_PROVIDED}" in refusal.message
 
 
+@pytest.mark.parametrize(("vm_name", "message"), [
+    ("bad_vm!", messages.VM_NAME_NOT_A_VM_NAME),
+    ("vm name with spaces", messages.VM_NAME_NOT_A_VM_NAME),
+    ("v" * 70, messages.VM_NAME_TOO_LONG_FOR_LABEL),
+], ids=["bad_vm!", "spaces", "70-characters"])
+def test_a_vm_name_that_cannot_be_a_vm_or_a_label_value_is_refused_on_spec_vm_name(objects: Objects, vm_name: str,
+                                                                                   message: str):
+    # The mutating webhook does not copy such a name into the vm-name label, so the apiserver reports the field
+    # the user wrote, and only that one (never metadata.labels, which the user never wrote).
+    refusal = refused(lambda: objects.create_snapshot(snapshot_manifest("snap", vm_name=vm_name)))
+
+    assert refusal.by_schema and refusal.code == 422
+    assert refusal.fields == {SPEC_VM_NAME_PATH}
+    assert f"{SPEC_VM_NAME_PATH}: Invalid value: " in refusal.message and message in refusal.message
+    assert "metadata.labels" not in refusal.message
+
+
+def test_kubectl_shows_the_vm_name_refusal_on_spec_vm_name(objects: Objects, kubeconfig: Path):
+    applied = kubectl_apply(kubeconfig, objects.namespace, snapshot_manifest("snap", vm_name="bad_vm!"))
+
+    assert applied.returncode != 0
+    assert f"{SPEC_VM_NAME_PATH}: Invalid value: " in applied.stderr
+    assert messages.VM_NAME_NOT_A_VM_NAME in applied.stderr
+    assert "metadata.labels" not in applied.stderr and VM_NAME_LABEL + ":" not in applied.stderr
+
+
+def test_a_63_character_vm_name_is_accepted_and_labelled(objects: Objects):
+    vm_name = "v" * 63
+
+    created = objects.create_snapshot(snapshot_manifest("snap", vm_name=vm_name))
+
+    assert created["spec"]["vmName"] == vm_name
+    assert created["metadata"]["labels"] == {VM_NAME_LABEL: vm_name}
+
+
 def test_snapshot_of_a_vm_that_does_not_exist_yet_is_allowed(objects: Objects):
     created = objects.create_snapshot(snapshot_manifest("snap", vm_name="not-there"))
 

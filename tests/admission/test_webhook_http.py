@@ -11,6 +11,7 @@ import pytest
 from api import messages
 from api.limits import SNAPSHOT_NAME_TOO_LONG
 from api.names import (
+    GROUP,
     SKIP_VALIDATION_ANNOTATION,
     SNAPSHOT_FINALIZER,
     SNAPSHOT_KIND,
@@ -20,6 +21,7 @@ from api.names import (
     SPEC_QUIESCE_PATH,
     SPEC_QUIESCE_TIMEOUT_PATH,
     SPEC_VM_NAME_PATH,
+    VERSION,
     VM_KIND,
     VM_NAME_LABEL,
     VM_NAME_LABEL_PATH,
@@ -34,9 +36,9 @@ LABEL_POINTER = "/metadata/labels/" + VM_NAME_LABEL.replace("/", "~1")
 
 
 def validate_snapshot(webhook: RegisteredWebhook, namespace: str, operation: str, new: dict,
-                      old: dict | None = None) -> ReviewAnswer:
+                      old: dict | None = None, *, version: str = VERSION) -> ReviewAnswer:
     return review(webhook.base_url, SNAPSHOT_VALIDATING.path, webhook.ca_file,
-                  admission_review(SNAPSHOT_KIND, operation, new, old, namespace))
+                  admission_review(SNAPSHOT_KIND, operation, new, old, namespace, version=version))
 
 
 def validate_vm(webhook: RegisteredWebhook, namespace: str, operation: str, new: dict,
@@ -97,6 +99,33 @@ def test_a_review_of_the_wrong_kind_is_refused_as_a_bad_request(admission_webhoo
     assert "admits VirtualMachineSnapshot objects, not VirtualMachine" in answer.message
 
 
+@pytest.mark.parametrize("version", ["v1alpha5", "v1alpha6"])
+def test_reviews_of_both_served_versions_are_judged(admission_webhook: RegisteredWebhook, webhook_namespace: str,
+                                                    version: str):
+    snapshot = snapshot_manifest("snap", vm_name="my-vm")
+    snapshot["apiVersion"] = f"{GROUP}/{version}"
+
+    mutated = review(admission_webhook.base_url, SNAPSHOT_MUTATING.path, admission_webhook.ca_file,
+                     admission_review(SNAPSHOT_KIND, "CREATE", snapshot, version=version))
+    assert mutated.allowed and {"op": "add", "path": "/metadata/finalizers", "value": [SNAPSHOT_FINALIZER]} in \
+        mutated.patch
+    snapshot["metadata"]["labels"] = {VM_NAME_LABEL: "other-vm"}
+    refused = validate_snapshot(admission_webhook, webhook_namespace, "CREATE", snapshot, version=version)
+    assert not refused.allowed and refused.fields == {VM_NAME_LABEL_PATH}
+
+
+@pytest.mark.parametrize(("group", "version"), [(GROUP, "v1alpha4"), (GROUP, "v1"), ("example.com", "v1alpha6")])
+def test_a_review_of_a_version_not_served_is_refused_as_a_bad_request(admission_webhook: RegisteredWebhook,
+                                                                      group: str, version: str):
+    document = admission_review(SNAPSHOT_KIND, "CREATE", snapshot_manifest("snap"), group=group, version=version)
+
+    answer = review(admission_webhook.base_url, SNAPSHOT_VALIDATING.path, admission_webhook.ca_file, document)
+
+    assert not answer.allowed and answer.code == 400
+    assert (f"admits VirtualMachineSnapshot objects of {GROUP} v1alpha5, v1alpha6, not of {group}/{version}"
+            in answer.message)
+
+
 # --- the JSON patch of the mutating webhook -----------------------------------------------------------------------
 
 
@@ -146,7 +175,36 @@ def test_no_label_without_a_vm_name_and_nothing_for_an_object_being_deleted(admi
     assert mutate_snapshot(admission_webhook, "UPDATE", deleting, deleting).patch is None
 
 
+@pytest.mark.parametrize("vm_name", ["bad_vm!", "vm name with spaces", "v" * 70])
+def test_a_vm_name_that_cannot_be_a_label_value_is_not_copied_into_the_label(admission_webhook: RegisteredWebhook,
+                                                                             vm_name: str):
+    for operation, old in (("CREATE", None), ("UPDATE", snapshot_manifest("snap", vm_name=vm_name))):
+        answer = mutate_snapshot(admission_webhook, operation, snapshot_manifest("snap", vm_name=vm_name), old)
+        assert answer.allowed
+        assert not any(VM_NAME_LABEL in json.dumps(op) for op in answer.patch or []), answer.patch
+
+
 # --- the validating webhook's own answers to what CEL refuses first -----------------------------------------------
+
+
+@pytest.mark.parametrize(("vm_name", "expected"), [
+    ("bad_vm!", [messages.VM_NAME_NOT_A_VM_NAME]),
+    ("vm name with spaces", [messages.VM_NAME_NOT_A_VM_NAME]),
+    ("v" * 70, [messages.VM_NAME_TOO_LONG_FOR_LABEL]),
+    ("V" * 70, [messages.VM_NAME_NOT_A_VM_NAME, messages.VM_NAME_TOO_LONG_FOR_LABEL]),
+    ("v" * 63, []),
+], ids=["bad_vm!", "spaces", "70-characters", "both", "63-characters"])
+def test_vm_name_must_be_a_vm_name_short_enough_for_the_label(admission_webhook: RegisteredWebhook,
+                                                              webhook_namespace: str, vm_name: str,
+                                                              expected: list[str]):
+    answer = validate_snapshot(admission_webhook, webhook_namespace, "CREATE",
+                               snapshot_manifest("s", vm_name=vm_name))
+
+    assert answer.allowed == (not expected)
+    if expected:
+        assert answer.code == 422 and answer.fields == {SPEC_VM_NAME_PATH}
+        for message in expected:
+            assert f"{SPEC_VM_NAME_PATH}: Invalid value: {message}" in answer.message
 
 
 def test_missing_vm_name(admission_webhook: RegisteredWebhook, webhook_namespace: str):

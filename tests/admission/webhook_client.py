@@ -39,12 +39,12 @@ def https_request(base_url: str, path: str, ca_file: Path, *, body: bytes | None
 
 
 def admission_review(kind: str, operation: str, new: dict[str, Any], old: dict[str, Any] | None = None,
-                     namespace: str = "default") -> dict[str, Any]:
+                     namespace: str = "default", *, group: str = GROUP, version: str = VERSION) -> dict[str, Any]:
     plural = SNAPSHOT_PLURAL if kind == "VirtualMachineSnapshot" else VM_PLURAL
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
         "uid": str(uuid.uuid4()),
-        "kind": {"group": GROUP, "version": VERSION, "kind": kind},
-        "resource": {"group": GROUP, "version": VERSION, "resource": plural},
+        "kind": {"group": group, "version": version, "kind": kind},
+        "resource": {"group": group, "version": version, "resource": plural},
         "name": new["metadata"].get("name", ""), "namespace": namespace, "operation": operation,
         "userInfo": {"username": "tester"}, "object": new, "oldObject": old, "dryRun": False,
     }}

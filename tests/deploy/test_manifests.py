@@ -8,6 +8,7 @@ import posixpath
 
 import pytest
 
+from api.names import SERVED_VERSIONS, SNAPSHOT_PLURAL, VERSION
 from bridge.admission.configuration import CERT_MANAGER_INJECT_CA_ANNOTATION, IN_CLUSTER_SERVICE
 from tests.deploy.manifests import (
     OVERLAYS,
@@ -177,6 +178,28 @@ def test_overlays_differ_where_vm_operator_does():
     assert value(one(production, "Deployment", "vmsnap-worker"), "VMSNAP_CSI_SYNC") is None  # handshake
     assert value(one(production, "Deployment", "vmsnap-worker"), "VSPHERE_CA_FILE")
     assert env(one(production, "Deployment", "vmsnap-worker"))["OTEL_EXPORTER_OTLP_ENDPOINT"]
+
+
+def test_crds_serve_both_versions_alike_and_the_webhooks_admit_every_served_version(objects):
+    # The CRD files write v1alpha5 as YAML aliases of v1alpha6: the build (kubectl's kustomize) expands them.
+    served: dict[str, set[str]] = {}
+    for crd in of_kind(objects, "CustomResourceDefinition"):
+        versions = {v["name"]: v for v in crd["spec"]["versions"]}
+        assert set(versions) == {"v1alpha5", "v1alpha6"}, crd["metadata"]["name"]
+        assert [name for name, v in versions.items() if v["storage"]] == [VERSION] == ["v1alpha6"]
+        assert crd["spec"]["conversion"] == {"strategy": "None"}
+        assert versions["v1alpha5"]["schema"] == versions["v1alpha6"]["schema"]
+        assert versions["v1alpha6"]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        served[crd["spec"]["names"]["plural"]] = set(versions)
+    assert SNAPSHOT_PLURAL in served
+    webhooks = [w for c in (*of_kind(objects, "MutatingWebhookConfiguration"),
+                            *of_kind(objects, "ValidatingWebhookConfiguration")) for w in c["webhooks"]]
+    assert webhooks
+    for webhook in webhooks:
+        for rule in webhook["rules"]:
+            for resource in rule["resources"]:
+                # VM Operator's VirtualMachine CRD (production) serves both as well
+                assert set(rule["apiVersions"]) == served.get(resource, set(SERVED_VERSIONS)), webhook["name"]
 
 
 # cert-manager's CRDs are not in the test bed, so these objects cannot go through the apiserver's dry run: their

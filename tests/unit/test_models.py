@@ -17,7 +17,14 @@ from api.conditions import Condition
 from api.duration import TIMEOUT_PATTERN
 from api.meta import ObjectMeta
 from api.quantity import QUANTITY_PATTERN, format_binary_bytes, format_plain_bytes, parse_quantity, quantity_bytes
-from api.virtualmachine import VirtualMachine, VirtualMachineSpec, VirtualMachineStatus
+from api.virtualmachine import (
+    VirtualMachine,
+    VirtualMachineSpec,
+    VirtualMachineStatus,
+    VMSnapshotUsage,
+    VMStorageStatus,
+    VMStorageUsage,
+)
 from api.virtualmachinesnapshot import (
     QuiesceSpec,
     RequestedStorage,
@@ -25,6 +32,7 @@ from api.virtualmachinesnapshot import (
     VirtualMachineSnapshot,
     VirtualMachineSnapshotSpec,
     VirtualMachineSnapshotStatus,
+    vm_name_problems,
 )
 from tests.guide_examples import (
     GUIDE_SNAPSHOT_QUIESCED,
@@ -54,7 +62,9 @@ def _kube(model: BaseModel) -> dict[str, Any]:
 def test_guide_snapshots_parse_and_round_trip(text: str) -> None:
     raw = _load(text)
     snapshot = VirtualMachineSnapshot.model_validate(raw)
-    assert snapshot.api_version == names.API_VERSION and snapshot.kind == names.SNAPSHOT_KIND
+    # the guide's version, one of those served (and kept as written)
+    assert snapshot.api_version == "vmoperator.vmware.com/v1alpha5" in names.API_VERSIONS
+    assert snapshot.kind == names.SNAPSHOT_KIND
     assert snapshot.vm_name == "my-vm"
     assert _kube(snapshot) == raw
 
@@ -215,7 +225,7 @@ def test_snapshot_built_in_python_dumps_kubernetes_json() -> None:
         spec=VirtualMachineSnapshotSpec(vm_name="my-vm", quiesce=QuiesceSpec(timeout="10m")),
     )
     assert snapshot.to_kube() == {
-        "apiVersion": "vmoperator.vmware.com/v1alpha5", "kind": "VirtualMachineSnapshot",
+        "apiVersion": "vmoperator.vmware.com/v1alpha6", "kind": "VirtualMachineSnapshot",
         "metadata": {"name": "snap-9", "namespace": "team-a", "labels": {names.VM_NAME_LABEL: "my-vm"}},
         "spec": {"vmName": "my-vm", "quiesce": {"timeout": "10m"}},
     }
@@ -362,6 +372,27 @@ def test_snapshot_name_length() -> None:
     assert problem.startswith("metadata.name must be at most 80 characters")
 
 
+@pytest.mark.parametrize(("vm_name", "problems"), [
+    ("my-vm", []), ("dc0-h0-vm0", []), ("vm.example.com", []), ("v" * 63, []), ("", []),
+    ("bad_vm!", [messages.VM_NAME_NOT_A_VM_NAME]),
+    ("vm name with spaces", [messages.VM_NAME_NOT_A_VM_NAME]),
+    ("My-VM", [messages.VM_NAME_NOT_A_VM_NAME]), ("-vm", [messages.VM_NAME_NOT_A_VM_NAME]),
+    ("vm-", [messages.VM_NAME_NOT_A_VM_NAME]), ("vm..a", [messages.VM_NAME_NOT_A_VM_NAME]),
+    ("vm\n", [messages.VM_NAME_NOT_A_VM_NAME]),
+    ("v" * 64, [messages.VM_NAME_TOO_LONG_FOR_LABEL]), ("v" * 70, [messages.VM_NAME_TOO_LONG_FOR_LABEL]),
+    ("V" * 70, [messages.VM_NAME_NOT_A_VM_NAME, messages.VM_NAME_TOO_LONG_FOR_LABEL]),
+])
+def test_vm_name_must_be_a_vm_name_that_fits_the_label(vm_name: str, problems: list[str]) -> None:
+    assert vm_name_problems(vm_name) == problems
+
+
+def test_vm_name_messages_name_the_field_and_the_label() -> None:
+    assert messages.VM_NAME_NOT_A_VM_NAME.startswith("spec.vmName must be a valid VirtualMachine name")
+    assert messages.VM_NAME_TOO_LONG_FOR_LABEL == (
+        "spec.vmName must be at most 63 characters: it is copied into the label "
+        "snapshot.vmoperator.vmware.com/vm-name, and a label value has at most 63")
+
+
 # --- the CRD files ---------------------------------------------------------------------------------------------
 
 def _crd(path: Path) -> dict[str, Any]:
@@ -373,12 +404,32 @@ def _crd(path: Path) -> dict[str, Any]:
 
 
 def _version(crd: dict[str, Any]) -> dict[str, Any]:
-    versions = crd["spec"]["versions"]
-    assert [v["name"] for v in versions] == [names.VERSION]
-    version = versions[0]
-    assert version["served"] is True and version["storage"] is True
-    assert version["subresources"] == {"status": {}}
-    return version
+    """The stored version's entry (the other served ones are the same, see test_crds_serve_both_versions_alike)."""
+    (stored,) = [v for v in crd["spec"]["versions"] if v["storage"]]
+    assert stored["name"] == names.VERSION and stored["served"] is True
+    assert stored["subresources"] == {"status": {}}
+    return stored
+
+
+@pytest.mark.parametrize("path", [SNAPSHOT_CRD, VM_CRD], ids=["snapshot", "vm"])
+def test_crds_serve_both_versions_alike(path: Path) -> None:
+    # VM Operator serves v1alpha5 and v1alpha6 and stores v1alpha6; manifests written for either must apply.
+    spec = _crd(path)["spec"]
+    versions = {v["name"]: v for v in spec["versions"]}
+    assert set(versions) == {"v1alpha5", "v1alpha6"} == set(names.SERVED_VERSIONS)
+    assert [name for name, v in versions.items() if v["storage"]] == ["v1alpha6"] == [names.VERSION]
+    assert all(v["served"] is True for v in versions.values())
+    # the same schema, columns and subresources: nothing to convert
+    assert spec["conversion"] == {"strategy": "None"}
+    stored = versions["v1alpha6"]
+    for other in versions.values():
+        assert {k: other[k] for k in ("schema", "additionalPrinterColumns", "subresources")} == \
+            {k: stored[k] for k in ("schema", "additionalPrinterColumns", "subresources")}
+
+
+def test_the_clients_version_is_the_stored_one() -> None:
+    assert (names.VERSION, names.API_VERSION) == ("v1alpha6", "vmoperator.vmware.com/v1alpha6")
+    assert names.API_VERSIONS == ("vmoperator.vmware.com/v1alpha5", "vmoperator.vmware.com/v1alpha6")
 
 
 def _schema_nodes(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
@@ -458,8 +509,11 @@ def test_snapshot_crd_rules_match_the_api() -> None:
     spec = schema["properties"]["spec"]
     assert [r["message"] for r in spec["x-kubernetes-validations"]] == [
         messages.QUIESCE_ALIAS_CONFLICT, messages.MEMORY_IMMUTABLE, messages.QUIESCE_IMMUTABLE]
-    assert [r["message"] for r in spec["properties"]["vmName"]["x-kubernetes-validations"]] == \
-        [messages.VM_NAME_IMMUTABLE]
+    vm_name_rules = spec["properties"]["vmName"]["x-kubernetes-validations"]
+    assert [r["message"] for r in vm_name_rules] == \
+        [messages.VM_NAME_IMMUTABLE, messages.VM_NAME_NOT_A_VM_NAME, messages.VM_NAME_TOO_LONG_FOR_LABEL]
+    assert vm_name_rules[1]["rule"] == f"self == '' || self.matches('{limits.VM_NAME_PATTERN}')"
+    assert vm_name_rules[2]["rule"] == f"self.size() <= {limits.MAX_VM_NAME_LENGTH}"
     for spelling, malformed, negative in [("quiesce", messages.QUIESCE_TIMEOUT_MALFORMED,
                                            messages.QUIESCE_TIMEOUT_NEGATIVE),
                                           ("queisce", messages.QUEISCE_TIMEOUT_MALFORMED,
@@ -496,6 +550,27 @@ def test_vm_crd_schema_types_what_we_use_and_keeps_the_rest() -> None:
             assert node.get("x-kubernetes-preserve-unknown-fields") is True, f"{path} would prune VM fields"
     assert spec["properties"]["hardware"]["properties"]["scsiControllers"]["items"]["properties"]["sharingMode"][
         "enum"] == [str(m) for m in names.ControllerSharingMode]
+    storage = status["properties"]["storage"]
+    assert set(storage["properties"]) == _aliases(VMStorageStatus)
+    assert set(storage["properties"]["usage"]["properties"]) == _aliases(VMStorageUsage)
+    assert set(storage["properties"]["usage"]["properties"]["snapshots"]["properties"]) == \
+        _aliases(VMSnapshotUsage) == {"vm", "volume"}
+
+
+def test_vm_snapshot_usage_is_written_as_plain_bytes_and_keeps_the_rest_of_storage() -> None:
+    vm = VirtualMachine.model_validate({"apiVersion": names.API_VERSION, "kind": names.VM_KIND,
+                                        "metadata": {"name": "my-vm"},
+                                        "status": {"storage": {"total": "20Gi", "usage": {"other": "1Mi"}}}})
+
+    assert vm.status.set_snapshot_usage(12226581330, 0) is True
+    assert vm.to_kube()["status"]["storage"] == {
+        "total": "20Gi", "usage": {"other": "1Mi", "snapshots": {"vm": "12226581330", "volume": "0"}}}
+    assert vm.status.set_snapshot_usage(12226581330, 0) is False  # unchanged: nothing to write
+    assert vm.status.set_snapshot_usage(0, 16 * 2**20) is True
+    assert vm.status.storage.usage.snapshots.to_kube() == {"vm": "0", "volume": "16777216"}
+    fresh = VirtualMachine.model_validate({"apiVersion": names.API_VERSION, "kind": names.VM_KIND})
+    assert fresh.status.set_snapshot_usage(1024, 0) is True
+    assert fresh.to_kube()["status"] == {"storage": {"usage": {"snapshots": {"vm": "1024", "volume": "0"}}}}
 
 
 def test_vm_crd_revert_rules_match_the_api() -> None:
