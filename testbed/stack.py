@@ -26,7 +26,7 @@ from kubernetes import client, config
 from bridge.admission.configuration import UrlReference, webhook_configurations
 from testbed.kube import ControlPlane, install_crds, product_crd_files
 from testbed.process import PartFailed, Process, free_port, port_is_free
-from testbed.supervisor import Part, log_says, probe
+from testbed.supervisor import STOP_GRACE_SECONDS, Part, log_says, probe
 from testbed.temporal import TemporalDevServer
 from testbed.vcsim import VCSim
 from workflows.search_attributes import DEV_SERVER_SEARCH_ATTRIBUTES
@@ -40,8 +40,12 @@ PRODUCT_PORTS = {
 PRODUCT_PARTS = {"csi-driver": "testbed.csi_driver", "worker": "worker.main", "bridge": "bridge.main"}
 VCSIM_NOT_RESTARTED = ("the simulator keeps its inventory in memory: a new one would not have the snapshots "
                        "Kubernetes and Temporal know about (start a fresh stack)")
+# on SIGTERM the apiserver stops listening at once but waits for its open watches (the informers of the worker,
+# the bridge, the CSI stand-in and the controller-manager), which are not closed for minutes: a restart SIGKILLs
+# it after this long
+APISERVER_STOP_GRACE_SECONDS = 5.0
 # the worker drains running activities for this long on SIGTERM (restart, Ctrl-C), well within the stop timeout
-DEV_GRACEFUL_SHUTDOWN_SECONDS = "10"
+DEV_GRACEFUL_SHUTDOWN_SECONDS = "5"
 
 
 def tools_bin() -> Path:
@@ -131,7 +135,8 @@ class Stack:
         assert self.temporal and self.temporal.process and self.kube and self.vcsim and self.vcsim.process
         parts = [Part("temporal", self.temporal.process, ready=probe(self.temporal._healthy))]
         probes = self.kube.ready_probes()
-        parts += [Part(p.part, p, ready=probe(probes[p.part]) if p.part in probes else None)
+        parts += [Part(p.part, p, ready=probe(probes[p.part]) if p.part in probes else None,
+                       stop_grace=APISERVER_STOP_GRACE_SECONDS if p.part == "kube-apiserver" else STOP_GRACE_SECONDS)
                   for p in self.kube.processes]
         parts.append(Part("vcsim", self.vcsim.process, restart=False, why_not_restarted=VCSIM_NOT_RESTARTED))
         parts += [Part(name, process, ready=log_says("running")) for name, process in self.product.items()]

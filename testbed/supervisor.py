@@ -31,7 +31,7 @@ RUNNING = "running"     # ready
 BACKOFF = "back-off"    # exited; starts again at next_start
 STOPPING = "stopping"   # asked to restart: SIGTERM sent, starts again as soon as it has exited
 
-STOP_GRACE_SECONDS = 20.0  # a restart's SIGTERM, then SIGKILL (the dev worker drains for 10 s)
+STOP_GRACE_SECONDS = 20.0  # a restart's SIGTERM, then SIGKILL (the dev worker drains for 5 s)
 
 
 def exit_description(code: int | None) -> str:
@@ -65,6 +65,7 @@ class Part:
     restart: bool = True
     ready: Callable[[Part], bool] | None = None
     why_not_restarted: str = ""
+    stop_grace: float = STOP_GRACE_SECONDS  # a restart's SIGTERM, then SIGKILL
     state: str = RUNNING
     restarts: int = 0
     next_start: float = 0.0
@@ -176,7 +177,7 @@ class Supervisor:
                 self._event(part, f"{part.name} {exit_description(code)}; starting it again")
                 self._start(part)
             elif now >= part.stop_deadline:
-                self._event(part, f"{part.name} still running {STOP_GRACE_SECONDS:.0f}s after SIGTERM: SIGKILL")
+                self._event(part, f"{part.name} still running {part.stop_grace:g}s after SIGTERM: SIGKILL")
                 part.process.kill()
         if part.state == BACKOFF and now >= part.next_start:
             self._start(part)
@@ -263,7 +264,7 @@ class Supervisor:
             part.cause = " (vmsnap-dev restart)"
             part.process.popen.send_signal(signal.SIGTERM)
             part.state = STOPPING
-            part.stop_deadline = now + STOP_GRACE_SECONDS
+            part.stop_deadline = now + part.stop_grace
             self._event(part, f"stopping {part.name} (pid {part.process.pid}) with SIGTERM")
 
     # --- status ------------------------------------------------------------------------------------------------
