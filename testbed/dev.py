@@ -130,7 +130,9 @@ def up(args: argparse.Namespace) -> int:
     def interrupt(*_) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)  # while starting, SIGTERM aborts like Ctrl-C
+    # while starting, Ctrl-C and SIGTERM abort (even if SIGINT came ignored, as in a script's background job)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, interrupt)
     try:
         stack.start()
         supervisor = Supervisor(stack.parts(), announce=lambda line: print(line, flush=True),
@@ -228,8 +230,15 @@ def _which(count: int, task: str) -> str:
 def _steer(action):
     """Run one control call; the simulator's refusal (HTTP 4xx with its reason) is the command's error."""
     def run(args: argparse.Namespace) -> int:
+        import urllib.error
+
+        control = _simulator(args)
         try:
-            print(action(args, _simulator(args)))
+            print(action(args, control))
+        except urllib.error.URLError as e:
+            print(f"vmsnap-dev: the simulator's control API at {control.url} does not answer ({e.reason}): is the "
+                  "dev stack running?", file=sys.stderr)
+            return 1
         except (RuntimeError, OSError) as e:
             print(f"vmsnap-dev: {e}", file=sys.stderr)
             return 1

@@ -341,12 +341,24 @@ def leftovers(state_file: Path) -> list[int]:
     return found
 
 
-def kill_leftovers(state_file: Path) -> list[int]:
-    """SIGKILL the process groups `leftovers` finds (each part leads its own group); their pids."""
+def kill_leftovers(state_file: Path, timeout: float = 10.0) -> list[int]:
+    """SIGKILL the process groups `leftovers` finds (each part leads its own group) and wait until they are gone
+    (so their ports are free again); their pids."""
     pids = leftovers(state_file)
     for pid in pids:
         try:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+    deadline = time.monotonic() + timeout
+    while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
     return pids
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an exited child nobody has reaped yet holds no ports)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
