@@ -21,7 +21,7 @@ test: setup
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 dev: setup
-	$(VENV)/bin/vmsnap-dev
+	$(VENV)/bin/vmsnap-dev $(DEV_ARGS)
 
 clean:
 	rm -rf $(VENV) .dev

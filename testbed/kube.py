@@ -12,6 +12,7 @@ import ssl
 import subprocess
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -57,6 +58,8 @@ class ControlPlane:
         self.port = free_port()
         self.processes: list[Process] = []
         self.kubeconfig = workdir / "kubeconfig"
+        self.etcd_url = ""
+        self.controller_manager_port = 0
 
     @property
     def url(self) -> str:
@@ -73,15 +76,14 @@ class ControlPlane:
         sa_pub, sa_key = service_account_key().write(certs, "sa")
 
         etcd_port, etcd_peer = free_port(), free_port()
-        etcd_url = f"http://127.0.0.1:{etcd_port}"
+        etcd_url = self.etcd_url = f"http://127.0.0.1:{etcd_port}"
         etcd = Process("etcd", [bins / "etcd", "--data-dir", self.workdir / "etcd",
                                 "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
                                 "--listen-peer-urls", f"http://127.0.0.1:{etcd_peer}",
                                 "--unsafe-no-fsync=true", "--log-level", "warn"],
                        self.workdir / "etcd.log").start()
         self.processes.append(etcd)
-        etcd.wait_ready(lambda: b"true" in urllib.request.urlopen(f"{etcd_url}/health", timeout=1).read(),
-                        timeout=60, what="healthy")
+        etcd.wait_ready(self._etcd_healthy, timeout=60, what="healthy")
 
         apiserver = Process(PART, [
             bins / "kube-apiserver", f"--etcd-servers={etcd_url}", f"--cert-dir={certs}",
@@ -103,7 +105,7 @@ class ControlPlane:
         apiserver.wait_ready(self._ready, timeout=90, what="ready (/readyz)")
 
         if self.controller_manager:
-            kcm_port = free_port()
+            kcm_port = self.controller_manager_port = free_port()
             kcm = Process("kube-controller-manager", [
                 bins / "kube-controller-manager", f"--kubeconfig={self.kubeconfig}",
                 f"--authentication-kubeconfig={self.kubeconfig}", f"--authorization-kubeconfig={self.kubeconfig}",
@@ -112,10 +114,23 @@ class ControlPlane:
                 "--bind-address=127.0.0.1", f"--secure-port={kcm_port}",
             ], self.workdir / "kube-controller-manager.log").start()
             self.processes.append(kcm)
-            kcm.wait_ready(lambda: _healthz(f"https://127.0.0.1:{kcm_port}/healthz"), timeout=60,
-                           what="healthy")
+            kcm.wait_ready(self._controller_manager_healthy, timeout=60, what="healthy")
         self._wait_default_namespace()
         return self
+
+    def _etcd_healthy(self) -> bool:
+        with urllib.request.urlopen(f"{self.etcd_url}/health", timeout=1) as r:
+            return b"true" in r.read()
+
+    def _controller_manager_healthy(self) -> bool:
+        return _healthz(f"https://127.0.0.1:{self.controller_manager_port}/healthz")
+
+    def ready_probes(self) -> dict[str, Callable[[], bool]]:
+        """Part name → a check that it serves again (each process keeps its ports and data when restarted)."""
+        probes = {"etcd": self._etcd_healthy, PART: self._ready}
+        if self.controller_manager:
+            probes["kube-controller-manager"] = self._controller_manager_healthy
+        return probes
 
     def _ssl_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=str(self.workdir / "certs" / "ca.crt"))

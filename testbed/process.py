@@ -57,9 +57,13 @@ class Process:
         self.env = env
         self.cwd = cwd
         self.popen: subprocess.Popen | None = None
+        self.started_at = 0.0  # time.monotonic() of the last start
 
     def start(self) -> "Process":
+        """Start it (again: a stopped or dead process can be started anew, with the same command, environment
+        and log, which it appends to)."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.started_at = time.monotonic()
         out = open(self.log, "ab")
         try:
             self.popen = subprocess.Popen(
