@@ -5,13 +5,19 @@ PYTHON ?= python3
 
 .PHONY: setup testbins test dev clean
 
-setup: $(VENV)/.installed testbins
+setup: $(VENV)/.installed $(VENV)/bin/vmsnap-dev testbins
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[test]'
 	touch $@
+
+# the dev command is not part of the product's package: a wrapper on the venv's PATH runs it from the clone
+$(VENV)/bin/vmsnap-dev: $(VENV)/.installed
+	printf '#!/bin/sh\nPYTHONPATH="%s$${PYTHONPATH:+:$$PYTHONPATH}" exec "%s/$(VENV)/bin/python" -m testbed.dev "$$@"\n' \
+		"$(CURDIR)" "$(CURDIR)" > $@
+	chmod +x $@
 
 testbins:
 	bash testbed/go/build-k8s.sh

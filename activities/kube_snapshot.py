@@ -9,12 +9,22 @@ from datetime import UTC, datetime
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.kube.client import Kube
 from activities.kube.events import EventRecorder
 from activities.kube.storage import requested_storage
+from activities.payloads import (
+    ConditionChange,
+    DeletePlan,
+    FinalizerRemoval,
+    RequestedStorageEntry,
+    SnapshotPlan,
+    SnapshotRef,
+    SnapshotStatusChange,
+    VMRef,
+)
 from activities.vm_yaml import encode_vm_yaml
 from api import OwnerReference, RequestedStorage, SnapshotStorageStatus, VirtualMachineSnapshot, messages
 from api.conditions import Condition, set_condition, set_false, set_true
+from api.errors import ErrorType
 from api.names import (
     CSI_VOLUME_SYNC_ANNOTATION,
     SNAPSHOT_FINALIZER,
@@ -29,22 +39,10 @@ from api.names import (
     SnapshotConditionType,
     SnapshotReason,
 )
-from api.operations import (
-    ConditionChange,
-    DeletePlan,
-    FinalizerRemoval,
-    RequestedStorageEntry,
-    SnapshotPlan,
-    SnapshotRef,
-    SnapshotStatusChange,
-    VMRef,
-)
 from api.quantity import format_binary_bytes, format_plain_bytes
-from worker.settings import CSISyncMode
-from worker.telemetry import WorkflowLinks, current_trace_id
-
-# ApplicationError types the workflows turn into conditions
-PRECONDITION_FAILED = "SnapshotPreconditionFailed"
+from runtime.kube import Kube
+from runtime.settings import CSISyncMode
+from runtime.telemetry import WorkflowLinks, current_trace_id
 
 
 def derive_ready(conditions: list[Condition], now: datetime, generation: int | None) -> list[Condition]:
@@ -89,7 +87,7 @@ def transition_events(before: list[Condition], after: list[Condition]) -> list[t
         if old.get(c.type) == (c.status, c.reason):
             continue
         if c.status == ConditionStatus.TRUE and c.type in TRUE_EVENTS:
-            events.append((TRUE_EVENTS[c.type], f"{c.type} is True", False))
+            events.append((TRUE_EVENTS[c.type], messages.condition_is_true(c.type), False))
         elif c.status == ConditionStatus.FALSE and c.type != SnapshotConditionType.READY:
             events.append((c.reason, c.message, c.reason in WARNING_REASONS))
     return events
@@ -145,18 +143,18 @@ class KubeSnapshotActivities:
             return None
         vm_name = snapshot.vm_name
         if not vm_name:
-            raise ApplicationError(messages.VM_NAME_REQUIRED, type=PRECONDITION_FAILED, non_retryable=True)
+            raise ApplicationError(messages.VM_NAME_REQUIRED, type=ErrorType.PRECONDITION_FAILED, non_retryable=True)
         vm = self.kube.get_vm(ref.namespace, vm_name)
         if vm is None:
-            raise ApplicationError(f'VirtualMachine "{vm_name}" not found in namespace "{ref.namespace}"',
-                                   type=PRECONDITION_FAILED, non_retryable=True)
+            raise ApplicationError(messages.vm_not_found(vm_name, ref.namespace),
+                                   type=ErrorType.PRECONDITION_FAILED, non_retryable=True)
         if vm.is_vks_node:
-            raise ApplicationError(messages.SNAPSHOT_OF_VKS_NODE_FORBIDDEN, type=PRECONDITION_FAILED,
+            raise ApplicationError(messages.SNAPSHOT_OF_VKS_NODE_FORBIDDEN, type=ErrorType.PRECONDITION_FAILED,
                                    non_retryable=True)
         if not vm.status.unique_id:
             # retryable: a VM applied together with its snapshot gets its uniqueID moments later
-            raise ApplicationError(f'VirtualMachine "{vm_name}" has not been created in vSphere yet (no uniqueID)',
-                                   type=PRECONDITION_FAILED)
+            raise ApplicationError(messages.vm_not_in_vsphere_yet(vm_name),
+                                   type=ErrorType.PRECONDITION_FAILED)
 
         # the vCenter VM is recorded before any vSphere work, so a delete finds the snapshot without the VM object
         annotations = {**operation_annotations(self.links), VSPHERE_VM_ANNOTATION: vm.status.unique_id}
@@ -181,7 +179,7 @@ class KubeSnapshotActivities:
         try:
             quiesce_minutes = snapshot.spec.quiesce_minutes
         except ValueError as e:  # only an object that bypassed admission gets here
-            raise ApplicationError(str(e), type=PRECONDITION_FAILED, non_retryable=True) from e
+            raise ApplicationError(str(e), type=ErrorType.PRECONDITION_FAILED, non_retryable=True) from e
         return SnapshotPlan(
             snapshot=ref, vm=VMRef(namespace=ref.namespace, name=vm_name), vm_moref=vm.status.unique_id,
             description=snapshot.spec.description or "", memory=snapshot.spec.includes_memory,
@@ -254,14 +252,14 @@ class KubeSnapshotActivities:
     def compute_requested_storage(self, plan: SnapshotPlan) -> list[RequestedStorageEntry]:
         vm = self.kube.get_vm(plan.vm.namespace, plan.vm.name)
         if vm is None:
-            raise ApplicationError(f'VirtualMachine "{plan.vm.name}" not found', type=PRECONDITION_FAILED,
-                                   non_retryable=True)
+            raise ApplicationError(messages.vm_not_found(plan.vm.name, plan.vm.namespace),
+                                   type=ErrorType.PRECONDITION_FAILED, non_retryable=True)
         try:
             totals = requested_storage(
                 vm, plan.memory, lambda claim: self.kube.core.read_namespaced_persistent_volume_claim(
                     claim, plan.vm.namespace))
         except ValueError as e:
-            raise ApplicationError(str(e), type=PRECONDITION_FAILED, non_retryable=True) from e
+            raise ApplicationError(str(e), type=ErrorType.PRECONDITION_FAILED, non_retryable=True) from e
         return [RequestedStorageEntry(storage_class=sc, total_bytes=n) for sc, n in sorted(totals.items())]
 
     @activity.defn(name="kube_prepare_delete")

@@ -9,20 +9,9 @@ from datetime import UTC, datetime
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.kube.client import Kube
 from activities.kube.events import EventRecorder
 from activities.kube_snapshot import operation_annotations
-from activities.vm_yaml import decode_vm_yaml
-from api import SnapshotReference, VirtualMachine, VirtualMachineSnapshot, messages
-from api.conditions import remove_condition, set_false
-from api.meta import kube_time_from
-from api.names import (
-    IMPORTED_SNAPSHOT_ANNOTATION,
-    EventReason,
-    RevertReason,
-    VMConditionType,
-)
-from api.operations import (
+from activities.payloads import (
     Operation,
     RevertConditionChange,
     RevertPlan,
@@ -33,7 +22,19 @@ from api.operations import (
     VMRestore,
     VMTarget,
 )
-from worker.telemetry import WorkflowLinks
+from activities.vm_yaml import decode_vm_yaml
+from api import SnapshotReference, VirtualMachine, VirtualMachineSnapshot, messages
+from api.conditions import remove_condition, set_false
+from api.errors import ErrorType
+from api.meta import kube_time_from
+from api.names import (
+    IMPORTED_SNAPSHOT_ANNOTATION,
+    EventReason,
+    RevertReason,
+    VMConditionType,
+)
+from runtime.kube import Kube
+from runtime.telemetry import WorkflowLinks
 
 
 def _reference(node: SnapshotNode, managed: dict[str, str]) -> SnapshotReference:
@@ -122,12 +123,11 @@ class KubeVMActivities:
             self.kube.update_snapshot(ns, name, write_children, status=True)
 
 
-REVERT_REFUSED = "RevertRefused"
 
 
 def _refuse(reason: str, message: str) -> ApplicationError:
     """A revert that cannot go ahead: the reason becomes the VM condition's reason."""
-    return ApplicationError(message, reason, type=REVERT_REFUSED, non_retryable=True)
+    return ApplicationError(message, reason, type=ErrorType.REVERT_REFUSED, non_retryable=True)
 
 
 def approximate_vm_spec(current: VirtualMachine) -> dict:
@@ -157,18 +157,17 @@ class KubeVMRevertActivities:
         snapshot = self.kube.get_snapshot(op.vm.namespace, op.snapshot_name)
         if snapshot is None:
             raise _refuse(RevertReason.FAILED, messages.revert_failed_to_get_snapshot(
-                op.snapshot_name, f'VirtualMachineSnapshot "{op.snapshot_name}" not found'))
+                op.snapshot_name, messages.snapshot_object_not_found(op.snapshot_name)))
         if snapshot.vm_name != op.vm.name:
             raise _refuse(RevertReason.FAILED, messages.revert_failed_to_get_snapshot(
-                op.snapshot_name, f'it is a snapshot of VirtualMachine "{snapshot.vm_name}", not "{op.vm.name}"'))
+                op.snapshot_name, messages.snapshot_of_another_vm(snapshot.vm_name, op.vm.name)))
         if not snapshot.is_ready:
             raise _refuse(RevertReason.SKIPPED, messages.revert_skipped_not_ready(op.snapshot_name))
         blocking = self._volume_snapshots_after(vm, snapshot)
         if blocking:
-            raise _refuse(RevertReason.FAILED, f"CSI VolumeSnapshot {', '.join(blocking)} of the VM's volumes was "
-                          f'taken after snapshot "{op.snapshot_name}".' + messages.REVERT_CROSSES_CSI_VOLUME_SNAPSHOT)
+            raise _refuse(RevertReason.FAILED, messages.revert_crosses_volume_snapshots(blocking, op.snapshot_name))
         if not vm.status.unique_id:
-            raise _refuse(RevertReason.FAILED, f'VirtualMachine "{op.vm.name}" has no uniqueID')
+            raise _refuse(RevertReason.FAILED, messages.vm_has_no_unique_id(op.vm.name))
         return RevertPlan(vm=op.vm, vm_moref=vm.status.unique_id, snapshot_name=op.snapshot_name,
                           snapshot_moref=snapshot.status.unique_id,
                           imported=snapshot.metadata.annotation(IMPORTED_SNAPSHOT_ANNOTATION) is not None)
@@ -216,8 +215,8 @@ class KubeVMRevertActivities:
                 try:
                     stored = decode_vm_yaml(restore.vm_yaml)
                 except Exception as e:  # noqa: BLE001 - any decoding problem is an invalid manifest
-                    raise ApplicationError(messages.revert_failed_to_restore_vm(str(e)), type=INVALID_VM_MANIFEST,
-                                           non_retryable=True) from e
+                    raise ApplicationError(messages.revert_failed_to_restore_vm(str(e)),
+                                           type=ErrorType.INVALID_VM_MANIFEST, non_retryable=True) from e
                 spec, meta = dict(stored.get("spec") or {}), stored.get("metadata") or {}
                 labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
             else:
@@ -234,8 +233,6 @@ class KubeVMRevertActivities:
         written = self.kube.update_vm(restore.vm.namespace, restore.vm.name, write)
         if written is not None:
             self.events.record(written, EventReason.SNAPSHOT_REVERTED,
-                               f"reverted to snapshot {restore.snapshot_name} ({restore.snapshot_moref}); "
-                               f"power state {restore.power_state}")
+                               messages.reverted(restore.snapshot_name, restore.snapshot_moref, restore.power_state))
 
 
-INVALID_VM_MANIFEST = "InvalidVMManifest"

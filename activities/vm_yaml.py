@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from api import messages
 from api.names import LAST_APPLIED_CONFIGURATION_ANNOTATION, TOPOLOGY_ZONE_LABEL
 
 _DROPPED_METADATA = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation",
@@ -39,5 +40,5 @@ def decode_vm_yaml(stored: str) -> dict[str, Any]:
         data = gzip.decompress(data)
     obj = yaml.safe_load(data)
     if not isinstance(obj, dict) or "spec" not in obj:
-        raise ValueError("the stored VM YAML has no spec")
+        raise ValueError(messages.VM_YAML_HAS_NO_SPEC)
     return obj

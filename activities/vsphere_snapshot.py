@@ -11,12 +11,7 @@ from pyVmomi import vim, vmodl
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.vsphere import properties
-from activities.vsphere.session import VSphereSession
-from activities.vsphere.snapshots import find_own_snapshot, read_tree, read_used_bytes, snapshot_owner
-from activities.vsphere.tasks import TaskFailed, running_snapshot_tasks, wait_for_task
-from api.names import SNAPSHOT_OWNER_EXTRA_CONFIG_KEY, VM_RESOURCE_YAML_EXTRA_CONFIG_KEY
-from api.operations import (
+from activities.payloads import (
     CreatedSnapshot,
     SnapshotExtraConfig,
     SnapshotLocation,
@@ -25,13 +20,14 @@ from api.operations import (
     SnapshotTree,
     VSphereSnapshotRequest,
 )
-from worker.telemetry import tracer
-
-# ApplicationError types the workflows turn into conditions
-VSPHERE_TASK_FAILED = "VSphereTaskFailed"
-VM_NOT_FOUND = "VSphereVMNotFound"
-AMBIGUOUS_SNAPSHOT = "VSphereSnapshotAmbiguous"
-SNAPSHOT_NOT_FOUND = "VSphereSnapshotNotFound"
+from activities.vsphere import properties
+from activities.vsphere.snapshots import find_own_snapshot, read_tree, read_used_bytes, snapshot_owner
+from activities.vsphere.tasks import TaskFailed, running_snapshot_tasks, wait_for_task
+from api import messages
+from api.errors import ErrorType
+from api.names import SNAPSHOT_OWNER_EXTRA_CONFIG_KEY, VM_RESOURCE_YAML_EXTRA_CONFIG_KEY
+from runtime.telemetry import tracer
+from runtime.vsphere import VSphereSession
 
 
 def _heartbeat_progress(task: vim.Task, step: str):
@@ -49,7 +45,7 @@ def _recorded_task(si) -> vim.Task | None:
 
 
 def _vm_not_found(vm_moref: str) -> ApplicationError:
-    return ApplicationError(f"virtual machine {vm_moref} not found in vCenter", type=VM_NOT_FOUND,
+    return ApplicationError(messages.vcenter_vm_not_found(vm_moref), type=ErrorType.VM_NOT_FOUND,
                             non_retryable=True)
 
 
@@ -60,7 +56,7 @@ TRANSIENT_FAULTS = frozenset({"TaskInProgress", "ConcurrentAccess", "Timedout", 
 
 def _task_failed(e: TaskFailed) -> ApplicationError:
     fault_type = type(e.fault).__name__.split(".")[-1]
-    return ApplicationError(e.message, {"fault": fault_type}, type=VSPHERE_TASK_FAILED,
+    return ApplicationError(e.message, {"fault": fault_type}, type=ErrorType.VSPHERE_TASK_FAILED,
                             non_retryable=fault_type not in TRANSIENT_FAULTS)
 
 
@@ -71,17 +67,18 @@ def tree_lookup(tree: SnapshotTree, req: SnapshotLookup) -> SnapshotNode:
     if req.snapshot_moref:
         node = tree.by_moref(req.snapshot_moref)
         if node is None or node.name != req.name:
-            raise ApplicationError(f'snapshot "{req.name}" ({req.snapshot_moref}) not found',
-                                   type=SNAPSHOT_NOT_FOUND, non_retryable=True)
+            raise ApplicationError(messages.vsphere_snapshot_not_found(req.name, req.snapshot_moref),
+                                   type=ErrorType.SNAPSHOT_NOT_FOUND, non_retryable=True)
         return node
     if not tree.roots:
-        raise ApplicationError("no snapshots for this VM", type=SNAPSHOT_NOT_FOUND, non_retryable=True)
+        raise ApplicationError(messages.NO_SNAPSHOTS_FOR_VM, type=ErrorType.SNAPSHOT_NOT_FOUND, non_retryable=True)
     matches = tree.find(req.name)
     if not matches:
-        raise ApplicationError(f'snapshot "{req.name}" not found', type=SNAPSHOT_NOT_FOUND, non_retryable=True)
-    if len(matches) > 1:
-        raise ApplicationError(f'"{req.name}" resolves to {len(matches)} snapshots', type=AMBIGUOUS_SNAPSHOT,
+        raise ApplicationError(messages.vsphere_snapshot_not_found(req.name), type=ErrorType.SNAPSHOT_NOT_FOUND,
                                non_retryable=True)
+    if len(matches) > 1:
+        raise ApplicationError(messages.vsphere_snapshot_ambiguous(req.name, len(matches)),
+                               type=ErrorType.SNAPSHOT_AMBIGUOUS, non_retryable=True)
     return matches[0]
 
 
@@ -182,13 +179,15 @@ class VSphereSnapshotActivities:
 
         made = self._run_task(req.vm_moref, "create snapshot", create)
         if not isinstance(made, vim.vm.Snapshot):
-            raise ApplicationError(f'the task creating snapshot "{req.name}" returned no snapshot')
+            raise ApplicationError(messages.snapshot_task_returned_nothing(req.name),
+                                   type=ErrorType.SNAPSHOT_MISSING_AFTER_TASK)
 
         def created(si) -> CreatedSnapshot:
             tree = read_tree(si, properties.virtual_machine(si, req.vm_moref))
             node = tree.by_moref(made._moId)
             if node is None:
-                raise ApplicationError(f'snapshot "{req.name}" ({made._moId}) is not in the tree after its task')
+                raise ApplicationError(messages.snapshot_missing_after_task(req.name, made._moId),
+                                       type=ErrorType.SNAPSHOT_MISSING_AFTER_TASK)
             return CreatedSnapshot(node=node, same_name=[n.moref for n in tree.find(req.name) if n.moref != node.moref])
         return self.session.run(created)
 
@@ -226,7 +225,7 @@ class VSphereSnapshotActivities:
         try:
             return self._run_task(req.vm_moref, "remove snapshot", remove) is not False
         except ApplicationError as e:
-            if e.type == VM_NOT_FOUND:
+            if e.type == ErrorType.VM_NOT_FOUND:
                 return False
             raise
 

@@ -36,3 +36,7 @@ def kind_not_admitted(admitted_kind: str, kind: str) -> str:
 def version_not_admitted(admitted_kind: str, group: str, version: str) -> str:
     return (f"this webhook admits {admitted_kind} objects of {GROUP} {', '.join(SERVED_VERSIONS)}, not of "
             f"{group}/{version}: check the webhook configuration's rules")
+
+
+def apiserver_answered(status: int | None, reason: str | None) -> str:
+    return f"the apiserver answered {status} {reason or ''}".rstrip()

@@ -116,3 +116,85 @@ def deletion_failed(error: str, attempt: int, next_attempt: str) -> str:
     return (f"vCenter did not remove the snapshot: {error} (attempt {attempt}; next attempt at {next_attempt}; "
             f"the object stays until it is removed; removing the finalizer by hand leaves the vSphere snapshot "
             f"in vCenter)")
+
+
+# --- ours: why a create cannot start, and why a lookup in vCenter failed ------------------------------------------
+
+def vm_not_found(vm_name: str, namespace: str) -> str:
+    return f'VirtualMachine "{vm_name}" not found in namespace "{namespace}"'
+
+
+def vm_not_in_vsphere_yet(vm_name: str) -> str:
+    return f'VirtualMachine "{vm_name}" has not been created in vSphere yet (no uniqueID)'
+
+
+def vm_has_no_unique_id(vm_name: str) -> str:
+    return f'VirtualMachine "{vm_name}" has no uniqueID'
+
+
+def vcenter_vm_not_found(vm_moref: str) -> str:
+    return f"virtual machine {vm_moref} not found in vCenter"
+
+
+NO_SNAPSHOTS_FOR_VM = "no snapshots for this VM"
+
+
+def vsphere_snapshot_not_found(name: str, moref: str | None = None) -> str:
+    return f'snapshot "{name}" ({moref}) not found' if moref else f'snapshot "{name}" not found'
+
+
+def vsphere_snapshot_ambiguous(name: str, count: int) -> str:
+    return f'"{name}" resolves to {count} snapshots'
+
+
+def snapshot_task_returned_nothing(name: str) -> str:
+    return f'the task creating snapshot "{name}" returned no snapshot'
+
+
+def snapshot_missing_after_task(name: str, moref: str) -> str:
+    return f'snapshot "{name}" ({moref}) is not in the tree after its task'
+
+
+# --- ours: revert preflight (the reasons are VM Operator's) ----------------------------------------------------------
+
+def snapshot_object_not_found(snapshot_name: str) -> str:
+    return f'VirtualMachineSnapshot "{snapshot_name}" not found'
+
+
+def snapshot_of_another_vm(snapshot_vm: str | None, vm_name: str) -> str:
+    return f'it is a snapshot of VirtualMachine "{snapshot_vm}", not "{vm_name}"'
+
+
+def revert_crosses_volume_snapshots(names: list[str], snapshot_name: str) -> str:
+    return (f"CSI VolumeSnapshot {', '.join(names)} of the VM's volumes was taken after snapshot "
+            f'"{snapshot_name}".' + REVERT_CROSSES_CSI_VOLUME_SNAPSHOT)
+
+
+def reverted(snapshot_name: str, snapshot_moref: str, power_state: str) -> str:
+    return f"reverted to snapshot {snapshot_name} ({snapshot_moref}); power state {power_state}"
+
+
+def condition_is_true(condition_type: str) -> str:
+    return f"{condition_type} is True"
+
+
+# --- ours: storage accounting --------------------------------------------------------------------------------------
+
+def vm_has_no_memory_or_storage_class(vm_name: str) -> str:
+    return (f'VirtualMachine "{vm_name}" reports no memory size or storage class '
+            "(status.hardware.memory.total, spec.storageClass)")
+
+
+def classic_disk_without_size(volume_name: str) -> str:
+    return f'classic disk "{volume_name}" has no size or the VM has no spec.storageClass'
+
+
+def claim_without_class_or_request(claim_name: str) -> str:
+    return f'PersistentVolumeClaim "{claim_name}" has no storage class or request'
+
+
+def unsupported_volume_type(volume_name: str, volume_type: str) -> str:
+    return f'volume "{volume_name}" has unsupported volume type "{volume_type}"'
+
+
+VM_YAML_HAS_NO_SPEC = "the stored VM YAML has no spec"

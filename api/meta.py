@@ -113,7 +113,7 @@ class KubeObject(ApiModel):
     @model_serializer(mode="wrap")
     def _omit_empty_status(self, handler: Any) -> dict[str, Any]:
         # An object without status dumps without one (as Kubernetes would show it), not with `status: {}`.
-        data = handler(self)
+        data: dict[str, Any] = handler(self)
         if data.get("status") == {}:
             del data["status"]
         return data

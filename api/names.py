@@ -1,6 +1,6 @@
 """Every string of the VirtualMachineSnapshot API, spelled once.
 
-The values are VM Operator's (vmware-tanzu/vm-operator, see /work/shared/reference/vm-operator-snapshot.md §1–§3):
+The values are VM Operator's (vmware-tanzu/vm-operator: api/v1alpha6 and its snapshot controller):
 a cluster running VM Operator and a cluster running this service must see the same group, kinds, labels,
 annotations, condition types and reasons. The rest of the project imports these names and never re-spells them.
 """

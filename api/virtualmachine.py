@@ -136,10 +136,13 @@ class VirtualMachine(KubeObject):
         return any(key in (self.metadata.labels or {}) for key in CAPI_CLUSTER_ROLE_LABELS)
 
     @property
-    def snapshot_blocking_scsi_controllers(self) -> list[SCSIControllerSpec]:
-        """SCSI controllers whose bus sharing (Physical or Virtual) vSphere cannot snapshot."""
+    def snapshot_blocking_scsi_buses(self) -> list[tuple[int, str]]:
+        """(bus number, sharing mode) of the SCSI controllers whose bus sharing (Physical or Virtual) vSphere
+        cannot snapshot; a controller without a bus number counts by its position."""
         hardware = self.spec.hardware
-        return [c for c in (hardware.scsi_controllers if hardware else None) or () if c.blocks_snapshots]
+        controllers = (hardware.scsi_controllers if hardware else None) or ()
+        return [(c.bus_number if c.bus_number is not None else position, str(c.sharing_mode))
+                for position, c in enumerate(controllers) if c.blocks_snapshots]
 
     @property
     def requested_snapshot_name(self) -> str | None:

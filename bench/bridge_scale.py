@@ -33,6 +33,7 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+from activities.payloads import Operation, OperationKind, VMRef, vm_queue_workflow_id
 from api.names import (
     CSI_VOLUME_SYNC_ANNOTATION,
     GROUP,
@@ -42,9 +43,8 @@ from api.names import (
     VM_NAME_LABEL,
     VM_PLURAL,
 )
-from api.operations import Operation, OperationKind, VMRef, vm_queue_workflow_id
 from bench import harness as h
-from tests.e2e.vms import STORAGE_CLASS, snapshot_manifest
+from testbed.vms import STORAGE_CLASS, snapshot_manifest
 
 TARGET_CAUGHT_UP, TARGET_RSS_MB, TARGET_P99 = 30.0, 100.0, 1.0
 SENTINEL_VM = "zz-sentinel"
@@ -272,7 +272,7 @@ def bare_process_rss() -> tuple[float, float]:
 async def direct_signal_with_start(temporal, b: int, concurrency: int) -> tuple[list[float], float]:
     """The bridge's call (signal-with-start of a VM queue) made directly, b times over distinct VMs; on a task queue
     nobody polls. Returns per-call latencies and the wall time for all."""
-    from workflows.vm_snapshot_queue import QueueState
+    from activities.payloads import QueueState
 
     sem = asyncio.Semaphore(concurrency)
     tag = f"direct-{concurrency}"

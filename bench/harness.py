@@ -32,13 +32,13 @@ from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 from api.names import GROUP, SNAPSHOT_PLURAL, VERSION, VM_PLURAL
+from runtime.search_attributes import DEV_SERVER_SEARCH_ATTRIBUTES
 from testbed.csi_driver import CSIDriverStandIn
 from testbed.kube import ControlPlane, install_crds, product_crd_files
 from testbed.process import PartFailed, repo_root
+from testbed.product import Product
 from testbed.temporal import TemporalDevServer
 from testbed.vcsim import VCSim
-from tests.fixtures.product import Product
-from workflows.search_attributes import DEV_SERVER_SEARCH_ATTRIBUTES
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -502,7 +502,7 @@ async def enqueue_times(temporal, queue_workflow_id: str) -> dict[str, float]:
 
 
 def operation_workflow_id(op: dict) -> str:
-    from api.operations import Operation
+    from activities.payloads import Operation
     return Operation.model_validate(op).workflow_id
 
 
@@ -571,7 +571,7 @@ def patch_vm(api, namespace: str, name: str, patch: dict) -> dict:
 
 
 def vcenter_connect(vcsim):
-    from tests.e2e.vms import connect
+    from testbed.vms import connect
     return connect(vcsim)
 
 

@@ -31,12 +31,12 @@ from pathlib import Path
 from pyVim.connect import Disconnect
 from pyVim.task import WaitForTask
 
+from activities.payloads import VMRef, vm_queue_workflow_id
 from activities.vsphere.properties import virtual_machine
 from api.names import GROUP, SNAPSHOT_PLURAL, VERSION, VM_PLURAL, SnapshotConditionType
-from api.operations import VMRef, vm_queue_workflow_id
 from bench import harness as h
-from tests.e2e.vms import create_vm, snapshot_manifest
-from worker.settings import Settings
+from runtime.settings import Settings
+from testbed.vms import create_vm, snapshot_manifest
 
 NAMESPACE = "bench"
 TARGET_RATIO = 1.10

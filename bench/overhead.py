@@ -28,11 +28,11 @@ from pathlib import Path
 from pyVim.connect import Disconnect
 from pyVim.task import WaitForTask
 
+from activities.payloads import Operation, OperationKind, VMRef, vm_queue_workflow_id
 from activities.vsphere.properties import virtual_machine
 from api.names import GROUP, SNAPSHOT_PLURAL, VERSION, VM_PLURAL, SnapshotConditionType
-from api.operations import Operation, OperationKind, VMRef, vm_queue_workflow_id
 from bench import harness as h
-from tests.e2e.vms import create_vm, snapshot_manifest
+from testbed.vms import create_vm, snapshot_manifest
 
 NAMESPACE = "bench"
 TARGET_P50, TARGET_P99 = 0.150, 0.500

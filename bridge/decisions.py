@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from activities.payloads import Operation, OperationKind, VMRef
 from api import VirtualMachine, VirtualMachineSnapshot
 from api.names import CSI_VOLUME_SYNC_ANNOTATION, VM_PLURAL, CSIVolumeSync, SnapshotConditionType, SnapshotReason
-from api.operations import Operation, OperationKind, VMRef
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.payloads import Operation
+from activities.temporal_queue import enqueue_operation
 from api.names import SNAPSHOT_PLURAL
-from api.operations import Operation
 from bridge import metrics
 from bridge.decisions import SignalCSISynced, snapshot_actions, vm_actions, vm_key
 from bridge.informer import Event
-from worker.telemetry import current_trace_context, tracer
-from workflows.vm_snapshot_queue import enqueue_operation
+from runtime.telemetry import current_trace_context, tracer
 
 log = logging.getLogger("vmsnap.bridge")
 

@@ -19,15 +19,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kubernetes import client, watch
+from kubernetes import watch
 from kubernetes.client.rest import ApiException
 
 from bridge.metrics import RELISTS
+from runtime.kube import LIST_PAGE_SIZE, Kube
 
 log = logging.getLogger("vmsnap.bridge.informer")
 
 WATCH_SECONDS = 300
-PAGE_SIZE = 500
+PAGE_SIZE = LIST_PAGE_SIZE
 
 
 def without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
@@ -59,13 +60,12 @@ class Event:
 
 
 class Informer:
-    def __init__(self, api: client.ApiClient, group: str, version: str, plural: str,
-                 deliver: Callable[[Event], None], resync_seconds: float = 300.0, namespace: str = "",
-                 transform: Callable[[dict[str, Any]], dict[str, Any]] = without_managed_fields,
+    def __init__(self, kube: Kube, plural: str, deliver: Callable[[Event], None], resync_seconds: float = 300.0,
+                 namespace: str = "", transform: Callable[[dict[str, Any]], dict[str, Any]] = without_managed_fields,
                  page_size: int = PAGE_SIZE):
-        self.custom = client.CustomObjectsApi(api)
+        self.kube = kube
         self.namespace = namespace
-        self.group, self.version, self.plural = group, version, plural
+        self.plural = plural
         self.deliver = deliver
         self.transform = transform
         self.page_size = page_size
@@ -79,17 +79,14 @@ class Informer:
 
     def _list(self) -> None:
         items: list[tuple[str, str, str, bytes]] = []  # (creationTimestamp, name, uid, encoded object)
-        token = None
-        while True:  # pages of one consistent list; an expired continue token is a 410: listed again from scratch
-            page = self._lister()(*self._list_args(), limit=self.page_size, **({"_continue": token} if token else {}))
+        resource_version = None
+        # pages of one consistent list; an expired continue token is a 410: listed again from scratch
+        for page in self.kube.list_object_pages(self.plural, self.namespace, page_size=self.page_size):
             for obj in page["items"]:
                 obj = self.transform(obj)
                 meta = obj["metadata"]
                 items.append((meta.get("creationTimestamp", ""), meta["name"], meta["uid"], encode(obj)))
-            token = page["metadata"].get("continue")
-            if not token:
-                break
-        resource_version = page["metadata"]["resourceVersion"]  # every page carries the list's
+            resource_version = page["metadata"]["resourceVersion"]  # every page carries the list's
         page = obj = None  # not kept
         items.sort(key=lambda item: item[:2])
         seen = {uid for _, _, uid, _ in items}
@@ -103,19 +100,10 @@ class Informer:
         RELISTS.labels(self.plural).set(self.relists)
         self.synced.set()
 
-    def _lister(self):
-        return (self.custom.list_namespaced_custom_object if self.namespace
-                else self.custom.list_cluster_custom_object)
-
-    def _list_args(self) -> tuple[str, ...]:
-        base = (self.group, self.version)
-        return (*base, self.namespace, self.plural) if self.namespace else (*base, self.plural)
-
     def _watch_once(self) -> None:
-        self._watch = watch.Watch()
-        for raw in self._watch.stream(self._lister(), *self._list_args(), resource_version=self.resource_version,
-                                      allow_watch_bookmarks=True,
-                                      timeout_seconds=int(max(1, min(WATCH_SECONDS, self.resync_seconds)))):
+        self._watch, events = self.kube.watch_objects(self.plural, self.namespace, self.resource_version,
+                                              int(max(1, min(WATCH_SECONDS, self.resync_seconds))))
+        for raw in events:
             if self._stop.is_set():
                 return
             kind, obj = raw["type"], raw["object"]

@@ -10,22 +10,22 @@ import time
 
 import prometheus_client
 
-from activities.kube.client import api_client
-from api.names import GROUP, SNAPSHOT_PLURAL, VERSION, VM_PLURAL
+from api.names import SNAPSHOT_PLURAL, VM_PLURAL
 from bridge.decisions import snapshot_fields, vm_fields
 from bridge.dispatcher import Dispatcher, log_when_caught_up
 from bridge.informer import Informer, start_informer
-from worker.health import HealthServer
-from worker.settings import Settings
-from worker.telemetry import setup_logging, setup_tracing
-from worker.temporal_client import connect
+from runtime.health import HealthServer
+from runtime.kube import Kube, api_client
+from runtime.settings import Settings
+from runtime.telemetry import setup_logging, setup_tracing
+from runtime.temporal import connect
 
 log = logging.getLogger("vmsnap.bridge")
 
 
 async def run(settings: Settings) -> None:
     started = time.monotonic()
-    client = await connect(settings, plugins=setup_tracing("vmsnap-bridge"))
+    client = await connect(settings, plugins=setup_tracing(settings, "vmsnap-bridge"))
     if settings.metrics_port:
         prometheus_client.start_http_server(settings.metrics_port)
     api = api_client(settings)
@@ -36,7 +36,7 @@ async def run(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     # the cache and the events hold only what the decisions read
-    informers = [Informer(api, GROUP, VERSION, plural, dispatcher.deliver_threadsafe(loop),
+    informers = [Informer(Kube(api), plural, dispatcher.deliver_threadsafe(loop),
                           resync_seconds=settings.resync_seconds, namespace=settings.watch_namespace,
                           transform=fields)
                  for plural, fields in ((SNAPSHOT_PLURAL, snapshot_fields), (VM_PLURAL, vm_fields))]
@@ -70,8 +70,9 @@ async def run(settings: Settings) -> None:
 
 
 def main() -> None:
-    setup_logging()
-    asyncio.run(run(Settings()))
+    settings = Settings()
+    setup_logging(settings)
+    asyncio.run(run(settings))
 
 
 if __name__ == "__main__":

@@ -24,12 +24,12 @@ from pathlib import Path
 from kubernetes import client, config
 
 from bridge.admission.configuration import UrlReference, webhook_configurations
+from runtime.search_attributes import DEV_SERVER_SEARCH_ATTRIBUTES
 from testbed.kube import ControlPlane, install_crds, product_crd_files
 from testbed.process import PartFailed, Process, free_port, port_is_free
 from testbed.supervisor import STOP_GRACE_SECONDS, Part, log_says, probe
 from testbed.temporal import TemporalDevServer
 from testbed.vcsim import VCSim
-from workflows.search_attributes import DEV_SERVER_SEARCH_ATTRIBUTES
 
 # fixed by default, so the URLs the dev command prints stay the same from run to run (`--free-ports` picks others)
 PRODUCT_PORTS = {

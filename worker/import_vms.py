@@ -15,7 +15,7 @@ vSphere VM (status.uniqueID differs): such a VM is reported and the command exit
 
 vCenter is read through the PropertyCollector with explicit property paths over a ContainerView (one round trip
 for the whole inventory), never through pyVmomi's lazy attribute reads. Settings come from the environment like
-the worker's (worker/settings.py): VSPHERE_URL, VSPHERE_INSECURE, VSPHERE_CA_FILE, KUBECONFIG.
+the worker's (runtime/settings.py): VSPHERE_URL, VSPHERE_INSECURE, VSPHERE_CA_FILE, KUBECONFIG.
 """
 
 from __future__ import annotations
@@ -30,14 +30,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client.rest import ApiException
 from pyVmomi import vim, vmodl
 
-from activities.kube.client import api_client
-from activities.vsphere.session import VSphereSession
+from activities.vsphere.snapshots import VSPHERE_POWER_STATES
 from api.meta import ObjectMeta
-from api.names import GROUP, VERSION, VM_PLURAL, PowerState, VolumeType
+from api.names import VM_PLURAL, PowerState, VolumeType
 from api.quantity import format_binary_bytes
 from api.virtualmachine import (
     HardwareStatus,
@@ -47,7 +44,9 @@ from api.virtualmachine import (
     VirtualMachineStatus,
     VolumeStatus,
 )
-from worker.settings import Settings
+from runtime.kube import Kube, api_client
+from runtime.settings import Settings
+from runtime.vsphere import VSphereSession
 
 DEFAULT_STORAGE_CLASS = "vmsnap-default"
 DNS_LABEL_MAX_LENGTH = 63
@@ -61,13 +60,6 @@ CONTAINER_PROPERTIES: dict[type, list[str]] = {
     vim.Datacenter: ["name", "parent"],
     vim.VirtualApp: ["name", "parentFolder"],
 }
-
-_VSPHERE_POWER_STATES = {
-    "poweredOn": PowerState.POWERED_ON,
-    "poweredOff": PowerState.POWERED_OFF,
-    "suspended": PowerState.SUSPENDED,
-}
-
 
 @dataclass(frozen=True)
 class Disk:
@@ -117,7 +109,7 @@ def read_inventory(si: vim.ServiceInstance) -> list[VSphereVM]:
             moref=moref, name=props["name"],
             inventory_path=_inventory_path(moref, properties, content.rootFolder._moId),
             instance_uuid=props.get("config.instanceUuid"), bios_uuid=props.get("config.uuid"),
-            power_state=_VSPHERE_POWER_STATES.get(str(props.get("runtime.powerState"))),
+            power_state=VSPHERE_POWER_STATES.get(str(props.get("runtime.powerState"))),
             memory_mb=props.get("config.hardware.memoryMB"),
             disks=_disks(props.get("config.hardware.device") or [])))
     return sorted(vms, key=lambda vm: vm.name)
@@ -200,15 +192,15 @@ class Outcome(StrEnum):
 
 
 class Importer:
-    def __init__(self, api: client.ApiClient, namespace: str, storage_class: str | None):
-        self.custom = client.CustomObjectsApi(api)
+    def __init__(self, kube: Kube, namespace: str, storage_class: str | None):
+        self.kube = kube
         self.namespace = namespace
         self.storage_class = storage_class
 
     def import_vm(self, vm: VSphereVM) -> tuple[str, Outcome, str]:
         """(object name, outcome, detail)."""
         name = kubernetes_name(vm.name)
-        existing = self._get(name)
+        existing = self.kube.get_object(VM_PLURAL, self.namespace, name)
         if existing is None:
             self._create(name, vm)
             self._patch_status(name, existing_status={}, vm=vm)
@@ -221,19 +213,11 @@ class Importer:
         changed |= self._patch_status(name, existing.get("status") or {}, vm)
         return name, Outcome.UPDATED if changed else Outcome.UNCHANGED, ""
 
-    def _get(self, name: str) -> dict[str, Any] | None:
-        try:
-            return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, VM_PLURAL, name)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-
     def _create(self, name: str, vm: VSphereVM) -> None:
         body = VirtualMachine(metadata=ObjectMeta(name=name, namespace=self.namespace),
                               spec=VirtualMachineSpec(power_state=vm.power_state,
                                                       storage_class=self.storage_class or DEFAULT_STORAGE_CLASS))
-        self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, VM_PLURAL, body.to_kube())
+        self.kube.create_object(VM_PLURAL, self.namespace, body.to_kube())
 
     def _patch_spec(self, name: str, current: VirtualMachine, vm: VSphereVM) -> bool:
         wanted: dict[str, Any] = {}
@@ -243,8 +227,7 @@ class Importer:
         if storage_class is not None and current.spec.storage_class != storage_class:
             wanted["storageClass"] = storage_class
         if wanted:
-            self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, VM_PLURAL, name,
-                                                       {"spec": wanted})
+            self.kube.patch_object(VM_PLURAL, self.namespace, name, {"spec": wanted})
         return bool(wanted)
 
     def _patch_status(self, name: str, existing_status: dict[str, Any], vm: VSphereVM) -> bool:
@@ -256,8 +239,7 @@ class Importer:
             del wanted["volumes"]  # a VM without disks: nothing to write, and nothing to compare
         if all(existing_status.get(key) == value for key, value in wanted.items()):
             return False
-        self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, self.namespace, VM_PLURAL, name,
-                                                          {"status": wanted})
+        self.kube.patch_object(VM_PLURAL, self.namespace, name, {"status": wanted}, status=True)
         return True
 
 
@@ -302,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("no VM matches the selection", file=sys.stderr)
         return 1
 
-    importer = Importer(api_client(settings), args.namespace, args.storage_class)
+    importer = Importer(Kube(api_client(settings)), args.namespace, args.storage_class)
     claimed: dict[str, VSphereVM] = {}
     failed = False
     for vm in selected:

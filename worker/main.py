@@ -18,20 +18,20 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
-from activities.kube.client import Kube, api_client
 from activities.kube.events import EventRecorder
 from activities.kube_snapshot import DeleteRetry, KubeSnapshotActivities
 from activities.kube_vm import KubeVMActivities, KubeVMRevertActivities
+from activities.payloads import TreeWatchState
 from activities.temporal_queue import VMQueueActivities
 from activities.vsphere.change_feed import SnapshotChangeFeed
-from activities.vsphere.session import VSphereSession
 from activities.vsphere_snapshot import VSphereSnapshotActivities
 from activities.vsphere_tree_watch import VSphereTreeWatchActivities
-from api.operations import TreeWatchState
-from worker.health import HealthServer
-from worker.settings import Settings
-from worker.telemetry import WorkflowLinks, setup_logging, setup_tracing
-from worker.temporal_client import connect, runtime_with_metrics
+from runtime.health import HealthServer
+from runtime.kube import Kube, api_client
+from runtime.settings import Settings
+from runtime.telemetry import WorkflowLinks, setup_logging, setup_tracing
+from runtime.temporal import connect, runtime_with_metrics
+from runtime.vsphere import VSphereSession
 from workflows.create_snapshot import CreateSnapshot
 from workflows.delete_snapshot import DeleteSnapshot
 from workflows.options import vcenter_task_queue
@@ -47,6 +47,14 @@ MAX_CONCURRENT_ACTIVITIES = 32
 MAX_CONCURRENT_LOCAL_ACTIVITIES = 32
 
 
+def activity_methods(*implementations: object) -> list:
+    """Every @activity.defn method of these objects: activities are registered by class, so a new one cannot be
+    forgotten (a missing registration would only show end to end)."""
+    return [method for implementation in implementations for name in dir(type(implementation))
+            if not name.startswith("_")
+            and hasattr(method := getattr(implementation, name), "__temporal_activity_definition")]
+
+
 def vcenter_task_activities(vsphere: VSphereSnapshotActivities) -> list:
     """The activities that run vCenter snapshot tasks: served on their own capped task queue."""
     return [vsphere.create_snapshot, vsphere.revert_snapshot, vsphere.remove_snapshot]
@@ -58,23 +66,16 @@ def workflow_links(settings: Settings) -> WorkflowLinks:
 
 def activities(settings: Settings, client: Client, vsphere: VSphereSnapshotActivities, kube: Kube,
                events: EventRecorder, feed: SnapshotChangeFeed) -> list:
-    tree_watch = VSphereTreeWatchActivities(feed)
-    kube_snapshot = KubeSnapshotActivities(
-        kube, events, settings.csi_sync, workflow_links(settings),
-        DeleteRetry(settings.delete_retry_seconds, settings.delete_retry_max_seconds))
-    kube_vm = KubeVMActivities(kube, settings.watch_namespace)
-    kube_revert = KubeVMRevertActivities(kube, events, workflow_links(settings))
-    queue = VMQueueActivities(client, settings.task_queue)
-    return [
-        vsphere.store_snapshot_extra_config, vsphere.find_snapshot, vsphere.read_snapshot_tree,
-        vsphere.read_snapshot_used_bytes, vsphere.read_snapshot_vm_yaml, tree_watch.wait_for_snapshot_changes,
-        kube_snapshot.prepare_snapshot, kube_snapshot.update_snapshot_status, kube_snapshot.request_csi_sync,
-        kube_snapshot.csi_sync_completed, kube_snapshot.compute_requested_storage, kube_snapshot.prepare_delete,
-        kube_snapshot.remove_finalizer,
-        kube_vm.sync_snapshot_tree, kube_vm.list_vm_targets,
-        kube_revert.prepare_revert, kube_revert.set_revert_condition, kube_revert.restore_vm,
-        queue.enqueue_operation,
-    ]
+    """The activities of the main task queue: every one of every activity class, but the vCenter tasks."""
+    links = workflow_links(settings)
+    every = activity_methods(
+        vsphere, VSphereTreeWatchActivities(feed),
+        KubeSnapshotActivities(kube, events, settings.csi_sync, links,
+                               DeleteRetry(settings.delete_retry_seconds, settings.delete_retry_max_seconds)),
+        KubeVMActivities(kube, settings.watch_namespace), KubeVMRevertActivities(kube, events, links),
+        VMQueueActivities(client, settings.task_queue))
+    capped = {m.__name__ for m in vcenter_task_activities(vsphere)}
+    return [m for m in every if not (m.__self__ is vsphere and m.__name__ in capped)]
 
 
 async def start_tree_watch(client: Client, settings: Settings) -> None:
@@ -88,7 +89,7 @@ async def start_tree_watch(client: Client, settings: Settings) -> None:
 async def run(settings: Settings) -> None:
     client = await connect(settings, runtime_with_metrics(f"0.0.0.0:{settings.metrics_port}"
                                                           if settings.metrics_port else None),
-                           plugins=setup_tracing("vmsnap-worker"))
+                           plugins=setup_tracing(settings, "vmsnap-worker"))
     session = VSphereSession(settings)
     kube = Kube(api_client(settings))
     feed = SnapshotChangeFeed(session)
@@ -129,8 +130,9 @@ async def run(settings: Settings) -> None:
 
 
 def main() -> None:
-    setup_logging()
-    asyncio.run(run(Settings()))
+    settings = Settings()
+    setup_logging(settings)
+    asyncio.run(run(settings))
 
 
 if __name__ == "__main__":

@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.kube_vm import KubeVMActivities
+    from activities.payloads import TreeSync, VMRef
     from activities.vsphere_snapshot import VSphereSnapshotActivities
-    from api.operations import TreeSync, VMRef
     from workflows import options
     from workflows.vm_snapshot_queue import VirtualMachineSnapshotQueue
 
 
-async def kube(activity: Any, arg: Any, summary: str) -> Any:
+Arg = TypeVar("Arg")
+Result = TypeVar("Result")
+# an activity method of one of the activity classes (sync, run in the worker's thread pool), taking one payload
+ActivityMethod = Callable[[Any, Arg], Result]
+
+
+async def kube(activity: ActivityMethod[Arg, Result], arg: Arg, summary: str) -> Result:
     """One short Kubernetes call, as a local activity (options.KUBE)."""
     return await workflow.execute_local_activity_method(activity, arg, summary=summary, **options.KUBE)
 
 
-async def vcenter(activity: Any, arg: Any, summary: str) -> Any:
+async def vcenter(activity: ActivityMethod[Arg, Result], arg: Arg, summary: str) -> Result:
     """One short vCenter read or reconfigure, as a local activity (options.VSPHERE)."""
     return await workflow.execute_local_activity_method(activity, arg, summary=summary, **options.VSPHERE)
 
@@ -78,7 +85,7 @@ async def sync_snapshot_tree(vm: VMRef, vm_moref: str, claimed: dict[str, str] |
                    "tree onto VM and snapshots")
 
 
-async def together(*steps) -> list:
+async def together(*steps: Awaitable[Any]) -> list[Any]:
     """Run independent steps at once (their local activities share one workflow task); the first error is
     raised once every step has ended, so none is left running behind a failure."""
     results = await asyncio.gather(*steps, return_exceptions=True)

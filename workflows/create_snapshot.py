@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.kube_snapshot import KubeSnapshotActivities
-    from activities.vsphere_snapshot import VSphereSnapshotActivities
-    from api import messages
-    from api.names import EventReason, SnapshotConditionType, SnapshotReason
-    from api.operations import (
+    from activities.payloads import (
         ConditionChange,
         CreatedSnapshot,
         EventNote,
@@ -24,6 +22,9 @@ with workflow.unsafe.imports_passed_through():
         SnapshotStatusChange,
         VSphereSnapshotRequest,
     )
+    from activities.vsphere_snapshot import VSphereSnapshotActivities
+    from api import messages
+    from api.names import EventReason, SnapshotConditionType, SnapshotReason
     from workflows import options
     from workflows.common import (
         StepFailed,
@@ -141,7 +142,7 @@ class CreateSnapshot:
             except asyncio.TimeoutError:
                 done = await kube(KubeSnapshotActivities.csi_sync_completed, plan.snapshot, "re-read CSI annotation")
 
-    async def _status(self, plan: SnapshotPlan, **fields) -> None:
+    async def _status(self, plan: SnapshotPlan, **fields: Any) -> None:
         await kube(KubeSnapshotActivities.update_snapshot_status,
                    SnapshotStatusChange(snapshot=plan.snapshot, **fields), "status")
 

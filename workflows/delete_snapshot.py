@@ -11,11 +11,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.kube_snapshot import KubeSnapshotActivities
-    from activities.temporal_queue import VMQueueActivities
-    from activities.vsphere_snapshot import VSphereSnapshotActivities
-    from api import messages
-    from api.names import SNAPSHOT_DELETED_CONDITION, SnapshotReason
-    from api.operations import (
+    from activities.payloads import (
         ConditionChange,
         DeletePlan,
         FinalizerRemoval,
@@ -24,6 +20,10 @@ with workflow.unsafe.imports_passed_through():
         SnapshotLookup,
         SnapshotStatusChange,
     )
+    from activities.temporal_queue import VMQueueActivities
+    from activities.vsphere_snapshot import VSphereSnapshotActivities
+    from api import messages
+    from api.names import SNAPSHOT_DELETED_CONDITION, SnapshotReason
     from workflows import options
     from workflows.common import (
         StepFailed,

@@ -4,6 +4,7 @@ activity only says whether an error is worth retrying (non_retryable Application
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TypedDict
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -13,8 +14,23 @@ from temporalio.common import RetryPolicy
 # milliseconds rather than a server round trip each. Each must be idempotent: a workflow task lost with its
 # worker re-runs them. Retries stay Temporal's: in the worker for a minute, then by durable timer.
 
+class StepOptions(TypedDict):
+    """Timeouts and retries of a short step (a local activity)."""
+
+    start_to_close_timeout: timedelta
+    schedule_to_close_timeout: timedelta
+    retry_policy: RetryPolicy
+
+
+class TaskOptions(StepOptions):
+    """... and of a vCenter task (a regular activity on the capped task queue)."""
+
+    task_queue: str
+    heartbeat_timeout: timedelta
+
+
 # Kubernetes API calls: retried with backoff for about ten minutes (apiserver restarts, 409 storms)
-KUBE = dict(
+KUBE = StepOptions(
     start_to_close_timeout=timedelta(seconds=30),
     schedule_to_close_timeout=timedelta(minutes=10),
     retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=30)),
@@ -24,7 +40,7 @@ KUBE = dict(
 TEMPORAL = KUBE
 
 # vCenter reads and quick reconfigures (never a snapshot task: those are regular, capped activities below)
-VSPHERE = dict(
+VSPHERE = StepOptions(
     start_to_close_timeout=timedelta(minutes=2),
     schedule_to_close_timeout=timedelta(minutes=30),
     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60)),
@@ -41,11 +57,11 @@ def vcenter_task_queue(task_queue: str) -> str:
     return f"{task_queue}-vcenter-tasks"
 
 
-def vsphere_snapshot_task(quiesce_minutes: int | None) -> dict:
+def vsphere_snapshot_task(quiesce_minutes: int | None) -> TaskOptions:
     """Options for a create/revert/remove task: an attempt may last the quiesce timeout plus the task itself;
     a silent worker is detected by the heartbeat within 30 s, and the retry re-attaches to the task."""
     per_attempt = SNAPSHOT_TASK_BASE + timedelta(minutes=quiesce_minutes or 0)
-    return dict(
+    return TaskOptions(
         task_queue=vcenter_task_queue(workflow.info().task_queue),
         start_to_close_timeout=per_attempt,
         schedule_to_close_timeout=per_attempt * 3,

@@ -7,11 +7,12 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.kube_vm import INVALID_VM_MANIFEST, REVERT_REFUSED, KubeVMRevertActivities
+    from activities.kube_vm import KubeVMRevertActivities
+    from activities.payloads import Operation, RevertConditionChange, SnapshotLocation, SnapshotLookup, VMRestore
     from activities.vsphere_snapshot import VSphereSnapshotActivities
     from api import messages
+    from api.errors import ErrorType
     from api.names import RevertReason
-    from api.operations import Operation, RevertConditionChange, SnapshotLocation, SnapshotLookup, VMRestore
     from workflows import options
     from workflows.common import (
         StepFailed,
@@ -36,8 +37,9 @@ class RevertSnapshot:
         try:
             plan = await kube(KubeVMRevertActivities.prepare_revert, op, f"preflight revert of {op.vm}")
         except StepFailed as e:
-            return await self._failed(op, failure_detail(e) if failure_type(e) == REVERT_REFUSED
-                                      else RevertReason.FAILED, failure_message(e))
+            refused = failure_type(e) == ErrorType.REVERT_REFUSED
+            return await self._failed(op, str(failure_detail(e)) if refused else RevertReason.FAILED,
+                                      failure_message(e))
         if plan is None:
             return "superseded"
 
@@ -70,7 +72,7 @@ class RevertSnapshot:
                                  vm_yaml=vm_yaml, power_state=node.power_state, snapshot_moref=node.moref),
                        "restore spec, labels, annotations")
         except StepFailed as e:
-            reason = RevertReason.FAILED_INVALID_VM_MANIFEST if failure_type(e) == INVALID_VM_MANIFEST \
+            reason = RevertReason.FAILED_INVALID_VM_MANIFEST if failure_type(e) == ErrorType.INVALID_VM_MANIFEST \
                 else RevertReason.FAILED
             return await self._failed(op, reason, failure_message(e))
         # success: the condition goes (its steady state is absent)

@@ -10,12 +10,12 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.kube_vm import KubeVMActivities
+    from activities.payloads import TreeWatchState
     from activities.vsphere_tree_watch import VSphereTreeWatchActivities
-    from api.operations import TreeWatchState
     from workflows import options
     from workflows.common import kube, sync_snapshot_tree
 
-WAIT_SECONDS = 30
+WAIT_SECONDS = 30.0
 ROUNDS_PER_RUN = 200  # then continue-as-new, so the history stays small
 
 

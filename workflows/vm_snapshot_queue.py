@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
-from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -17,8 +16,8 @@ with workflow.unsafe.imports_passed_through():
     from opentelemetry import trace
     from opentelemetry.propagate import extract
 
-    from api.operations import Operation, OperationKind, VMRef, vm_queue_workflow_id
-    from workflows import search_attributes as sa
+    from activities.payloads import VM_QUEUE_WORKFLOW, Operation, OperationKind, QueueState
+    from runtime import search_attributes as sa
 
 # a queue with nothing to do ends; the next operation starts a new run (signal-with-start)
 IDLE = timedelta(minutes=10)
@@ -26,13 +25,12 @@ IDLE = timedelta(minutes=10)
 REMEMBERED = 500
 
 
-class QueueState(BaseModel):
-    vm: VMRef
-    pending: list[Operation] = Field(default_factory=list)
-    seen: list[str] = Field(default_factory=list)
+def _log_failure(op: Operation, child: "asyncio.Future[Any]") -> None:
+    if not child.cancelled() and child.exception() is not None:
+        workflow.logger.error("%s failed: %s", op.workflow_id, child.exception())
 
 
-@workflow.defn(name="VirtualMachineSnapshotQueue")
+@workflow.defn(name=VM_QUEUE_WORKFLOW)
 class VirtualMachineSnapshotQueue:
     @workflow.init
     def __init__(self, state: QueueState) -> None:
@@ -93,13 +91,13 @@ class VirtualMachineSnapshotQueue:
         except WorkflowAlreadyStartedError:
             self.running = None
             return
+        # a released child ends later (a create's CSI handshake, a delete's retry wait): its outcome is logged then
+        child.add_done_callback(lambda done: _log_failure(op, done))
         await workflow.wait_condition(lambda: child.done() or op.workflow_id in self.released)
-        if child.done() and child.exception() is not None:
-            workflow.logger.error("%s failed: %s", op.workflow_id, child.exception())
         self.released.discard(op.workflow_id)
         self.running = None
 
-    async def _start(self, op: Operation):
+    async def _start(self, op: Operation) -> workflow.ChildWorkflowHandle[Any, Any]:
         # the child joins the trace of the watched change that asked for it, not this queue's own trace
         with trace.get_tracer("vmsnap").start_as_current_span(f"queue {op.kind.value}",
                                                               context=extract(op.trace_context)):
@@ -112,12 +110,3 @@ class VirtualMachineSnapshotQueue:
                 search_attributes=sa.for_vm(op.vm.namespace, op.vm.name, snapshot=op.snapshot_name,
                                              operation=op.kind.value))
 
-
-async def enqueue_operation(client: Client, task_queue: str, op: Operation) -> None:
-    """Client side: add an operation to its VM's queue, starting the queue if it is not running
-    (signal-with-start). The bridge does this for watched changes, a failed delete for its own retry."""
-    await client.start_workflow(
-        VirtualMachineSnapshotQueue.run, QueueState(vm=op.vm), id=vm_queue_workflow_id(op.vm),
-        task_queue=task_queue, start_signal="enqueue", start_signal_args=[op],
-        static_summary=f"snapshot operations of VM {op.vm}",
-        search_attributes=sa.for_vm(op.vm.namespace, op.vm.name))

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from kubernetes import client
 
-from worker.telemetry import WorkflowLinks
+from runtime.telemetry import WorkflowLinks
 
 log = logging.getLogger("vmsnap.events")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 
-from api import VirtualMachine
+from api import VirtualMachine, messages
 from api.names import VolumeType
 from api.quantity import quantity_bytes
 
@@ -18,13 +18,12 @@ def requested_storage(vm: VirtualMachine, memory: bool, read_pvc: Callable[[str]
     if memory:
         memory_total = vm.status.hardware.memory.total if vm.status.hardware and vm.status.hardware.memory else None
         if not memory_total or not vm_class:
-            raise ValueError(f'VirtualMachine "{vm.name}" reports no memory size or storage class '
-                             "(status.hardware.memory.total, spec.storageClass)")
+            raise ValueError(messages.vm_has_no_memory_or_storage_class(vm.name))
         totals[vm_class] += quantity_bytes(memory_total)
     for volume in vm.status.volumes or []:
         if volume.type == VolumeType.CLASSIC:
             if not vm_class or volume.requested is None:
-                raise ValueError(f'classic disk "{volume.name}" has no size or the VM has no spec.storageClass')
+                raise ValueError(messages.classic_disk_without_size(volume.name))
             totals[vm_class] += quantity_bytes(volume.requested)
         elif volume.type == VolumeType.MANAGED:
             spec = vm.volume_spec(volume.name)
@@ -39,8 +38,8 @@ def requested_storage(vm: VirtualMachine, memory: bool, read_pvc: Callable[[str]
             storage_class = pvc.spec.storage_class_name
             request = (pvc.spec.resources.requests or {}).get("storage") if pvc.spec.resources else None
             if not storage_class or not request:
-                raise ValueError(f'PersistentVolumeClaim "{claim.claim_name}" has no storage class or request')
+                raise ValueError(messages.claim_without_class_or_request(claim.claim_name))
             totals[storage_class] += quantity_bytes(request)
         else:
-            raise ValueError(f'volume "{volume.name}" has unsupported volume type "{volume.type}"')
+            raise ValueError(messages.unsupported_volume_type(volume.name, volume.type))
     return dict(totals)

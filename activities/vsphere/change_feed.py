@@ -10,7 +10,7 @@ import threading
 from pyVmomi import vim, vmodl
 
 from activities.vsphere.properties import service_content
-from activities.vsphere.session import VSphereSession
+from runtime.vsphere import VSphereSession
 
 log = logging.getLogger("vmsnap.vsphere.feed")
 

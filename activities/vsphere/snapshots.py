@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from pyVmomi import vim
 
+from activities.payloads import SnapshotNode, SnapshotTree, SnapshotUsage
 from activities.vsphere.properties import retrieve, snapshot
 from api.names import SNAPSHOT_OWNER_EXTRA_CONFIG_KEY, PowerState
-from api.operations import SnapshotNode, SnapshotTree, SnapshotUsage
 
-_POWER_STATES = {
-    vim.VirtualMachine.PowerState.poweredOn: PowerState.POWERED_ON,
-    vim.VirtualMachine.PowerState.suspended: PowerState.SUSPENDED,
+# vSphere's power states (the values of vim.VirtualMachine.PowerState) → the API's
+VSPHERE_POWER_STATES = {
+    "poweredOn": PowerState.POWERED_ON,
+    "poweredOff": PowerState.POWERED_OFF,
+    "suspended": PowerState.SUSPENDED,
 }
 
 
 def power_state(state) -> PowerState:
     """vSphere tree-node state → API power state; anything unknown counts as PoweredOff (as VM Operator)."""
-    return _POWER_STATES.get(state, PowerState.POWERED_OFF)
+    return VSPHERE_POWER_STATES.get(str(state), PowerState.POWERED_OFF)
 
 
 def _node(tree_node: vim.vm.SnapshotTree) -> SnapshotNode:

@@ -128,12 +128,9 @@ def _vm_problems(vm_name: str, found: dict[str, Any] | None | BaseException) -> 
     errors: list[FieldError] = []
     if vm.is_vks_node:
         errors.append(fe.forbidden(SPEC_VM_NAME_PATH, messages.SNAPSHOT_OF_VKS_NODE_FORBIDDEN))
-    controllers = (vm.spec.hardware.scsi_controllers if vm.spec.hardware else None) or []
-    for position, controller in enumerate(controllers):
-        if controller.blocks_snapshots:
-            bus = controller.bus_number if controller.bus_number is not None else position
-            problem = messages.unsupported_scsi_sharing_mode(bus, str(controller.sharing_mode))
-            errors.append(fe.not_supported(SPEC_VM_NAME_PATH, problem, [ControllerSharingMode.NONE]))
+    for bus, sharing_mode in vm.snapshot_blocking_scsi_buses:
+        problem = messages.unsupported_scsi_sharing_mode(bus, sharing_mode)
+        errors.append(fe.not_supported(SPEC_VM_NAME_PATH, problem, [ControllerSharingMode.NONE]))
     return errors
 
 

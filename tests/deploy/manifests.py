@@ -1,6 +1,6 @@
 """What the deployment tests read: the kustomize builds of deploy/, the project's console scripts, and the
-environment variables the product really reads (worker/settings.py, plus the few read directly from
-os.environ, such as the OpenTelemetry SDK's standard names in worker/telemetry.py)."""
+environment variables the product really reads (runtime/settings.py, plus the few read directly from
+os.environ, such as the OpenTelemetry SDK's standard names in runtime/telemetry.py)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from typing import Any
 import yaml
 from pydantic import AliasChoices
 
+from runtime.settings import TEMPORAL_ENVIRONMENT, Settings
 from tests.admission.kube_objects import KUBECTL
-from worker.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 OVERLAYS = ("standalone", "production")
-PRODUCT_PACKAGES = ("activities", "api", "bridge", "worker", "workflows")
+PRODUCT_PACKAGES = ("activities", "api", "bridge", "runtime", "worker", "workflows")
 CERT_MANAGER_GROUP = "cert-manager.io"
 
 
@@ -70,9 +70,10 @@ def console_scripts() -> dict[str, str]:
 
 
 def settings_env_names() -> set[str]:
-    """Every environment variable Settings reads: its aliases, or VMSNAP_<FIELD> for fields without one."""
+    """Every environment variable Settings reads: its aliases, or VMSNAP_<FIELD> for fields without one, and
+    Temporal's environment configuration."""
     prefix = Settings.model_config["env_prefix"]
-    names: set[str] = set()
+    names: set[str] = set(TEMPORAL_ENVIRONMENT)
     for field_name, field in Settings.model_fields.items():
         alias = field.validation_alias
         if isinstance(alias, AliasChoices):

@@ -12,9 +12,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from runtime.search_attributes import DEV_SERVER_SEARCH_ATTRIBUTES
 from testbed.stack import PRODUCT_PORTS
 from tests.deploy.manifests import REPO, console_scripts, product_env_names
-from workflows.search_attributes import DEV_SERVER_SEARCH_ATTRIBUTES
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -60,7 +60,7 @@ def test_product_services_run_their_console_script(service):
 
 
 def test_every_variable_set_on_the_product_image_is_one_the_product_reads():
-    known = product_env_names()
+    known = product_env_names() | {"PYTHONPATH"}  # Python's own: the test bed mounted from the clone
     for service in PRODUCT_IMAGE:
         unknown = set(environment(service)) - known
         assert not unknown, f"{service} sets variables nothing reads: {sorted(unknown)}"
@@ -138,3 +138,12 @@ def test_dependencies_and_builds_resolve():
         else:
             tag = service["image"].partition(":")[2]
             assert tag and tag != "latest", f"{name}: pin {service['image']}"
+
+
+def test_services_that_run_test_bed_code_mount_it():
+    """The product image holds no test bed: a service that imports it mounts it from the clone."""
+    for service in PRODUCT_IMAGE:
+        text = yaml.safe_dump(SERVICES[service].get("command"))
+        if "testbed" in text:
+            assert "./testbed:/opt/vmsnap-testbed/testbed:ro" in SERVICES[service]["volumes"], service
+            assert environment(service)["PYTHONPATH"] == "/opt/vmsnap-testbed", service

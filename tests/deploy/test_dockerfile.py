@@ -103,3 +103,19 @@ def test_the_build_context_keeps_what_the_package_is_built_from():
         assert not dockerignored(path, patterns), f".dockerignore drops {path}, which the wheel is built from"
     for path in (".git/HEAD", ".venv/bin/python", "tests/conftest.py", "worker/__pycache__/main.cpython-311.pyc"):
         assert dockerignored(path, patterns)
+
+
+def test_the_wheel_holds_the_product_only(tmp_path):
+    """What the image installs: the product's packages, not the test bed, its Go sources or the dev command."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet",
+                    "--wheel-dir", str(tmp_path), str(REPO)], check=True)
+    (wheel,) = tmp_path.glob("vmsnap-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {n.split("/")[0] for n in names if not n.startswith("vmsnap-")}
+    assert top == {"api", "runtime", "workflows", "activities", "worker", "bridge"}
+    entry_points = next(zipfile.ZipFile(wheel).read(n).decode() for n in names if n.endswith("entry_points.txt"))
+    assert "vmsnap-dev" not in entry_points and "vmsnap-worker" in entry_points

@@ -10,9 +10,11 @@ import pytest
 
 from api.names import SERVED_VERSIONS, SNAPSHOT_PLURAL, VERSION
 from bridge.admission.configuration import CERT_MANAGER_INJECT_CA_ANNOTATION, IN_CLUSTER_SERVICE
+from runtime.settings import Settings
 from tests.deploy.manifests import (
     OVERLAYS,
     build,
+    code_env_names,
     console_scripts,
     container,
     env,
@@ -22,7 +24,6 @@ from tests.deploy.manifests import (
     product_env_names,
     pyproject,
 )
-from worker.settings import Settings
 
 NAMESPACE = IN_CLUSTER_SERVICE.namespace
 COMMANDS = {"vmsnap-worker": "vmsnap-worker", "vmsnap-bridge": "vmsnap-bridge"}  # Deployment → console script
@@ -234,3 +235,7 @@ def test_only_cert_manager_objects_are_left_to_cert_manager(objects):
     assert {(o["apiVersion"], o["kind"]) for o in objects if is_cert_manager(o)} == \
         {("cert-manager.io/v1", "Issuer"), ("cert-manager.io/v1", "Certificate")}
     assert all(o["metadata"]["namespace"] == NAMESPACE for o in objects if is_cert_manager(o))
+
+
+def test_nothing_but_the_settings_reads_the_environment():
+    assert code_env_names() == frozenset()

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+from testbed.vms import create_vm, eventually, snapshot_manifest, vsphere_snapshot_names
 from tests.e2e.test_create_snapshot import create, ready
-from tests.e2e.vms import create_vm, eventually, snapshot_manifest, vsphere_snapshot_names
 from tests.fixtures.product import Product, take_sim_vm
 
 VMS, PER_VM = 25, 8

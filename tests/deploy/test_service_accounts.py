@@ -18,11 +18,11 @@ from api.names import GROUP, SNAPSHOT_FINALIZER, VERSION, VM_PLURAL
 from bridge.admission import DEFAULT_NAMESPACE_SELECTOR, UrlReference, webhook_configurations
 from testbed.pki import CertificateAuthority
 from testbed.process import free_port
+from testbed.product import Product
+from testbed.vms import create_vm, eventually, get_snapshot, snapshot_manifest
 from tests.admission.conftest import RUN_LABEL, _register, _wait_until_in_force
 from tests.e2e.test_create_snapshot import create, ready
 from tests.e2e.test_revert_delete import delete_snapshot, revert
-from tests.e2e.vms import create_vm, eventually, get_snapshot, snapshot_manifest
-from tests.fixtures.product import Product
 from worker.import_vms import kubernetes_name
 
 NAMESPACE = "vmsnap-system"

@@ -17,8 +17,7 @@ from api.names import (
     SnapshotReason,
     SnapshotReferenceType,
 )
-from tests.e2e.temporal_views import activity_windows
-from tests.e2e.vms import (
+from testbed.vms import (
     STORAGE_CLASS,
     create_vm,
     eventually,
@@ -27,6 +26,7 @@ from tests.e2e.vms import (
     snapshot_manifest,
     vsphere_snapshot_names,
 )
+from tests.e2e.temporal_views import activity_windows
 from tests.guide_examples import GUIDE_SNAPSHOTS
 
 
@@ -92,7 +92,7 @@ def create(kube_api, namespace: str, manifest: dict) -> None:
 
 
 def created_workflow_id(kube_api, namespace: str, name: str) -> str:
-    from api.operations import Operation, OperationKind, VMRef
+    from activities.payloads import Operation, OperationKind, VMRef
     snap = get_snapshot(kube_api, namespace, name)
     return Operation(kind=OperationKind.CREATE, vm=VMRef(namespace=namespace, name=snap.vm_name),
                      snapshot_name=name, snapshot_uid=snap.metadata.uid).workflow_id

@@ -18,10 +18,10 @@ from api.names import (
     EventReason,
     SnapshotReason,
 )
+from testbed.product import Product
+from testbed.vms import create_vm, eventually, get_snapshot, snapshot_manifest
 from tests.e2e.test_create_snapshot import create, ready
 from tests.e2e.test_snapshot_ownership import events_of, tree
-from tests.e2e.vms import create_vm, eventually, get_snapshot, snapshot_manifest
-from tests.fixtures.product import Product
 
 REFUSAL = "the snapshot's delta disk is locked by a backup"
 

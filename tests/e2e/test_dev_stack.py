@@ -24,10 +24,10 @@ from temporalio.client import Client
 
 from testbed.supervisor import kill_leftovers
 from testbed.vcsim import Control, Endpoint
+from testbed.vms import eventually, vsphere_snapshot_names
 from tests.e2e.temporal_views import activity_attempts
 from tests.e2e.test_create_snapshot import created_workflow_id
 from tests.e2e.test_durability import wait_for_running_task
-from tests.e2e.vms import eventually, vsphere_snapshot_names
 
 BIN = Path(sysconfig.get_path("scripts"))  # the venv's bin: vmsnap-dev, kubectl, temporal
 HOLD = "30s"  # longer than kill + restart; the retried activity re-attaches to the task after the heartbeat timeout

@@ -7,10 +7,10 @@ import asyncio
 
 from temporalio.client import Client
 
+from testbed.product import Product
+from testbed.vms import create_vm, eventually, snapshot_manifest, vsphere_snapshot_names
 from tests.e2e.temporal_views import activity_attempts, count_runs
 from tests.e2e.test_create_snapshot import create, created_workflow_id, ready
-from tests.e2e.vms import create_vm, eventually, snapshot_manifest, vsphere_snapshot_names
-from tests.fixtures.product import Product
 
 SLOW_TASK_SECONDS = 15
 
@@ -105,7 +105,7 @@ def revert_tasks(vcsim, sim_vm: str) -> int:
     from pyVim.connect import Disconnect
 
     from activities.vsphere.properties import retrieve, virtual_machine
-    from tests.e2e.vms import connect
+    from testbed.vms import connect
     si = connect(vcsim)
     try:
         tasks = retrieve(si, virtual_machine(si, vcsim.control.vms()[sim_vm]), ["recentTask"]).get("recentTask", [])
@@ -117,9 +117,9 @@ def revert_tasks(vcsim, sim_vm: str) -> int:
 
 async def test_worker_killed_mid_revert_reverts_once(product: Product, kube_api, namespace, vcsim, sim_vm,
                                                     temporal_client):
-    from api.operations import Operation, OperationKind, VMRef
+    from activities.payloads import Operation, OperationKind, VMRef
+    from testbed.vms import get_vm
     from tests.e2e.test_revert_delete import patch_vm
-    from tests.e2e.vms import get_vm
     create_vm(kube_api, vcsim, namespace, "my-vm", sim_vm)
     for name in ("first", "second"):
         create(kube_api, namespace, snapshot_manifest(name, "my-vm", memory=True))

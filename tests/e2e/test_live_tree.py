@@ -8,8 +8,8 @@ from pyVim.connect import Disconnect
 from activities.vsphere.properties import virtual_machine
 from activities.vsphere.tasks import wait_for_task
 from api.names import SnapshotReferenceType
+from testbed.vms import connect, create_vm, eventually, get_snapshot, get_vm, snapshot_manifest
 from tests.e2e.test_create_snapshot import create, ready
-from tests.e2e.vms import connect, create_vm, eventually, get_snapshot, get_vm, snapshot_manifest
 
 
 def in_vcenter(vcsim, sim_vm: str, action) -> None:

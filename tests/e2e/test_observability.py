@@ -9,9 +9,9 @@ from kubernetes import client
 from temporalio.client import Client
 
 from api.names import TRACE_ID_ANNOTATION, EventReason
+from testbed.product import Product
+from testbed.vms import create_vm, eventually, get_snapshot, snapshot_manifest
 from tests.e2e.test_create_snapshot import create, created_workflow_id, ready
-from tests.e2e.vms import create_vm, eventually, get_snapshot, snapshot_manifest
-from tests.fixtures.product import Product
 
 
 def trace_of(spans: list[dict], trace_id: str) -> dict[str, dict]:

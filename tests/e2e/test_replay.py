@@ -6,10 +6,10 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from testbed.product import Product
+from testbed.vms import create_vm, eventually, snapshot_manifest
 from tests.e2e.test_create_snapshot import create, ready
 from tests.e2e.test_revert_delete import delete_snapshot, revert
-from tests.e2e.vms import create_vm, eventually, snapshot_manifest
-from tests.fixtures.product import Product
 from worker.main import WORKFLOWS
 
 

@@ -8,8 +8,8 @@ from pyVim.connect import Disconnect
 
 from activities.vsphere.properties import retrieve, virtual_machine
 from api.names import GROUP, SNAPSHOT_PLURAL, VERSION, VM_PLURAL, PowerState, RevertReason, SnapshotReferenceType
+from testbed.vms import connect, create_vm, eventually, get_snapshot, get_vm, snapshot_manifest
 from tests.e2e.test_create_snapshot import create, ready
-from tests.e2e.vms import connect, create_vm, eventually, get_snapshot, get_vm, snapshot_manifest
 
 
 def vcenter_power(vcsim, sim_vm: str) -> str:

@@ -8,6 +8,7 @@ import asyncio
 from kubernetes import client
 from pyVim.connect import Disconnect
 
+from activities.payloads import SnapshotTree
 from activities.vsphere.properties import virtual_machine
 from activities.vsphere.snapshots import read_tree
 from activities.vsphere.tasks import wait_for_task
@@ -18,12 +19,11 @@ from api.names import (
     PowerState,
     SnapshotReferenceType,
 )
-from api.operations import SnapshotTree
+from testbed.product import Product
+from testbed.vms import connect, create_vm, eventually, get_snapshot, get_vm, snapshot_manifest
 from tests.e2e.test_create_snapshot import create, created_workflow_id, ready
 from tests.e2e.test_durability import SLOW_TASK_SECONDS, wait_for_running_task
 from tests.e2e.test_revert_delete import delete_snapshot
-from tests.e2e.vms import connect, create_vm, eventually, get_snapshot, get_vm, snapshot_manifest
-from tests.fixtures.product import Product
 
 
 def tree(vcsim, sim_vm: str) -> SnapshotTree:

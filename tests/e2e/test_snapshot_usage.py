@@ -8,9 +8,9 @@ from pyVmomi import vim
 
 from activities.vsphere.properties import retrieve, virtual_machine
 from api.quantity import quantity_bytes
+from testbed.vms import connect, create_vm, eventually, get_vm, snapshot_manifest
 from tests.e2e.test_create_snapshot import create, ready
 from tests.e2e.test_revert_delete import delete_snapshot
-from tests.e2e.vms import connect, create_vm, eventually, get_vm, snapshot_manifest
 
 
 def layout_usage(vcsim, sim_vm: str) -> tuple[int, int, int]:

@@ -10,12 +10,12 @@ from pyVim.connect import Disconnect
 from pyVmomi import vim
 
 from activities.vsphere.properties import retrieve, virtual_machine
-from activities.vsphere.session import VSphereSession
+from runtime.settings import Settings
+from runtime.vsphere import VSphereSession
+from testbed.product import Product
+from testbed.vms import connect, create_vm, eventually, snapshot_manifest, vsphere_snapshot_names
 from tests.e2e.test_create_snapshot import create, created_workflow_id, ready
 from tests.e2e.test_durability import SLOW_TASK_SECONDS, wait_for_running_task
-from tests.e2e.vms import connect, create_vm, eventually, snapshot_manifest, vsphere_snapshot_names
-from tests.fixtures.product import Product
-from worker.settings import Settings
 
 
 def test_vcenter_session_is_reused_and_reestablished_after_expiry(vcsim, sim_vm):

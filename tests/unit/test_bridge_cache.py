@@ -8,9 +8,18 @@ import json
 
 import pytest
 
-from api.names import CSI_VOLUME_SYNC_ANNOTATION, SNAPSHOT_FINALIZER, SNAPSHOT_PLURAL, VM_NAME_LABEL, VM_PLURAL
+from api.names import (
+    CSI_VOLUME_SYNC_ANNOTATION,
+    GROUP,
+    SNAPSHOT_FINALIZER,
+    SNAPSHOT_PLURAL,
+    VERSION,
+    VM_NAME_LABEL,
+    VM_PLURAL,
+)
 from bridge.decisions import snapshot_actions, snapshot_fields, vm_actions, vm_fields, vm_key
 from bridge.informer import Event, Informer, without_managed_fields
+from runtime.kube import Kube
 
 NOW = "2025-01-01T00:00:00Z"
 MANAGED = [{"manager": "kubectl", "operation": "Update", "apiVersion": "vmoperator.vmware.com/v1alpha5",
@@ -129,6 +138,7 @@ class FakeCustom:
         self.items, self.calls = items, []
 
     def list_namespaced_custom_object(self, group, version, namespace, plural, limit=None, _continue=None):
+        assert (group, version) == (GROUP, VERSION)
         self.calls.append((limit, _continue))
         start = int(_continue or 0)
         end = start + limit
@@ -141,11 +151,12 @@ def test_the_list_is_paginated_trimmed_and_sorted():
     items = [snap(f"s-{i:02d}", **{"metadata.creationTimestamp": f"2025-01-01T00:00:{59 - i:02d}Z"})
              for i in range(25)]
     delivered = []
-    informer = Informer(None, "vmoperator.vmware.com", "v1alpha5", SNAPSHOT_PLURAL, delivered.append,
-                        namespace="ns", transform=snapshot_fields, page_size=10)
-    informer.custom = FakeCustom(items)
+    kube = Kube.__new__(Kube)
+    kube.custom = FakeCustom(items)
+    informer = Informer(kube, SNAPSHOT_PLURAL, delivered.append, namespace="ns", transform=snapshot_fields,
+                        page_size=10)
     informer._list()
-    assert informer.custom.calls == [(10, None), (10, "10"), (10, "20")]
+    assert kube.custom.calls == [(10, None), (10, "10"), (10, "20")]
     assert [e.obj["metadata"]["name"] for e in delivered] == [f"s-{i:02d}" for i in reversed(range(25))]
     assert informer.resource_version == "100" and informer.synced.is_set()
     assert len(informer.cache) == 25

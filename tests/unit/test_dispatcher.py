@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.payloads import Operation, OperationKind, VMRef, vm_queue_workflow_id
 from api.names import CSI_VOLUME_SYNC_ANNOTATION, SNAPSHOT_PLURAL, VM_PLURAL
-from api.operations import Operation, OperationKind, VMRef, vm_queue_workflow_id
 from bridge import metrics
 from bridge.dispatcher import Dispatcher
 from bridge.informer import Event

@@ -295,7 +295,9 @@ def test_vm_round_trips_with_fields_we_do_not_model() -> None:
 
 def test_vm_helpers() -> None:
     vm = VirtualMachine.model_validate(FULL_VM)
-    assert [c.bus_number for c in vm.snapshot_blocking_scsi_controllers] == [1]
+    assert [bus for bus, _ in vm.snapshot_blocking_scsi_buses] == [1]
+    unnumbered = {"spec": {"hardware": {"scsiControllers": [{"busNumber": 0}, {"sharingMode": "Virtual"}]}}}
+    assert VirtualMachine.model_validate(unnumbered).snapshot_blocking_scsi_buses == [(1, "Virtual")]
     assert not vm.is_vks_node
     assert vm.requested_snapshot_name is None
     for label in names.CAPI_CLUSTER_ROLE_LABELS:
@@ -303,7 +305,7 @@ def test_vm_helpers() -> None:
         assert node.is_vks_node
     assert VirtualMachine.model_validate({"spec": {"currentSnapshotName": "  "}}).requested_snapshot_name is None
     assert VirtualMachine.model_validate({"spec": {"hardware": {"scsiControllers": [{"busNumber": 0}]}}}) \
-        .snapshot_blocking_scsi_controllers == []
+        .snapshot_blocking_scsi_buses == []
 
 
 def test_objects_without_status_dump_without_status() -> None:

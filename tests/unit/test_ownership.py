@@ -7,11 +7,11 @@ from datetime import timedelta
 
 from activities.kube_snapshot import annotate
 from activities.kube_vm import managed_snapshots, snapshot_children, vm_tree_status
+from activities.payloads import DeletePlan, Operation, OperationKind, SnapshotNode, SnapshotRef, SnapshotTree, VMRef
 from api import VirtualMachineSnapshot
 from api.meta import ObjectMeta
 from api.names import SnapshotReferenceType
-from api.operations import DeletePlan, Operation, OperationKind, SnapshotNode, SnapshotRef, SnapshotTree, VMRef
-from worker.telemetry import WorkflowLinks
+from runtime.telemetry import WorkflowLinks
 from workflows.delete_snapshot import retry_delay
 
 

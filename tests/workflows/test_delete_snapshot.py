@@ -17,9 +17,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from activities.vsphere_snapshot import VSPHERE_TASK_FAILED
-from api.names import SNAPSHOT_DELETED_CONDITION, SnapshotReason
-from api.operations import (
+from activities.payloads import (
     DeletePlan,
     FinalizerRemoval,
     Operation,
@@ -31,10 +29,13 @@ from api.operations import (
     SnapshotTree,
     VMRef,
 )
+from activities.temporal_queue import enqueue_operation
+from api.errors import ErrorType
+from api.names import SNAPSHOT_DELETED_CONDITION, SnapshotReason
 from workflows.delete_snapshot import DeleteSnapshot
 from workflows.options import vcenter_task_queue
 from workflows.revert_snapshot import RevertSnapshot
-from workflows.vm_snapshot_queue import VirtualMachineSnapshotQueue, enqueue_operation
+from workflows.vm_snapshot_queue import VirtualMachineSnapshotQueue
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -64,7 +65,8 @@ class FakeCluster:
             self.removals.append(lookup)
             if len(self.removals) <= self.refusals:
                 self.log.append("removal refused")
-                raise ApplicationError("the delta disk is locked", type=VSPHERE_TASK_FAILED, non_retryable=True)
+                raise ApplicationError("the delta disk is locked", type=ErrorType.VSPHERE_TASK_FAILED,
+                                       non_retryable=True)
             self.log.append("removed")
             return True
 

@@ -11,7 +11,7 @@ from typing import TypeVar
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
-from worker.settings import Settings
+from runtime.settings import Settings
 
 T = TypeVar("T")
 

@@ -1,4 +1,6 @@
-"""The one configuration model of the worker and the bridge, read from the environment (and secret files).
+"""The one configuration model of the worker and the bridge: the only code that reads the environment (and
+secret files). The Temporal connection comes from Temporal's own environment configuration (`TEMPORAL_ADDRESS`,
+`TEMPORAL_NAMESPACE`, `TEMPORAL_API_KEY`, `TEMPORAL_TLS*`, or a profile in `TEMPORAL_CONFIG_FILE`), read here too.
 
 Secrets are `SecretStr`: they never appear in logs, reprs or traces.
 """
@@ -6,11 +8,22 @@ Secrets are `SecretStr`: they never appear in logs, reprs or traces.
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from temporalio.envconfig import ClientConfig
+
+DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
+DEFAULT_TEMPORAL_NAMESPACE = "default"
+# what Temporal's environment configuration reads (temporalio.envconfig), through `Settings.temporal`
+TEMPORAL_ENVIRONMENT = ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_API_KEY", "TEMPORAL_TLS",
+                        "TEMPORAL_TLS_CLIENT_CERT_PATH", "TEMPORAL_TLS_CLIENT_KEY_PATH",
+                        "TEMPORAL_TLS_SERVER_CA_CERT_PATH", "TEMPORAL_TLS_SERVER_NAME",
+                        "TEMPORAL_TLS_DISABLE_HOST_VERIFICATION", "TEMPORAL_CONFIG_FILE", "TEMPORAL_PROFILE")
 
 
 class CSISyncMode(StrEnum):
@@ -25,17 +38,6 @@ def _env(*names: str) -> AliasChoices:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VMSNAP_", extra="ignore", populate_by_name=True)
 
-    # Temporal (the SDK's own TEMPORAL_* names, so a Temporal operator's environment just works)
-    temporal_address: str = Field("localhost:7233",
-                                  validation_alias=_env("TEMPORAL_ADDRESS", "VMSNAP_TEMPORAL_ADDRESS"))
-    temporal_namespace: str = Field("default", validation_alias=_env("TEMPORAL_NAMESPACE"))
-    temporal_api_key: SecretStr | None = Field(None, validation_alias=_env("TEMPORAL_API_KEY"))
-    temporal_tls: bool = Field(False, validation_alias=_env("TEMPORAL_TLS"))
-    # mutual TLS / a private CA (the SDK's environment-configuration names)
-    temporal_tls_client_cert_path: Path | None = Field(None, validation_alias=_env("TEMPORAL_TLS_CLIENT_CERT_PATH"))
-    temporal_tls_client_key_path: Path | None = Field(None, validation_alias=_env("TEMPORAL_TLS_CLIENT_KEY_PATH"))
-    temporal_tls_server_ca_cert_path: Path | None = Field(None,
-                                                          validation_alias=_env("TEMPORAL_TLS_SERVER_CA_CERT_PATH"))
     task_queue: str = "vm-snapshots"
     # the Temporal UI, for the workflow links put on objects and in Events ("" = IDs only)
     temporal_ui_url: str = Field("", validation_alias=_env("TEMPORAL_UI_URL"))
@@ -55,8 +57,6 @@ class Settings(BaseSettings):
     # vCenter snapshot tasks this worker runs at once (the deployment's cap is replicas × slots)
     vcenter_task_slots: int = Field(8, ge=1)
     csi_sync: CSISyncMode = CSISyncMode.HANDSHAKE
-    # how often a waiting CSI handshake re-reads the annotation in case a signal was missed
-    csi_poll_seconds: float = 60.0
     # a delete that vCenter fails for its whole retry schedule is queued again after this long, doubling up to
     # the maximum, until it succeeds or the finalizer is removed by hand
     delete_retry_seconds: float = Field(300.0, gt=0)
@@ -77,6 +77,35 @@ class Settings(BaseSettings):
     health_port: int = 8080
     metrics_port: int = 9464
     graceful_shutdown_seconds: float = 30.0
+
+    # telemetry: traces go to OTLP (the standard OTEL_* names, read again by the exporter itself), to a JSON-lines
+    # file, or to the console; with none, tracing is off
+    otlp_endpoint: str = Field("", validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT",
+                                                         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+    traces_exporter: str = Field("", validation_alias=_env("OTEL_TRACES_EXPORTER"))
+    trace_file: Path | None = None
+    log_format: str = "text"
+
+    @cached_property
+    def temporal(self) -> dict[str, Any]:
+        """Keyword arguments of `Client.connect` (target_host, namespace, api_key, tls, rpc_metadata) from
+        Temporal's environment configuration, with the SDK's usual defaults for address and namespace."""
+        config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
+        config.setdefault("target_host", DEFAULT_TEMPORAL_ADDRESS)
+        config.setdefault("namespace", DEFAULT_TEMPORAL_NAMESPACE)
+        return config
+
+    @property
+    def temporal_address(self) -> str:
+        return self.temporal["target_host"]
+
+    @property
+    def temporal_namespace(self) -> str:
+        return self.temporal["namespace"]
+
+    @property
+    def tracing(self) -> bool:
+        return bool(self.otlp_endpoint or self.trace_file or self.traces_exporter == "console")
 
     @model_validator(mode="after")
     def _credentials_from_url_or_file(self) -> "Settings":

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -23,27 +22,24 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from temporalio import activity
 from temporalio.contrib.opentelemetry import OpenTelemetryPlugin, create_tracer_provider
 
+from runtime.settings import Settings
+
 TRACER_NAME = "vmsnap"
 
 
-def tracing_enabled() -> bool:
-    return any(os.environ.get(v) for v in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                                            "VMSNAP_TRACE_FILE")) or os.environ.get("OTEL_TRACES_EXPORTER") == "console"
-
-
-def setup_tracing(service_name: str) -> list[OpenTelemetryPlugin]:
+def setup_tracing(settings: Settings, service_name: str) -> list[OpenTelemetryPlugin]:
     """Install the tracer provider; returns the Temporal client plugins to use (none when tracing is off)."""
-    if not tracing_enabled():
+    if not settings.tracing:
         return []
     provider = create_tracer_provider(resource=Resource.create({"service.name": service_name}))
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+    if settings.otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    if os.environ.get("VMSNAP_TRACE_FILE"):
-        out = open(os.environ["VMSNAP_TRACE_FILE"], "a", buffering=1)  # one span per line, flushed per line
+    if settings.trace_file:
+        out = open(settings.trace_file, "a", buffering=1)  # one span per line, flushed per line
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(
             out=out, formatter=lambda span: span.to_json(indent=None) + "\n")))
-    if os.environ.get("OTEL_TRACES_EXPORTER") == "console":
+    if settings.traces_exporter == "console":
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
     opentelemetry.trace.set_tracer_provider(provider)
     return [OpenTelemetryPlugin(add_temporal_spans=True)]
@@ -105,10 +101,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def setup_logging() -> None:
+def setup_logging(settings: Settings) -> None:
     """`VMSNAP_LOG_FORMAT=json` for JSON lines; human-readable lines otherwise."""
     handler = logging.StreamHandler()
-    if os.environ.get("VMSNAP_LOG_FORMAT", "text") == "json":
+    if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))

@@ -60,6 +60,16 @@ class Operation(BaseModel):
         return SnapshotRef(namespace=self.vm.namespace, name=self.snapshot_name, uid=self.snapshot_uid)
 
 
+# the per-VM queue: its workflow type, its ID, and the state it carries across continue-as-new
+VM_QUEUE_WORKFLOW = "VirtualMachineSnapshotQueue"
+
+
+class QueueState(BaseModel):
+    vm: VMRef
+    pending: list[Operation] = Field(default_factory=list)
+    seen: list[str] = Field(default_factory=list)
+
+
 def vm_queue_workflow_id(vm: VMRef) -> str:
     return f"vm-snapshot-queue/{vm.namespace}/{vm.name}"
 

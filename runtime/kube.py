@@ -1,0 +1,156 @@
+"""The one way the product talks to Kubernetes (worker, bridge, admission, importer): one API client per
+process; reads that answer None for a missing object; lists in pages; a watch; typed reads of our two kinds;
+read-modify-write with optimistic concurrency (a 409 re-reads and re-applies, so writes converge) and merge
+patches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from kubernetes import client, config, watch
+from kubernetes.client.rest import ApiException
+
+from api import VirtualMachine, VirtualMachineSnapshot
+from api.names import GROUP, SNAPSHOT_PLURAL, VERSION, VM_NAME_LABEL, VM_PLURAL
+from runtime.settings import Settings
+
+Model = TypeVar("Model", VirtualMachineSnapshot, VirtualMachine)
+
+CONFLICT_RETRIES = 10
+LIST_PAGE_SIZE = 500
+
+
+def api_client(settings: Settings) -> client.ApiClient:
+    if settings.kubeconfig:
+        return config.new_client_from_config(str(settings.kubeconfig))
+    config.load_incluster_config()
+    return client.ApiClient()
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient):
+        self.api = api
+        self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+
+    # --- any of our group's kinds, as JSON objects ---
+    def get_object(self, plural: str, namespace: str, name: str, *,
+                   timeout: float | None = None) -> dict[str, Any] | None:
+        """The object, or None if it does not exist."""
+        try:
+            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name,
+                                                            **_timeout(timeout))
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def list_object_pages(self, plural: str, namespace: str = "", *, label_selector: str | None = None,
+                   page_size: int = LIST_PAGE_SIZE, timeout: float | None = None) -> Iterator[dict[str, Any]]:
+        """The pages of one consistent list (every page carries the list's resourceVersion); an expired continue
+        token raises 410 Gone, and the caller lists again from scratch."""
+        token = None
+        while True:
+            page = self._lister(namespace)(*self._list_args(plural, namespace), limit=page_size,
+                                           **({"_continue": token} if token else {}),
+                                           **({"label_selector": label_selector} if label_selector else {}),
+                                           **_timeout(timeout))
+            yield page
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+
+    def list_objects(self, plural: str, namespace: str = "", **kwargs: Any) -> list[dict[str, Any]]:
+        """Every object (namespace "" = every namespace), read in pages."""
+        return [item for page in self.list_object_pages(plural, namespace, **kwargs)
+                for item in page.get("items") or []]
+
+    def watch_objects(self, plural: str, namespace: str, resource_version: str | None,
+              timeout_seconds: int) -> tuple[watch.Watch, Iterator[dict[str, Any]]]:
+        """A watch from `resource_version` with bookmarks; the Watch (to stop it) and its events."""
+        w = watch.Watch()
+        return w, w.stream(self._lister(namespace), *self._list_args(plural, namespace),
+                           resource_version=resource_version, allow_watch_bookmarks=True,
+                           timeout_seconds=timeout_seconds)
+
+    def create_object(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
+
+    def patch_object(self, plural: str, namespace: str, name: str, patch: dict[str, Any], *,
+              status: bool = False) -> dict[str, Any]:
+        """A merge patch of the object (or of its status)."""
+        apply = (self.custom.patch_namespaced_custom_object_status if status
+                 else self.custom.patch_namespaced_custom_object)
+        return apply(GROUP, VERSION, namespace, plural, name, patch)
+
+    def _lister(self, namespace: str):
+        return self.custom.list_namespaced_custom_object if namespace else self.custom.list_cluster_custom_object
+
+    @staticmethod
+    def _list_args(plural: str, namespace: str) -> tuple[str, ...]:
+        return (GROUP, VERSION, namespace, plural) if namespace else (GROUP, VERSION, plural)
+
+    # --- reads (None when the object does not exist) ---
+    def get_snapshot(self, namespace: str, name: str) -> VirtualMachineSnapshot | None:
+        return self._get(VirtualMachineSnapshot, SNAPSHOT_PLURAL, namespace, name)
+
+    def get_vm(self, namespace: str, name: str) -> VirtualMachine | None:
+        return self._get(VirtualMachine, VM_PLURAL, namespace, name)
+
+    def list_vm_snapshots(self, namespace: str, vm_name: str) -> list[VirtualMachineSnapshot]:
+        """The VM's snapshots, by the vm-name label admission puts on every snapshot (so the list is the VM's,
+        not the namespace's); the label is checked against spec.vmName as well."""
+        items = self.list_objects(SNAPSHOT_PLURAL, namespace, label_selector=f"{VM_NAME_LABEL}={vm_name}")
+        return [s for s in map(VirtualMachineSnapshot.model_validate, items) if s.vm_name == vm_name]
+
+    def list_vms(self, namespace: str = "") -> list[VirtualMachine]:
+        return [VirtualMachine.model_validate(i) for i in self.list_objects(VM_PLURAL, namespace)]
+
+    def list_volume_snapshots(self, namespace: str) -> list[dict]:
+        """CSI VolumeSnapshots (snapshot.storage.k8s.io/v1) in the namespace; none where that API is absent."""
+        try:
+            return self.custom.list_namespaced_custom_object("snapshot.storage.k8s.io", "v1", namespace,
+                                                             "volumesnapshots")["items"]
+        except ApiException as e:
+            if e.status == 404:
+                return []
+            raise
+
+    def _get(self, model: type[Model], plural: str, namespace: str, name: str) -> Model | None:
+        obj = self.get_object(plural, namespace, name)
+        return model.model_validate(obj) if obj is not None else None
+
+    # --- writes ---
+    def update_snapshot(self, namespace: str, name: str, mutate: Callable[[VirtualMachineSnapshot], bool],
+                        *, status: bool = False) -> VirtualMachineSnapshot | None:
+        return self._update(VirtualMachineSnapshot, SNAPSHOT_PLURAL, namespace, name, mutate, status)
+
+    def update_vm(self, namespace: str, name: str, mutate: Callable[[VirtualMachine], bool],
+                  *, status: bool = False) -> VirtualMachine | None:
+        return self._update(VirtualMachine, VM_PLURAL, namespace, name, mutate, status)
+
+    def _update(self, model: type[Model], plural: str, namespace: str, name: str,
+                mutate: Callable[[Model], bool], status: bool) -> Model | None:
+        """Read, let `mutate` change the model (it returns False when nothing needs writing), and write the
+        whole object (or its status) back at the resourceVersion read. Returns None if the object is gone."""
+        replace = (self.custom.replace_namespaced_custom_object_status if status
+                   else self.custom.replace_namespaced_custom_object)
+        for _ in range(CONFLICT_RETRIES):
+            obj = self._get(model, plural, namespace, name)
+            if obj is None:
+                return None
+            if not mutate(obj):
+                return obj
+            try:
+                return model.model_validate(replace(GROUP, VERSION, namespace, plural, name, obj.to_kube()))
+            except ApiException as e:
+                if e.status == 404:
+                    return None
+                if e.status != 409:
+                    raise
+        raise RuntimeError(f"{plural} {namespace}/{name}: still conflicting after {CONFLICT_RETRIES} attempts")
+
+
+def _timeout(seconds: float | None) -> dict[str, Any]:
+    return {"_request_timeout": seconds} if seconds is not None else {}
