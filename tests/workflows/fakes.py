@@ -84,7 +84,8 @@ __all__ = [
     "SnapshotTree", "TreeSync", "VMRef", "VMRestore", "VSphereSnapshotRequest", "PRODUCT_ACTIVITY_CLASSES",
     # ours
     "FakeWorld", "Harness", "harness", "WORKFLOWS", "VM_MOREF", "VM_YAML", "USED_BYTES", "REQUESTED",
-    "snapshot_moref", "in_turn", "precondition_failed", "vsphere_fault", "revert_refused", "invalid_manifest",
+    "snapshot_moref", "eventually", "in_turn", "precondition_failed", "vsphere_fault", "revert_refused",
+    "invalid_manifest",
     "create_op", "delete_op", "revert_op",
 ]
 
@@ -103,6 +104,24 @@ REQUESTED = [RequestedStorageEntry(storage_class="gold", total_bytes=12 * 2**30)
 def snapshot_moref(name: str) -> str:
     """The vSphere snapshot the fake vCenter makes (and finds) for a snapshot name."""
     return f"snapshot-{name}"
+
+
+# what never comes fails the test after this long (a cut-off, not a deadline: everything here takes a second or
+# two); pytest-timeout's own interruption of the event loop can leave the workers hanging instead
+PATIENCE = 20.0
+
+
+async def eventually(predicate: Callable[[], Any], explain: Callable[[], str] = lambda: "") -> None:
+    """Wait until `predicate()` (sync or async) is true; an AssertionError after PATIENCE seconds."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + PATIENCE
+    while True:
+        result = predicate()
+        if await result if inspect.isawaitable(result) else result:
+            return
+        if loop.time() > give_up:
+            raise AssertionError(f"never happened; {explain()}")
+        await asyncio.sleep(0.02)
 
 
 # --- what a step answers -----------------------------------------------------------------------------------------
@@ -181,9 +200,8 @@ class FakeWorld:
         return next(i for i, (step, arg) in enumerate(self.calls) if step == name and arg_matches(arg))
 
     async def until(self, predicate: Callable[[], bool]) -> None:
-        """Wait until the log says so (the test's timeout bounds the wait)."""
-        while not predicate():
-            await asyncio.sleep(0.02)
+        """Wait until the log says so; fail, showing the log, if it never does (a cut-off, not a deadline)."""
+        await eventually(predicate, lambda: f"the steps so far: {self.steps()}")
 
     async def _step(self, name: str, arg: Any, default: Callable[[Any], Any]) -> Any:
         self.calls.append((name, arg))
@@ -338,7 +356,15 @@ class Harness:
                                                 result_type=str)
 
     async def run(self, op: Operation) -> str:
-        return await (await self.start(op)).result()
+        return await self.outcome(await self.start(op))
+
+    @staticmethod
+    async def outcome(handle: WorkflowHandle) -> Any:
+        """The workflow's result (an AssertionError if it does not end within PATIENCE)."""
+        try:
+            return await asyncio.wait_for(handle.result(), PATIENCE)
+        except TimeoutError:
+            raise AssertionError(f"{handle.id} did not end") from None
 
     async def enqueue(self, op: Operation) -> None:
         """Hand the operation to its VM's queue, as the bridge does (signal-with-start)."""
@@ -349,13 +375,19 @@ class Harness:
 
     async def result(self, workflow_id: str) -> str:
         """The result of a workflow that the VM's queue starts when it gets to it."""
-        while True:
+        handle = self.client.get_workflow_handle(workflow_id, result_type=str)
+        started: list[bool] = []
+
+        async def exists() -> bool:
             try:
-                return await self.client.get_workflow_handle(workflow_id, result_type=str).result()
+                await handle.describe()
+                started.append(True)
             except RPCError as e:
                 if e.status != RPCStatusCode.NOT_FOUND:
                     raise
-                await asyncio.sleep(0.05)
+            return bool(started)
+        await eventually(exists, lambda: f"{workflow_id} never started")
+        return await self.outcome(handle)
 
 
 @asynccontextmanager

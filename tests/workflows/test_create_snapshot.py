@@ -185,7 +185,7 @@ async def test_the_create_waits_for_the_csi_driver_until_the_bridge_signals(wf: 
 
     await handle.signal(CreateSnapshot.csi_sync_completed)  # the bridge saw csi.vsphere.volume.sync: completed
 
-    assert await handle.result() == "Ready"
+    assert await wf.outcome(handle) == "Ready"
     assert conditions(wf.world)[-1] == [(CSI_SYNCED, True, "")]
     assert "kube_read_csi_sync_completed" not in wf.world.steps(), "the signal ended the wait, not a re-read"
 
