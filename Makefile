@@ -3,7 +3,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: setup testbins test dev clean
+.PHONY: setup testbins test unit dev clean
 
 setup: $(VENV)/.installed $(VENV)/bin/vmsnap-dev testbins
 
@@ -25,6 +25,11 @@ testbins:
 
 test: setup
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# Fast feedback on logic: the pure helpers and the workflows with fake activities; no Kubernetes, no vCenter, no Go
+# builds (the Temporal dev server comes with the Python package and the fixtures start it). Under a minute.
+unit: $(VENV)/.installed
+	$(VENV)/bin/pytest tests/unit tests/workflows $(PYTEST_ARGS)
 
 dev: setup
 	$(VENV)/bin/vmsnap-dev $(DEV_ARGS)

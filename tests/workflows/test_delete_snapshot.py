@@ -1,149 +1,151 @@
 """DeleteSnapshot's logic with fake activities on the Temporal dev server (no Kubernetes, no vCenter): a delete
 vCenter refuses keeps the object with a condition, lets the VM's queue move on, and is queued again after a
-doubling wait until it succeeds — or stops when the object is gone (its finalizer removed by hand)."""
+doubling wait until it succeeds — or stops when the object is gone (its finalizer removed by hand). A delete
+that goes through rewrites the tree before the finalizer goes, whatever vCenter still holds, and first cancels
+a create of the same snapshot still waiting for the CSI driver."""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-
 import pytest
-from temporalio import activity
-from temporalio.client import Client
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import Worker
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import CancelledError
 
-from activities.payloads import (
-    DeletePlan,
+from tests.workflows.fakes import (
+    SNAPSHOT_DELETED_CONDITION,
+    VM_MOREF,
     FinalizerRemoval,
-    Operation,
+    Harness,
     OperationKind,
-    RevertConditionChange,
+    SnapshotConditionType,
     SnapshotLookup,
-    SnapshotRef,
-    SnapshotStatusChange,
-    SnapshotTree,
-    VMRef,
+    SnapshotReason,
+    create_op,
+    delete_op,
+    eventually,
+    in_turn,
+    revert_op,
+    snapshot_moref,
+    vsphere_fault,
 )
-from activities.temporal_queue import enqueue_operation
-from api.errors import ErrorType
-from api.names import SNAPSHOT_DELETED_CONDITION, SnapshotReason
-from workflows.delete_snapshot import DeleteSnapshot
-from workflows.options import vcenter_task_queue
-from workflows.revert_snapshot import RevertSnapshot
-from workflows.vm_snapshot_queue import VirtualMachineSnapshotQueue
 
 pytestmark = pytest.mark.timeout(60)
 
-
-@dataclass
-class FakeCluster:
-    """What the fake activities saw and did; `refusals` removals fail before one succeeds."""
-
-    refusals: int
-    gone_after_first_refusal: bool = False   # as if the user removed the finalizer by hand meanwhile
-    object_exists: bool = True
-    removals: list[SnapshotLookup] = field(default_factory=list)
-    conditions: list[str] = field(default_factory=list)
-    finalized: list[str] = field(default_factory=list)
-    log: list[str] = field(default_factory=list)
-
-    def activities(self, client: Client, task_queue: str) -> tuple[list, list]:
-        @activity.defn(name="kube_prepare_delete")
-        async def prepare_delete(ref: SnapshotRef) -> DeletePlan | None:
-            if not self.object_exists:
-                return None
-            return DeletePlan(snapshot=ref, vm=VMRef(namespace=ref.namespace, name="vm"), vm_moref="vm-1",
-                              snapshot_moref="snapshot-7", retry_seconds=0.2, retry_max_seconds=0.4)
-
-        @activity.defn(name="vsphere_remove_snapshot")
-        async def remove_snapshot(lookup: SnapshotLookup) -> bool:
-            self.removals.append(lookup)
-            if len(self.removals) <= self.refusals:
-                self.log.append("removal refused")
-                raise ApplicationError("the delta disk is locked", type=ErrorType.VSPHERE_TASK_FAILED,
-                                       non_retryable=True)
-            self.log.append("removed")
-            return True
-
-        @activity.defn(name="kube_update_snapshot_status")
-        async def update_snapshot_status(change: SnapshotStatusChange) -> None:
-            for c in change.conditions:
-                assert (c.type, c.reason) == (SNAPSHOT_DELETED_CONDITION, SnapshotReason.DELETION_FAILED)
-                self.conditions.append(c.message)
-            if self.gone_after_first_refusal:
-                self.object_exists = False
-
-        @activity.defn(name="kube_remove_snapshot_finalizer")
-        async def remove_finalizer(removal: FinalizerRemoval) -> None:
-            self.finalized.append(removal.outcome)
-
-        @activity.defn(name="vsphere_read_snapshot_tree")
-        async def read_snapshot_tree(vm_moref: str) -> SnapshotTree | None:
-            return None
-
-        @activity.defn(name="kube_set_revert_condition")
-        async def set_revert_condition(change: RevertConditionChange) -> None:
-            self.log.append("revert abort ran")
-
-        @activity.defn(name="temporal_enqueue_operation")
-        async def enqueue(op: Operation) -> None:
-            await enqueue_operation(client, task_queue, op)
-
-        return ([prepare_delete, update_snapshot_status, remove_finalizer, read_snapshot_tree,
-                 set_revert_condition, enqueue], [remove_snapshot])
+LOCKED = vsphere_fault("the delta disk is locked", "FileLocked")
 
 
-@asynccontextmanager
-async def vm_queue(temporal_client: Client, cluster: FakeCluster) -> AsyncIterator[tuple[str, VMRef]]:
-    """Workers with the fake activities on a task queue of their own; yields it and a VM of its own."""
-    task_queue = f"wf-{uuid.uuid4().hex[:8]}"
-    main, vcenter = cluster.activities(temporal_client, task_queue)
-    async with Worker(temporal_client, task_queue=task_queue, activities=main,
-                      workflows=[VirtualMachineSnapshotQueue, DeleteSnapshot, RevertSnapshot]), \
-            Worker(temporal_client, task_queue=vcenter_task_queue(task_queue), activities=vcenter):
-        yield task_queue, VMRef(namespace=f"ns-{uuid.uuid4().hex[:6]}", name="vm")
+def deletion_failures(wf: Harness) -> list[str]:
+    """The messages of the Deleted=False conditions written, in order (nothing else may be written)."""
+    messages = []
+    for change in wf.world.args("kube_update_snapshot_status"):
+        for c in change.conditions:
+            assert (c.type, c.status, c.reason) == (SNAPSHOT_DELETED_CONDITION, False, SnapshotReason.DELETION_FAILED)
+            messages.append(c.message)
+    return messages
 
 
-async def result(client: Client, workflow_id: str) -> str:
-    """The result of a workflow the VM's queue starts when it gets to it."""
-    while True:
-        try:
-            return await client.get_workflow_handle(workflow_id).result()
-        except RPCError as e:
-            if e.status != RPCStatusCode.NOT_FOUND:
-                raise
-            await asyncio.sleep(0.1)
+async def test_a_refused_delete_is_retried_until_vcenter_removes_it(wf: Harness):
+    wf.world.on("vsphere_remove_snapshot", in_turn(LOCKED, LOCKED, True))
+    await wf.enqueue(delete_op(wf.vm, "snap"))
+    await wf.enqueue(revert_op(wf.vm, ""))  # an abort, queued behind the delete
+    assert await wf.result(delete_op(wf.vm, "snap", retry=2).workflow_id) == "removed"
 
-
-def delete_op(vm: VMRef, retry: int = 0) -> Operation:
-    return Operation(kind=OperationKind.DELETE, vm=vm, snapshot_name="snap", snapshot_uid="uid-1", retry=retry)
-
-
-async def test_a_refused_delete_is_retried_until_vcenter_removes_it(temporal_client: Client):
-    cluster = FakeCluster(refusals=2)
-    async with vm_queue(temporal_client, cluster) as (task_queue, vm):
-        await enqueue_operation(temporal_client, task_queue, delete_op(vm))
-        await enqueue_operation(temporal_client, task_queue,
-                                Operation(kind=OperationKind.REVERT, vm=vm, snapshot_name=""))  # an abort
-        assert (await result(temporal_client, delete_op(vm, 2).workflow_id)) == "removed"
-
-    assert len(cluster.removals) == 3
-    assert all(r.snapshot_moref == "snapshot-7" and r.owner_uid == "uid-1" for r in cluster.removals)
-    assert [m.split("(attempt ")[1].split(";")[0] for m in cluster.conditions] == ["1", "2"]
-    assert all("the delta disk is locked" in m for m in cluster.conditions)
-    assert cluster.finalized == ["removed"], "the finalizer goes only once vCenter removed the snapshot"
+    removals = wf.world.args("vsphere_remove_snapshot")
+    assert len(removals) == 3
+    assert all(r.snapshot_moref == snapshot_moref("snap") and r.owner_uid == "uid-snap" for r in removals)
+    failures = deletion_failures(wf)
+    assert [m.split("(attempt ")[1].split(";")[0] for m in failures] == ["1", "2"]
+    assert all("the delta disk is locked" in m for m in failures)
+    assert [r.outcome for r in wf.world.args("kube_remove_snapshot_finalizer")] == ["removed"], \
+        "the finalizer goes only once vCenter removed the snapshot"
     # the VM's queue was not held: its next operation ran while the delete waited for its retry
-    assert cluster.log.index("revert abort ran") < cluster.log.index("removed")
+    removed = [i for i, step in enumerate(wf.world.steps()) if step == "vsphere_remove_snapshot"][-1]
+    assert wf.world.index("kube_set_revert_condition") < removed
 
 
-async def test_a_retry_stops_when_the_object_is_gone(temporal_client: Client):
-    cluster = FakeCluster(refusals=5, gone_after_first_refusal=True)
-    async with vm_queue(temporal_client, cluster) as (task_queue, vm):
-        await enqueue_operation(temporal_client, task_queue, delete_op(vm))
-        assert (await result(temporal_client, delete_op(vm, 1).workflow_id)) == "already gone"
-    assert len(cluster.removals) == 1 and cluster.finalized == []
+async def test_a_retry_stops_when_the_object_is_gone(wf: Harness):
+    gone = []  # the user removes the finalizer by hand once the first failure is on the object
+    wf.world.on("vsphere_remove_snapshot", LOCKED)
+    wf.world.on("kube_update_snapshot_status", lambda change: gone.append(True))
+    wf.world.on("kube_prepare_delete", lambda ref: None if gone else wf.world.default("kube_prepare_delete", ref))
+
+    await wf.enqueue(delete_op(wf.vm, "snap"))
+    assert await wf.result(delete_op(wf.vm, "snap", retry=1).workflow_id) == "already gone"
+
+    assert len(wf.world.args("vsphere_remove_snapshot")) == 1
+    assert wf.world.args("kube_remove_snapshot_finalizer") == []
+    assert [op.kind for op in wf.world.args("temporal_enqueue_operation")] == [OperationKind.DELETE]
+
+
+async def test_a_removed_snapshot_rewrites_the_tree_before_the_finalizer_goes(wf: Harness):
+    op = delete_op(wf.vm, "snap")
+
+    assert await wf.run(op) == "removed"
+
+    world = wf.world
+    assert world.args("kube_prepare_delete") == [op.snapshot]
+    assert world.args("vsphere_remove_snapshot") == [SnapshotLookup(
+        vm_moref=VM_MOREF, name="snap", snapshot_moref=snapshot_moref("snap"), owner_uid="uid-snap")]
+    assert world.args("kube_remove_snapshot_finalizer") == [FinalizerRemoval(snapshot=op.snapshot, outcome="removed")]
+    # once the object is gone its parent's children must already say so: the tree is written first
+    assert world.index("kube_sync_snapshot_tree") < world.index("kube_remove_snapshot_finalizer")
+    assert world.steps()[-1] == "kube_remove_snapshot_finalizer"
+    assert world.args("kube_update_snapshot_status") == [], "no condition on a delete that went through"
+
+
+@pytest.mark.parametrize("plan, removed, outcome, steps", [
+    # the VM object is gone, the vCenter VM recorded on the snapshot: removed, no VM status to rewrite
+    (dict(vm=None), True, "removed", ["vsphere_remove_snapshot", "kube_remove_snapshot_finalizer"]),
+    # vCenter no longer has it (removed by hand, or by an earlier attempt): success all the same
+    ({}, False, "not in vCenter",
+     ["vsphere_remove_snapshot", "vsphere_read_snapshot_tree", "kube_sync_snapshot_tree",
+      "kube_remove_snapshot_finalizer"]),
+    # no vCenter VM ever recorded: nothing was made in vCenter, only the finalizer goes
+    (dict(vm_moref=None), True, "nothing in vCenter (no vCenter VM recorded)", ["kube_remove_snapshot_finalizer"]),
+], ids=["vm-object-gone", "not-in-vcenter", "never-in-vcenter"])
+async def test_a_delete_finishes_whatever_vcenter_holds(wf: Harness, plan, removed, outcome, steps):
+    op = delete_op(wf.vm, "snap")
+    wf.world.on("kube_prepare_delete",
+                lambda ref: wf.world.default("kube_prepare_delete", ref).model_copy(update=plan))
+    wf.world.on("vsphere_remove_snapshot", removed)
+
+    assert await wf.run(op) == outcome
+
+    assert wf.world.steps() == ["kube_prepare_delete", *steps]
+    assert wf.world.args("kube_remove_snapshot_finalizer") == [FinalizerRemoval(snapshot=op.snapshot,
+                                                                                outcome=outcome)]
+
+
+async def test_an_object_already_gone_is_left_alone(wf: Harness):
+    wf.world.on("kube_prepare_delete", None)
+
+    assert await wf.run(delete_op(wf.vm, "snap")) == "already gone"
+
+    assert wf.world.steps() == ["kube_prepare_delete"]
+
+
+async def test_a_delete_cancels_the_create_of_its_snapshot_waiting_for_the_csi_driver(wf: Harness):
+    create, delete = create_op(wf.vm, "snap"), delete_op(wf.vm, "snap")
+    wf.world.on("kube_request_csi_sync", False)  # the driver never answers: the create waits
+    await wf.enqueue(create)
+    await wf.world.until(lambda: "kube_request_csi_sync" in wf.world.steps())
+    # the create released the VM's queue before its CSI wait, so the delete runs now
+    await wf.enqueue(delete)
+
+    assert await wf.result(delete.workflow_id) == "removed"
+
+    handle = wf.client.get_workflow_handle(create.workflow_id)
+    status = []
+
+    async def ended() -> bool:
+        status[:] = [(await handle.describe()).status]
+        return status != [WorkflowExecutionStatus.RUNNING]
+    await eventually(ended, lambda: f"the create is {status}")
+    assert status == [WorkflowExecutionStatus.CANCELED]
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+    assert isinstance(failed.value.cause, CancelledError)
+    assert wf.world.index("kube_request_csi_sync") < wf.world.index("vsphere_remove_snapshot")
+    assert not any(c.status for s in wf.world.args("kube_update_snapshot_status") for c in s.conditions
+                   if c.type == SnapshotConditionType.CSI_SYNCED), "the cancelled create wrote no CSISynced=True"
+    assert "kube_read_csi_sync_completed" not in wf.world.steps()
+    assert [r.outcome for r in wf.world.args("kube_remove_snapshot_finalizer")] == ["removed"]
