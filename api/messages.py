@@ -112,6 +112,12 @@ def same_name_snapshot_left_alone(name: str, ours: str, others: list[str]) -> st
             f"(vSphere allows several snapshots with one name; this object tracks its own by that reference)")
 
 
+# what a delete did in vCenter, in the SnapshotDeleted Event
+DELETED_REMOVED = "removed"
+DELETED_NOT_IN_VCENTER = "not in vCenter"
+DELETED_NOTHING_IN_VCENTER = "nothing in vCenter (no vCenter VM recorded)"
+
+
 def deletion_failed(error: str, attempt: int, next_attempt: str) -> str:
     return (f"vCenter did not remove the snapshot: {error} (attempt {attempt}; next attempt at {next_attempt}; "
             f"the object stays until it is removed; removing the finalizer by hand leaves the vSphere snapshot "

@@ -49,7 +49,7 @@ class DeleteSnapshot:
                                  kube(KubeSnapshotActivities.prepare_delete, op.snapshot, f"read {op.snapshot}"))
         if plan is None:
             return "already gone"
-        outcome = "nothing in vCenter (no vCenter VM recorded)"
+        outcome = messages.DELETED_NOTHING_IN_VCENTER
         if plan.vm_moref:
             try:
                 removed = await workflow.execute_activity_method(
@@ -58,7 +58,7 @@ class DeleteSnapshot:
                                    owner_uid=op.snapshot_uid),
                     summary=f"RemoveSnapshot_Task {op.snapshot_name} (children kept)",
                     **options.vsphere_snapshot_task(None))
-                outcome = "removed" if removed else "not in vCenter"
+                outcome = messages.DELETED_REMOVED if removed else messages.DELETED_NOT_IN_VCENTER
             except StepFailed as e:
                 return await self._retry_later(op, plan, failure_message(e))
             if plan.vm is not None:
