@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.kube.annotations import annotate, operation_annotations
 from activities.kube.events import EventRecorder
 from activities.kube.storage import requested_storage
 from activities.payloads import (
@@ -28,11 +29,8 @@ from api.errors import ErrorType
 from api.names import (
     CSI_VOLUME_SYNC_ANNOTATION,
     SNAPSHOT_FINALIZER,
-    TRACE_ID_ANNOTATION,
     VM_NAME_LABEL,
     VSPHERE_VM_ANNOTATION,
-    WORKFLOW_ID_ANNOTATION,
-    WORKFLOW_URL_ANNOTATION,
     ConditionStatus,
     CSIVolumeSync,
     EventReason,
@@ -42,7 +40,7 @@ from api.names import (
 from api.quantity import format_binary_bytes, format_plain_bytes
 from runtime.kube import Kube
 from runtime.settings import CSISyncMode
-from runtime.telemetry import WorkflowLinks, current_trace_id
+from runtime.telemetry import WorkflowLinks
 
 
 def derive_ready(conditions: list[Condition], now: datetime, generation: int | None) -> list[Condition]:
@@ -91,30 +89,6 @@ def transition_events(before: list[Condition], after: list[Condition]) -> list[t
         elif c.status == ConditionStatus.FALSE and c.type != SnapshotConditionType.READY:
             events.append((c.reason, c.message, c.reason in WARNING_REASONS))
     return events
-
-
-def operation_annotations(links: WorkflowLinks) -> dict[str, str | None]:
-    """The annotations that lead from an object to the operation now working on it: its trace, and its workflow
-    (ID, and UI link when configured; None removes an older operation's link)."""
-    annotations: dict[str, str | None] = {}
-    trace_id = current_trace_id()
-    if trace_id:
-        annotations[TRACE_ID_ANNOTATION] = trace_id
-    workflow = links.current()
-    if workflow is not None:
-        annotations[WORKFLOW_ID_ANNOTATION], annotations[WORKFLOW_URL_ANNOTATION] = workflow
-    return annotations
-
-
-def annotate(meta, annotations: dict[str, str | None]) -> bool:
-    """Set (or, for None, remove) these annotations on an object's metadata; True if anything changed."""
-    current = dict(meta.annotations or {})
-    wanted = {k: v for k, v in current.items() if k not in annotations or annotations[k] is not None}
-    wanted.update({k: v for k, v in annotations.items() if v is not None})
-    if wanted == current:
-        return False
-    meta.annotations = wanted or None
-    return True
 
 
 @dataclass(frozen=True)

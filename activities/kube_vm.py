@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.kube.annotations import operation_annotations
 from activities.kube.events import EventRecorder
-from activities.kube_snapshot import operation_annotations
 from activities.payloads import (
     Operation,
     RevertConditionChange,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from activities.kube_snapshot import annotate
+from activities.kube.annotations import annotate
 from activities.kube_vm import managed_snapshots, snapshot_children, vm_tree_status
 from activities.payloads import DeletePlan, Operation, OperationKind, SnapshotNode, SnapshotRef, SnapshotTree, VMRef
 from api import VirtualMachineSnapshot
