@@ -3,14 +3,16 @@
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: setup testbins test unit dev clean
+.PHONY: setup testbins test unit dev clean lock
 
 setup: $(VENV)/.installed $(VENV)/bin/vmsnap-dev testbins
 
-$(VENV)/.installed: pyproject.toml
+# The venv holds the locked versions: constraints.txt (the product's dependencies, exactly what the image
+# installs) and constraints-test.txt (what the test extra adds); `make lock` regenerates both.
+$(VENV)/.installed: pyproject.toml constraints.txt constraints-test.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[test]'
+	$(VENV)/bin/pip install --quiet -e '.[test]' -c constraints.txt -c constraints-test.txt
 	touch $@
 
 # the dev command is not part of the product's package: a wrapper on the venv's PATH runs it from the clone
@@ -33,6 +35,10 @@ unit: $(VENV)/.installed
 
 dev: setup
 	$(VENV)/bin/vmsnap-dev $(DEV_ARGS)
+
+# Regenerate constraints.txt and constraints-test.txt from pyproject.toml's pins (needs the index).
+lock:
+	PYTHON=$(PYTHON) bash testbed/lock.sh
 
 clean:
 	rm -rf $(VENV) .dev
