@@ -3,7 +3,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: setup testbins test unit dev clean lock
+.PHONY: setup testbins test unit dev clean lock wheelhouse image
 
 setup: $(VENV)/.installed $(VENV)/bin/vmsnap-dev testbins
 
@@ -39,6 +39,17 @@ dev: setup
 # Regenerate constraints.txt and constraints-test.txt from pyproject.toml's pins (needs the index).
 lock:
 	PYTHON=$(PYTHON) bash testbed/lock.sh
+
+# wheelhouse/: the locked dependencies as wheels (needs the index once), so that `docker build` is offline.
+wheelhouse: $(VENV)/.installed
+	$(VENV)/bin/python -c 'from testbed.image import build_wheelhouse; build_wheelhouse()'
+
+# The image on this machine: starts dockerd if none answers, makes the local Debian base once (mmdebstrap: no
+# registry here), fills the wheelhouse, builds IMAGE (default vmsnap:local). IMAGE_ARGS="--base python:3.11.13-slim-bookworm"
+# builds on another base.
+IMAGE ?= vmsnap:local
+image: $(VENV)/.installed
+	$(VENV)/bin/python -m testbed.image --tag $(IMAGE) $(IMAGE_ARGS)
 
 clean:
 	rm -rf $(VENV) .dev
