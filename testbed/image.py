@@ -28,12 +28,16 @@ from pathlib import Path
 from testbed.process import cache_dir, repo_root
 
 DEFAULT_TAG = "vmsnap:local"
-# The local base: Debian's Python 3.11 (the same minor as the official default of the Dockerfile), without docs,
-# man pages and translations. python3-venv for `python3 -m venv` (Debian splits out ensurepip).
+# The local base: Debian's Python 3.11 (the same minor as the official default of the Dockerfile) on the Essential
+# packages only (no apt, which a runtime image does not need), merged /usr set up by mmdebstrap's hook rather than
+# the usrmerge package (which pulls in 47 MB of Perl), without docs, man pages, translations and glibc's iconv
+# modules (Python's codecs are its own). python3-venv for `python3 -m venv` (Debian splits out ensurepip).
 MMDEBSTRAP = [
-    "mmdebstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
+    "mmdebstrap", "--variant=essential", "--include=python3,python3-venv,ca-certificates",
+    "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
     *(f"--dpkgopt=path-exclude=/usr/share/{d}/*" for d in ("doc", "man", "info", "locale", "lintian")),
     "--dpkgopt=path-include=/usr/share/doc/*/copyright",
+    "--dpkgopt=path-exclude=/usr/lib/x86_64-linux-gnu/gconv/*",
     "bookworm",
 ]
 BASE_REPO = "local/debian-python"

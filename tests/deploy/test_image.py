@@ -21,9 +21,10 @@ from testbed.image import ImageError, build_image, docker_cli, image_size
 from testbed.process import free_port
 
 TAG = "vmsnap:test"
-# The image on the local Debian base: 172 MB of base (Debian's python3 with its own dependencies) and ~200 MB of
-# dependencies (temporalio 58 MB, kubernetes 58 MB without its unused asyncio copy, grpc, cryptography, …).
-SIZE_LIMIT_MB = 400
+# On the local Debian base (95 MB: Python 3.11 on Debian's Essential packages) the image is 283 MB: 188 MB of
+# dependencies, pyc included (temporalio 58 MB, kubernetes 58 MB without its unused asyncio copy, grpc 19 MB,
+# cryptography 16 MB, …). The issue aims at 250 MB; this bound catches growth.
+SIZE_LIMIT_MB = 300
 READY_WITHIN_S = 60
 
 
