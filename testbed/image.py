@@ -41,6 +41,7 @@ MMDEBSTRAP = [
     "bookworm",
 ]
 BASE_REPO = "local/debian-python"
+LABEL = "io.vmsnap.built-by-testbed"
 DOCKERD_ARGS = ["--bridge=none", "--iptables=false", "--ip-masq=false"]
 
 
@@ -176,9 +177,15 @@ def build_image(tag: str = DEFAULT_TAG, base: str | None = None) -> str:
     base = base or ensure_base(docker)
     build_wheelhouse()
     started = time.monotonic()
-    run([docker, "build", "--network", "host", "--build-arg", f"BASE_IMAGE={base}", "--tag", tag, "."],
-        "docker build (the product image)", cwd=repo_root(), env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    # The build stage is tagged too, so that the layers of the current build stay while those of earlier builds
+    # (untagged once superseded) are pruned: repeated builds do not fill the disk.
+    repository = tag.rsplit(":", 1)[0] if ":" in tag.rsplit("/", 1)[-1] else tag
+    common = ["--network", "host", "--build-arg", f"BASE_IMAGE={base}", "--label", f"{LABEL}=1"]
+    for argv in (["--target", "build", "--tag", f"{repository}:build-stage"], ["--tag", tag]):
+        run([docker, "build", *common, *argv, "."], "docker build (the product image)", cwd=repo_root(),
+            env={**os.environ, "DOCKER_BUILDKIT": "0"})
     log(f"image {tag} (base {base}) built in {time.monotonic() - started:.1f} s")
+    run([docker, "image", "prune", "--force", "--filter", f"label={LABEL}=1"], "docker image prune")
     return tag
 
 
