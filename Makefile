@@ -3,14 +3,16 @@
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: setup testbins test unit dev clean
+.PHONY: setup testbins test unit dev clean lock wheelhouse image
 
 setup: $(VENV)/.installed $(VENV)/bin/vmsnap-dev testbins
 
-$(VENV)/.installed: pyproject.toml
+# The venv holds the locked versions: constraints.txt (the product's dependencies, exactly what the image
+# installs) and constraints-test.txt (what the test extra adds); `make lock` regenerates both.
+$(VENV)/.installed: pyproject.toml constraints.txt constraints-test.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[test]'
+	$(VENV)/bin/pip install --quiet -e '.[test]' -c constraints.txt -c constraints-test.txt
 	touch $@
 
 # the dev command is not part of the product's package: a wrapper on the venv's PATH runs it from the clone
@@ -33,6 +35,21 @@ unit: $(VENV)/.installed
 
 dev: setup
 	$(VENV)/bin/vmsnap-dev $(DEV_ARGS)
+
+# Regenerate constraints.txt and constraints-test.txt from pyproject.toml's pins (needs the index).
+lock:
+	PYTHON=$(PYTHON) bash testbed/lock.sh
+
+# wheelhouse/: the locked dependencies as wheels (needs the index once), so that `docker build` is offline.
+wheelhouse: $(VENV)/.installed
+	$(VENV)/bin/python -c 'from testbed.image import build_wheelhouse; build_wheelhouse()'
+
+# The image on this machine: starts dockerd if none answers, makes the local Debian base once (mmdebstrap: no
+# registry here), fills the wheelhouse, builds IMAGE (default vmsnap:local). IMAGE_ARGS="--base python:3.11.13-slim-bookworm"
+# builds on another base.
+IMAGE ?= vmsnap:local
+image: $(VENV)/.installed
+	$(VENV)/bin/python -m testbed.image --tag $(IMAGE) $(IMAGE_ARGS)
 
 clean:
 	rm -rf $(VENV) .dev

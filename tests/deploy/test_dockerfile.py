@@ -18,11 +18,21 @@ DOCKERFILES = [REPO / "Dockerfile", REPO / "testbed/go/vcsim/Dockerfile", REPO /
 
 
 def instructions(dockerfile: Path) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments), with continuation lines joined and comments dropped."""
+    """(INSTRUCTION, arguments), with continuation lines joined and comments dropped; in FROM, the build arguments
+    declared before the first FROM are replaced by their defaults (what `docker build` uses when none is given)."""
     joined = re.sub(r"\\\n", " ", "\n".join(line for line in dockerfile.read_text().splitlines()
                                              if not line.lstrip().startswith("#")))
-    return [(parts[0].upper(), parts[1] if len(parts) > 1 else "")
-            for parts in (line.strip().split(None, 1) for line in joined.splitlines() if line.strip())]
+    steps = [(parts[0].upper(), parts[1] if len(parts) > 1 else "")
+             for parts in (line.strip().split(None, 1) for line in joined.splitlines() if line.strip())]
+    defaults: dict[str, str] = {}
+    for op, arguments in steps:
+        if op == "FROM":
+            break
+        if op == "ARG" and "=" in arguments:
+            name, _, value = arguments.partition("=")
+            defaults[name.strip()] = value.strip()
+    return [(op, re.sub(r"\$\{?(\w+)\}?", lambda m: defaults.get(m.group(1), m.group(0)), arguments)
+             if op == "FROM" else arguments) for op, arguments in steps]
 
 
 def final_stage(dockerfile: Path) -> list[tuple[str, str]]:
@@ -64,15 +74,52 @@ def test_the_default_command_is_a_console_script():
     assert command == '["vmsnap-worker"]' and "vmsnap-worker" in console_scripts()
 
 
-def test_the_project_is_installed_from_its_metadata_with_pinned_dependencies():
+def test_the_base_image_is_a_build_argument_with_the_official_python_as_default():
+    """`docker build .` with internet uses the official image; the tests pass a base made locally."""
+    raw = (REPO / "Dockerfile").read_text()
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.11\.\d+-slim-bookworm$", raw, re.MULTILINE)
+    froms = [line.split()[1] for line in raw.splitlines() if line.startswith("FROM ")]
+    assert froms and all(f == "${BASE_IMAGE}" for f in froms)
+
+
+def test_the_dependencies_are_the_locked_ones_from_the_wheelhouse():
+    """The image installs exactly constraints.txt (offline from wheelhouse/ when it holds wheels), then the
+    product's own wheel built from the source without dependencies, checks the set and drops pip."""
     steps = instructions(REPO / "Dockerfile")
-    assert ("COPY", ". .") in steps
-    assert any(op == "RUN" and re.search(r"pip wheel .*--no-deps .* \.$", arguments) for op, arguments in steps)
-    assert any(op == "RUN" and "pip install /wheels/" in arguments for op, arguments in final_stage(
-        REPO / "Dockerfile")), "the final stage installs the wheel (and with it pyproject's pins), not the source"
+    runs = " ".join(arguments for op, arguments in steps if op == "RUN")
+    assert ("COPY", "constraints.txt ./") in steps and ("COPY", "wheelhouse/ wheelhouse/") in steps
+    assert "PIP_NO_INDEX=1 PIP_FIND_LINKS=/src/wheelhouse" in runs
+    assert "pip install --quiet --no-deps --requirement constraints.txt" in runs
+    assert re.search(r"pip wheel [^&]*--no-deps [^&]*--wheel-dir /wheels \.", runs)
+    assert "pip install --quiet --no-deps /wheels/vmsnap-*.whl" in runs and "pip check" in runs
+    assert [arguments for op, arguments in final_stage(REPO / "Dockerfile") if op == "COPY"] == [
+        "--from=build /opt/vmsnap /opt/vmsnap"], "the final stage takes the virtualenv only"
     for dependency in pyproject()["project"]["dependencies"]:
         (specifier,) = Requirement(dependency).specifier
         assert specifier.operator == "==", f"{dependency}: the image would float"
+
+
+def locked(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"{path.name}: {line!r} is not a pin"
+            pins[name.lower().replace("_", "-")] = version
+    return pins
+
+
+def test_the_lock_holds_pyprojects_pins_and_the_test_lock_does_not_overlap_it():
+    runtime, test = locked(REPO / "constraints.txt"), locked(REPO / "constraints-test.txt")
+    for dependency in pyproject()["project"]["dependencies"]:
+        requirement = Requirement(dependency)
+        name = requirement.name.lower().replace("_", "-")
+        assert name in runtime and runtime[name] in requirement.specifier, dependency
+    for dependency in pyproject()["project"]["optional-dependencies"]["test"]:
+        requirement = Requirement(dependency)
+        assert test.get(requirement.name.lower().replace("_", "-")) in requirement.specifier, dependency
+    assert not set(runtime) & set(test), "a package pinned twice"
+    assert "-c constraints.txt -c constraints-test.txt" in (REPO / "Makefile").read_text()
 
 
 def dockerignored(path: str, patterns: list[str]) -> bool:
@@ -99,9 +146,11 @@ def test_the_build_context_keeps_what_the_package_is_built_from():
                    and (p / "__init__.py").exists()]
     for package, globs in setuptools.get("package-data", {}).items():
         needed += [str(f.relative_to(REPO)) for g in globs for f in (REPO / package).glob(g) if f.is_file()]
+    needed += ["constraints.txt", "wheelhouse/README.md"]  # what the dependencies are installed from
     for path in needed:
-        assert not dockerignored(path, patterns), f".dockerignore drops {path}, which the wheel is built from"
-    for path in (".git/HEAD", ".venv/bin/python", "tests/conftest.py", "worker/__pycache__/main.cpython-311.pyc"):
+        assert not dockerignored(path, patterns), f".dockerignore drops {path}, which the image is built from"
+    for path in (".git/HEAD", ".venv/bin/python", "tests/conftest.py", "worker/__pycache__/main.cpython-311.pyc",
+                 "testbed/go/vcsim/main.go", "build/lib/api/__init__.py"):
         assert dockerignored(path, patterns)
 
 
