@@ -310,6 +310,61 @@ def read_proc(pid: int) -> tuple[float, int, int, int] | None:
     return cpu, mem.get("VmRSS", 0), mem.get("RssAnon", 0), mem.get("RssFile", 0)
 
 
+class CpuMeter:
+    """CPU seconds (user + system, /proc/<pid>/stat) of named processes, read at chosen moments: the exact CPU
+    a phase cost each process, far less noisy on a shared machine than wall-clock figures."""
+
+    def __init__(self, pids: dict[str, int]):
+        self.pids = dict(pids)
+
+    def read(self) -> dict[str, float]:
+        out = {}
+        for name, pid in self.pids.items():
+            sample = read_proc(pid)
+            if sample is not None:
+                out[name] = sample[0]
+        return out
+
+    def cpu(self, name: str) -> float:
+        sample = read_proc(self.pids[name]) if name in self.pids else None
+        return sample[0] if sample is not None else 0.0
+
+
+# the processes whose CPU is the product's cost of an operation (summed); the others are shown apart
+PRODUCT_PROCESSES = ("temporal", "worker", "bridge", "kube-apiserver")
+APART_PROCESSES = ("etcd", "kube-controller-manager", "vcsim", "bench (this process, CSI stand-in)")
+
+
+def cpu_per_op_table(phases: dict[str, tuple[dict[str, float], dict[str, float], int]],
+                     direct: dict[str, tuple[float, float, int]]) -> str:
+    """Headline table: CPU ms per operation by process, and their sum, per phase; `phases` maps a phase to (CPU
+    at its start, at its end, operations); `direct` maps it to (client CPU s, vcsim CPU s, calls) of the direct
+    pyVmomi baseline in the same run. The vcsim row of the product is the phase's vcsim CPU less the direct
+    calls' share."""
+    names = list(phases)
+    delta = {p: {n: after.get(n, 0.0) - before.get(n, 0.0) for n in after} for p, (before, after, _) in phases.items()}
+    per_op = lambda p, seconds: 1000 * seconds / max(1, phases[p][2])  # noqa: E731
+    rows = []
+    for name in PRODUCT_PROCESSES:
+        rows.append([name] + [f"{per_op(p, delta[p].get(name, 0.0)):.0f}" for p in names])
+    rows.append(["**sum (temporal + worker + bridge + apiserver)**"]
+                + [f"{per_op(p, sum(delta[p].get(n, 0.0) for n in PRODUCT_PROCESSES)):.0f}" for p in names])
+    for name in APART_PROCESSES:
+        values = []
+        for p in names:
+            seconds = delta[p].get(name, 0.0)
+            if name == "vcsim" and p in direct:
+                seconds -= direct[p][1]
+            values.append(f"{per_op(p, seconds):.0f}")
+        rows.append([f"{name}{' (product share)' if name == 'vcsim' else ''}"] + values)
+    rows.append(["direct pyVmomi: client"] + [f"{1000 * direct[p][0] / max(1, direct[p][2]):.0f}" if p in direct
+                                              else "" for p in names])
+    rows.append(["direct pyVmomi: vcsim"] + [f"{1000 * direct[p][1] / max(1, direct[p][2]):.0f}" if p in direct
+                                             else "" for p in names])
+    return table(["CPU ms per operation"] + names, rows,
+                 "## CPU per operation (/proc/<pid>/stat before and after each phase; 10 ms ticks, summed)")
+
+
 # --- Kubernetes objects, timed by watch ---------------------------------------------------------------------------
 
 class ObjectWatch:

@@ -21,6 +21,7 @@ import asyncio
 import math
 import os
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,29 +56,47 @@ class Op:
 class Direct:
     """The baseline: the same vCenter calls, made directly with pyvmomi on VMs of its own."""
 
-    def __init__(self, vcsim, sim_vms: list[str]):
+    def __init__(self, vcsim, sim_vms: list[str], vcsim_cpu=lambda: 0.0):
         self.si = h.vcenter_connect(vcsim)
         morefs = vcsim.control.vms()
         self.vms = [virtual_machine(self.si, morefs[v]) for v in sim_vms]
         self.morefs = [morefs[v] for v in sim_vms]
+        self.vcsim_cpu = vcsim_cpu
+        # kind → [client CPU s (this thread: pyVmomi), vcsim CPU s, calls], lookups included
+        self.cpu: dict[str, list[float]] = {k: [0.0, 0.0, 0] for k in KINDS}
+
+    def _costed(self, kind: str, call) -> float:
+        c0, v0 = time.thread_time(), self.vcsim_cpu()
+        elapsed = call()
+        cost = self.cpu[kind]
+        cost[0] += time.thread_time() - c0
+        cost[1] += self.vcsim_cpu() - v0
+        cost[2] += 1
+        return elapsed
 
     def create(self, i: int, name: str) -> float:
-        vm = self.vms[i]
-        t = time.perf_counter()
-        WaitForTask(vm.CreateSnapshotEx_Task(name=name, description="", memory=False, quiesceSpec=None), si=self.si)
-        return time.perf_counter() - t
+        def call() -> float:
+            t = time.perf_counter()
+            WaitForTask(self.vms[i].CreateSnapshotEx_Task(name=name, description="", memory=False, quiesceSpec=None),
+                        si=self.si)
+            return time.perf_counter() - t
+        return self._costed("create", call)
 
     def revert(self, i: int, name: str) -> float:
-        snap = h.snapshot_by_name(self.si, self.morefs[i], name)
-        t = time.perf_counter()
-        WaitForTask(snap.RevertToSnapshot_Task(suppressPowerOn=False), si=self.si)
-        return time.perf_counter() - t
+        def call() -> float:
+            snap = h.snapshot_by_name(self.si, self.morefs[i], name)
+            t = time.perf_counter()
+            WaitForTask(snap.RevertToSnapshot_Task(suppressPowerOn=False), si=self.si)
+            return time.perf_counter() - t
+        return self._costed("revert", call)
 
     def delete(self, i: int, name: str) -> float:
-        snap = h.snapshot_by_name(self.si, self.morefs[i], name)
-        t = time.perf_counter()
-        WaitForTask(snap.RemoveSnapshot_Task(removeChildren=False, consolidate=True), si=self.si)
-        return time.perf_counter() - t
+        def call() -> float:
+            snap = h.snapshot_by_name(self.si, self.morefs[i], name)
+            t = time.perf_counter()
+            WaitForTask(snap.RemoveSnapshot_Task(removeChildren=False, consolidate=True), si=self.si)
+            return time.perf_counter() - t
+        return self._costed("delete", call)
 
     def close(self) -> None:
         Disconnect(self.si)
@@ -151,21 +170,29 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
                        "VMSNAP_PROFILE_OUT": str(args.profile)}
         worker, bridge = product.start_worker(**profile), product.start_bridge()
         sampler = h.sample_processes(stack, worker=worker, bridge=bridge)
-        direct = Direct(stack.vcsim, direct_sims)
+        meter = h.CpuMeter(sampler.pids)
+        direct = Direct(stack.vcsim, direct_sims, vcsim_cpu=lambda: meter.cpu("vcsim"))
         through = Product(stack.api, snapshots, vm_watch, timeout=args.timeout)
+        profilers = start_py_spy(args.py_spy, worker=worker.pid, bridge=bridge.pid) if args.py_spy else []
         try:
-            ops = measure(args, direct, through)
+            ops, phases = measure(args, direct, through, meter)
         finally:
+            stop_py_spy(profilers)
             direct.close()
             sampler.stop()
             snapshots.stop()
             vm_watch.stop()
         probe = recent_task_probe(stack.vcsim, product_sims[0])
         breakdown = asyncio.run(read_breakdown(stack, ops))
+        if args.save_histories:
+            asyncio.run(save_histories(stack, ops, args.save_histories))
         report(args, ops, breakdown, sampler, probe)
+        print()
+        print(h.cpu_per_op_table(phases, {k: tuple(v) for k, v in direct.cpu.items()}))  # type: ignore[misc]
 
 
-def measure(args, direct: Direct, through: Product) -> dict[str, list[Op]]:
+def measure(args, direct: Direct, through: Product, meter: h.CpuMeter
+            ) -> tuple[dict[str, list[Op]], dict[str, tuple[dict[str, float], dict[str, float], int]]]:
     warm = args.vms  # the warm-up VM's index in both lists
     # warm-up: the first operations pay for imports, sessions and connection set-up on every side
     for i in range(2):
@@ -185,9 +212,10 @@ def measure(args, direct: Direct, through: Product) -> dict[str, list[Op]]:
     print("# warm-up done", flush=True)
 
     ops: dict[str, list[Op]] = {k: [] for k in KINDS}
+    phases = {}
     layout = plan(args.n, args.vms)
     for kind in KINDS:
-        t_phase = time.monotonic()
+        t_phase, cpu_before = time.monotonic(), meter.read()
         for i, (v, pos) in enumerate(layout):
             name = f"s{pos:02d}-{v:02d}"
             op = Op(kind, f"vm-{v:02d}", name)
@@ -204,8 +232,52 @@ def measure(args, direct: Direct, through: Product) -> dict[str, list[Op]]:
             ops[kind].append(op)
             if args.gap:
                 time.sleep(args.gap)
+        if args.gap:  # the last operation's background work (tree watch) belongs to this phase
+            time.sleep(1.0)
+        phases[kind] = (cpu_before, meter.read(), len(layout))
         print(f"# {kind}: {len(layout)} done in {time.monotonic() - t_phase:.0f}s", flush=True)
-    return ops
+    return ops, phases
+
+
+def start_py_spy(out: Path, **pids: int) -> list:
+    """`py-spy record` (sampling, non-blocking: the target is not paused) of each process over the measured
+    phases, raw collapsed stacks into OUT/<name>.txt (summarise with `python -m bench.profile.pyspy_top`)."""
+    import shutil
+    import subprocess
+    out.mkdir(parents=True, exist_ok=True)
+    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return [subprocess.Popen([exe, "record", "--pid", str(pid), "--format", "raw", "--rate", "200", "--nonblocking",
+                              "--threads", "-o", str(out / f"{name}.txt")],
+                             stdout=subprocess.DEVNULL, stderr=open(out / f"{name}.log", "w"))
+            for name, pid in pids.items()]
+
+
+def stop_py_spy(profilers: list) -> None:
+    import signal
+    for p in profilers:
+        p.send_signal(signal.SIGINT)
+    for p in profilers:
+        try:
+            p.wait(timeout=30)
+        except Exception:  # noqa: BLE001 - a stuck profiler must not keep the test bed up
+            p.kill()
+
+
+async def save_histories(stack: h.BenchStack, ops: dict[str, list[Op]], out: Path) -> None:
+    """The first measured operation of each kind and its VM's queue, as Temporal's JSON histories (for the
+    replay test: tests/workflows/histories/)."""
+    from temporalio.client import Client
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    out.mkdir(parents=True, exist_ok=True)
+    temporal = await Client.connect(stack.temporal.address, data_converter=pydantic_data_converter)
+    first = {kind: kind_ops[0] for kind, kind_ops in ops.items() if kind_ops}
+    wanted = {f"{kind}.json": op.workflow_id for kind, op in first.items()}
+    wanted["queue.json"] = vm_queue_workflow_id(VMRef(namespace=NAMESPACE, name=first["create"].vm))
+    for file, workflow_id in wanted.items():
+        history = await temporal.get_workflow_handle(workflow_id).fetch_history()
+        (out / file).write_text(history.to_json())
+        print(f"# history of {workflow_id} → {out / file}")
 
 
 def recent_task_probe(vcsim, sim_vm: str) -> tuple[int, float, int]:
@@ -343,6 +415,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, metavar="FILE",
                         help="profile the worker's main thread (workflow tasks, SDK) with pyinstrument into FILE "
                              "(needs `.venv/bin/pip install pyinstrument`)")
+    parser.add_argument("--py-spy", type=Path, metavar="DIR",
+                        help="sample the worker and the bridge with py-spy over the measured phases (raw stacks "
+                             "into DIR; py-spy is in the test extra)")
+    parser.add_argument("--save-histories", type=Path, metavar="DIR",
+                        help="write the first create/revert/delete and its VM's queue as JSON histories into DIR")
     return h.bench_main(run, parser, argv)
 
 
