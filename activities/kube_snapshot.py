@@ -23,7 +23,14 @@ from activities.payloads import (
     VMRef,
 )
 from activities.vm_yaml import encode_vm_yaml
-from api import OwnerReference, RequestedStorage, SnapshotStorageStatus, VirtualMachineSnapshot, messages
+from api import (
+    OwnerReference,
+    RequestedStorage,
+    SnapshotStorageStatus,
+    VirtualMachine,
+    VirtualMachineSnapshot,
+    messages,
+)
 from api.conditions import Condition, set_condition, set_false, set_true
 from api.errors import ErrorType
 from api.names import (
@@ -147,18 +154,46 @@ class KubeSnapshotActivities:
                 changed = True
             return annotate(meta, annotations) or changed
 
-        snapshot = self.kube.update_snapshot(ref.namespace, ref.name, own)
+        snapshot = self.kube.update_snapshot(ref.namespace, ref.name, own, current=snapshot)  # as just read
         if snapshot is None or snapshot.is_being_deleted:
             return None
         try:
             quiesce_minutes = snapshot.spec.quiesce_minutes
         except ValueError as e:  # only an object that bypassed admission gets here
             raise ApplicationError(str(e), type=ErrorType.PRECONDITION_FAILED, non_retryable=True) from e
-        return SnapshotPlan(
+        plan = SnapshotPlan(
             snapshot=ref, vm=VMRef(namespace=ref.namespace, name=vm_name), vm_moref=vm.status.unique_id,
             description=snapshot.spec.description or "", memory=snapshot.spec.includes_memory,
             quiesce_minutes=quiesce_minutes, generation=snapshot.metadata.generation or 0,
             vm_yaml=encode_vm_yaml(vm.to_kube()))  # every field: the model keeps the ones it does not type
+        # the two steps that always follow, here rather than as activities of their own (each a history marker
+        # and, for the storage, a second read of the VM): Created=False/InProgress, and the requested storage
+        self.update_snapshot_status(SnapshotStatusChange(snapshot=ref, conditions=[ConditionChange(
+            type=SnapshotConditionType.CREATED, status=False, reason=SnapshotReason.CREATION_IN_PROGRESS,
+            message=messages.CREATION_IN_PROGRESS)]))
+        plan.requested = self._requested_storage_or_none(vm, plan)
+        plan.prepared = True
+        return plan
+
+    def _requested_storage_or_none(self, vm: VirtualMachine,
+                                   plan: SnapshotPlan) -> list[RequestedStorageEntry] | None:
+        """Accounting must not stop (or undo) a snapshot: when the storage cannot be worked out, say why in the
+        log and carry on without it."""
+        try:
+            return self._requested_storage(vm, plan)
+        except Exception as e:  # noqa: BLE001 - any failure leaves `requested` unknown, never the create failed
+            activity.logger.warning("requested storage of %s unknown: %s", plan.snapshot,
+                                    getattr(e, "message", None) or e)
+            return None
+
+    def _requested_storage(self, vm: VirtualMachine, plan: SnapshotPlan) -> list[RequestedStorageEntry]:
+        try:
+            totals = requested_storage(
+                vm, plan.memory, lambda claim: self.kube.core.read_namespaced_persistent_volume_claim(
+                    claim, plan.vm.namespace))
+        except ValueError as e:
+            raise ApplicationError(str(e), type=ErrorType.PRECONDITION_FAILED, non_retryable=True) from e
+        return [RequestedStorageEntry(storage_class=sc, total_bytes=n) for sc, n in sorted(totals.items())]
 
     @activity.defn(name="kube_update_snapshot_status")
     def update_snapshot_status(self, change: SnapshotStatusChange) -> None:
@@ -224,17 +259,12 @@ class KubeSnapshotActivities:
 
     @activity.defn(name="kube_compute_requested_storage")
     def compute_requested_storage(self, plan: SnapshotPlan) -> list[RequestedStorageEntry]:
+        """(CreateSnapshot before prepare computed it; kept for the workflows that still call it.)"""
         vm = self.kube.get_vm(plan.vm.namespace, plan.vm.name)
         if vm is None:
             raise ApplicationError(messages.vm_not_found(plan.vm.name, plan.vm.namespace),
                                    type=ErrorType.PRECONDITION_FAILED, non_retryable=True)
-        try:
-            totals = requested_storage(
-                vm, plan.memory, lambda claim: self.kube.core.read_namespaced_persistent_volume_claim(
-                    claim, plan.vm.namespace))
-        except ValueError as e:
-            raise ApplicationError(str(e), type=ErrorType.PRECONDITION_FAILED, non_retryable=True) from e
-        return [RequestedStorageEntry(storage_class=sc, total_bytes=n) for sc, n in sorted(totals.items())]
+        return self._requested_storage(vm, plan)
 
     @activity.defn(name="kube_prepare_delete")
     def prepare_delete(self, ref: SnapshotRef) -> DeletePlan | None:
@@ -263,10 +293,15 @@ class KubeSnapshotActivities:
     @activity.defn(name="kube_remove_snapshot_finalizer")
     def remove_finalizer(self, finalizing: FinalizerRemoval) -> None:
         ref, outcome = finalizing.snapshot, finalizing.outcome
+        dropped: list[VirtualMachineSnapshot] = []
+
         def drop(s: VirtualMachineSnapshot) -> bool:
             if s.metadata.uid != ref.uid or SNAPSHOT_FINALIZER not in (s.metadata.finalizers or []):
                 return False
             s.metadata.finalizers = [f for f in s.metadata.finalizers if f != SNAPSHOT_FINALIZER]
-            self.events.record(s, EventReason.SNAPSHOT_DELETED, outcome)
+            dropped[:] = [s]
             return True
-        self.kube.update_snapshot(ref.namespace, ref.name, drop)
+        written = self.kube.update_snapshot(ref.namespace, ref.name, drop)
+        if dropped and (written is None or SNAPSHOT_FINALIZER not in (written.metadata.finalizers or [])):
+            # once, for the write that removed it (a 409 re-applies `drop`); the object may be gone already
+            self.events.record(dropped[0], EventReason.SNAPSHOT_DELETED, outcome)

@@ -90,15 +90,18 @@ class KubeVMActivities:
         re-lists the objects after writing, so a uniqueID recorded meanwhile is never overwritten by a stale
         view."""
         ns = sync.vm.namespace
-        managed = managed_snapshots(self.kube.list_vm_snapshots(ns, sync.vm.name), sync.claimed)
+        listed = self.kube.list_vm_snapshots(ns, sync.vm.name)
+        managed = managed_snapshots(listed, sync.claimed)
         for _ in range(TREE_SYNC_ROUNDS):
-            self._write_tree(sync, managed)
-            again = managed_snapshots(self.kube.list_vm_snapshots(ns, sync.vm.name), sync.claimed)
+            self._write_tree(sync, managed, {s.name: s for s in listed})
+            listed = self.kube.list_vm_snapshots(ns, sync.vm.name)
+            again = managed_snapshots(listed, sync.claimed)
             if again == managed:
                 return
             managed = again
 
-    def _write_tree(self, sync: TreeSync, managed: dict[str, str]) -> None:
+    def _write_tree(self, sync: TreeSync, managed: dict[str, str],
+                    listed: dict[str | None, VirtualMachineSnapshot]) -> None:
         ns = sync.vm.namespace
         current, roots = vm_tree_status(sync.tree, managed)
 
@@ -120,7 +123,11 @@ class KubeVMActivities:
                     return False
                 s.status.children = children or None
                 return True
-            self.kube.update_snapshot(ns, name, write_children, status=True)
+            # the objects as just listed: no GET each (a 409 reads again); those already right are not written
+            seen = listed.get(name)
+            if seen is not None and _dump(seen.status.children) == _dump(children):
+                continue
+            self.kube.update_snapshot(ns, name, write_children, status=True, current=seen)
 
 
 

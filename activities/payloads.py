@@ -115,6 +115,11 @@ class SnapshotTree(BaseModel):
 
 # --- activity inputs and results ---------------------------------------------------------------------------------
 
+class RequestedStorageEntry(BaseModel):
+    storage_class: str
+    total_bytes: int
+
+
 class SnapshotPlan(BaseModel):
     """What a create needs, read from the live objects by the first activity."""
 
@@ -126,6 +131,10 @@ class SnapshotPlan(BaseModel):
     quiesce_minutes: int | None = None
     vm_yaml: str                    # the VM object, gzip+base64, for ExtraConfig
     generation: int = 0
+    # set by a prepare that also marked the creation in progress and computed the requested storage (in the
+    # same activity, from the VM it had read): the workflow skips those two steps (plans of older workers lack it)
+    prepared: bool = False
+    requested: list[RequestedStorageEntry] | None = None  # None: unknown (the worker logged why)
 
 
 class VSphereSnapshotRequest(BaseModel):
@@ -141,6 +150,17 @@ class CreatedSnapshot(BaseModel):
     node: SnapshotNode
     # other vSphere snapshots of the same name on the VM: not this object's, left alone
     same_name: list[str] = Field(default_factory=list)
+    # the VM's tree (with usage) and the snapshot's size, read in the same round trip right after the task
+    # (None from workers before they were: the workflow then reads them itself)
+    tree: SnapshotTree | None = None
+    used_bytes: int | None = None
+
+
+class RevertedSnapshot(BaseModel):
+    """What a revert's task activity read right after the task, in one round trip each."""
+
+    tree: SnapshotTree | None = None  # the VM's tree with usage
+    vm_yaml: str | None = None        # the VM YAML the snapshot captured (None: it has none)
 
 
 class SnapshotExtraConfig(BaseModel):
@@ -168,11 +188,6 @@ class ConditionChange(BaseModel):
     status: bool
     reason: str = ""
     message: str = ""
-
-
-class RequestedStorageEntry(BaseModel):
-    storage_class: str
-    total_bytes: int
 
 
 class EventNote(BaseModel):

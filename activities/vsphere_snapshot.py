@@ -13,6 +13,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.payloads import (
     CreatedSnapshot,
+    RevertedSnapshot,
     SnapshotExtraConfig,
     SnapshotLocation,
     SnapshotLookup,
@@ -21,7 +22,13 @@ from activities.payloads import (
     VSphereSnapshotRequest,
 )
 from activities.vsphere import properties
-from activities.vsphere.snapshots import find_own_snapshot, read_tree, read_used_bytes, snapshot_owner
+from activities.vsphere.snapshots import (
+    find_own_snapshot,
+    read_tree,
+    read_tree_and_used_bytes,
+    read_used_bytes,
+    snapshot_owner,
+)
 from activities.vsphere.tasks import TaskFailed, running_snapshot_tasks, wait_for_task
 from api import messages
 from api.errors import ErrorType
@@ -92,6 +99,14 @@ def owned_snapshot(si, vm: vim.VirtualMachine, req: SnapshotLookup) -> SnapshotN
             return None
         return node
     return find_own_snapshot(si, vm, req.name, req.owner_uid) if req.owner_uid else None
+
+
+def snapshot_vm_yaml(si, snapshot_moref: str) -> str | None:
+    """The VM YAML the snapshot captured in its ExtraConfig; None when it has none."""
+    extra = properties.retrieve(si, properties.snapshot(si, snapshot_moref),
+                                ["config.extraConfig"]).get("config.extraConfig") or []
+    values = [o.value for o in extra if o.key == VM_RESOURCE_YAML_EXTRA_CONFIG_KEY]
+    return values[-1] if values else None
 
 
 class EarlierTask(NamedTuple):
@@ -183,12 +198,17 @@ class VSphereSnapshotActivities:
                                    type=ErrorType.SNAPSHOT_MISSING_AFTER_TASK)
 
         def created(si) -> CreatedSnapshot:
-            tree = read_tree(si, properties.virtual_machine(si, req.vm_moref))
+            # the tree, its usage and the snapshot's size in one read: what the workflow records next
+            try:
+                tree, used = read_tree_and_used_bytes(si, properties.virtual_machine(si, req.vm_moref), made._moId)
+            except LookupError:  # no layoutEx entry yet: the node check below says whether the snapshot is there
+                tree, used = read_tree(si, properties.virtual_machine(si, req.vm_moref), usage=True), None
             node = tree.by_moref(made._moId)
             if node is None:
                 raise ApplicationError(messages.snapshot_missing_after_task(req.name, made._moId),
                                        type=ErrorType.SNAPSHOT_MISSING_AFTER_TASK)
-            return CreatedSnapshot(node=node, same_name=[n.moref for n in tree.find(req.name) if n.moref != node.moref])
+            return CreatedSnapshot(node=node, same_name=[n.moref for n in tree.find(req.name) if n.moref != node.moref],
+                                   tree=tree, used_bytes=used)
         return self.session.run(created)
 
     @activity.defn(name="vsphere_find_snapshot")
@@ -203,14 +223,21 @@ class VSphereSnapshotActivities:
         return self.session.run(find)
 
     @activity.defn(name="vsphere_revert_snapshot")
-    def revert_snapshot(self, loc: SnapshotLocation) -> None:
-        """RevertToSnapshot_Task(suppressPowerOn=False): the VM takes the snapshot's power state."""
+    def revert_snapshot(self, loc: SnapshotLocation) -> RevertedSnapshot:
+        """RevertToSnapshot_Task(suppressPowerOn=False): the VM takes the snapshot's power state. Then what the
+        workflow needs next, read here rather than by activities of its own: the VM YAML the snapshot captured
+        and the VM's tree with usage."""
         def revert(si, _vm, earlier: EarlierTask):
             # a revert cannot be recognised as done from the tree (reverting to the current snapshot is
             # allowed), so only the earlier attempt's own task says it
             return None if earlier.done else properties.snapshot(si, loc.snapshot_moref).RevertToSnapshot_Task(
                 suppressPowerOn=False)
         self._run_task(loc.vm_moref, "revert to snapshot", revert)
+
+        def read(si) -> RevertedSnapshot:
+            return RevertedSnapshot(vm_yaml=snapshot_vm_yaml(si, loc.snapshot_moref),
+                                    tree=read_tree(si, properties.virtual_machine(si, loc.vm_moref), usage=True))
+        return self.session.run(read)
 
     @activity.defn(name="vsphere_remove_snapshot")
     def remove_snapshot(self, req: SnapshotLookup) -> bool:
@@ -232,12 +259,7 @@ class VSphereSnapshotActivities:
     @activity.defn(name="vsphere_read_snapshot_vm_yaml")
     def read_snapshot_vm_yaml(self, loc: SnapshotLocation) -> str | None:
         """The VM YAML the snapshot captured in its ExtraConfig; None when it has none."""
-        def read(si):
-            extra = properties.retrieve(si, properties.snapshot(si, loc.snapshot_moref),
-                                        ["config.extraConfig"]).get("config.extraConfig") or []
-            values = [o.value for o in extra if o.key == VM_RESOURCE_YAML_EXTRA_CONFIG_KEY]
-            return values[-1] if values else None
-        return self.session.run(read)
+        return self.session.run(lambda si: snapshot_vm_yaml(si, loc.snapshot_moref))
 
     @staticmethod
     def _start_create(vm: vim.VirtualMachine, req: VSphereSnapshotRequest) -> vim.Task:

@@ -29,6 +29,11 @@ from runtime.telemetry import current_trace_context, tracer
 log = logging.getLogger("vmsnap.bridge")
 
 DEFAULT_CONCURRENCY = 16
+# An operation (or CSI signal) delivered this recently is not sent again: an object's own writes (the create's
+# metadata and InProgress status, the CSI annotation) each bring a watch event that asks for the same thing, and
+# every repeated signal costs a workflow task of the VM's queue. Re-lists and resyncs (SYNC) and a restarted
+# bridge still re-send whatever is not done; the queue and the workflow IDs de-duplicate those.
+RESEND_AFTER_SECONDS = 60.0
 
 Key = tuple[str, str, str]
 
@@ -53,6 +58,7 @@ class Dispatcher:
         self._received = 0   # sequence number of the next change
         self._unhandled = 0  # received, not yet handled (waiting or in hand): the backlog
         self._barriers: list[_Barrier] = []
+        self._sent: dict[str, float] = {}  # what was delivered → when (monotonic), oldest first
 
     def deliver_threadsafe(self, loop: asyncio.AbstractEventLoop):
         """The informers' callback (they run in threads)."""
@@ -129,6 +135,10 @@ class Dispatcher:
         actions = snapshot_actions(obj) if event.plural == SNAPSHOT_PLURAL else vm_actions(obj)
         meta = obj.get("metadata", {})
         for action in actions:
+            sent_key = f"{action.workflow_id}#{'csi' if isinstance(action, SignalCSISynced) else 'op'}"
+            if event.kind != "SYNC" and self._sent_recently(sent_key):
+                metrics.RESENDS_SKIPPED.inc()
+                continue
             # the root of the operation's trace: the watched change that asked for it
             with tracer().start_as_current_span(f"bridge {event.kind} {event.plural}", attributes={
                     "k8s.namespace": meta.get("namespace", ""), "k8s.name": meta.get("name", ""),
@@ -142,6 +152,16 @@ class Dispatcher:
                     action.trace_context = current_trace_context()
                     await self.enqueue(action)
                     metrics.OPERATIONS_SENT.labels(action.kind.value).inc()
+            self._sent[sent_key] = time.monotonic()
+
+    def _sent_recently(self, key: str) -> bool:
+        now = time.monotonic()
+        while self._sent:  # forget what is older than the window (insertion order is time order)
+            oldest, at = next(iter(self._sent.items()))
+            if now - at < RESEND_AFTER_SECONDS:
+                break
+            del self._sent[oldest]
+        return key in self._sent
 
     async def enqueue(self, op: Operation) -> None:
         await enqueue_operation(self.client, self.task_queue, op)

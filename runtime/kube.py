@@ -5,6 +5,8 @@ patches."""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -19,6 +21,10 @@ Model = TypeVar("Model", VirtualMachineSnapshot, VirtualMachine)
 
 CONFLICT_RETRIES = 10
 LIST_PAGE_SIZE = 500
+# objects this process wrote last, kept so the next read-modify-write of the same object (an operation's next
+# status step) starts from them instead of a GET: one request instead of two. The write is still at that
+# resourceVersion, so if anyone else wrote since, it is refused (409) and the object is read again.
+REMEMBERED_WRITES = 512
 
 
 def api_client(settings: Settings) -> client.ApiClient:
@@ -33,6 +39,8 @@ class Kube:
         self.api = api
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
+        self._written: OrderedDict[tuple[str, str, str], dict[str, Any]] = OrderedDict()
+        self._written_lock = threading.Lock()
 
     # --- any of our group's kinds, as JSON objects ---
     def get_object(self, plural: str, namespace: str, name: str, *,
@@ -123,33 +131,63 @@ class Kube:
 
     # --- writes ---
     def update_snapshot(self, namespace: str, name: str, mutate: Callable[[VirtualMachineSnapshot], bool],
-                        *, status: bool = False) -> VirtualMachineSnapshot | None:
-        return self._update(VirtualMachineSnapshot, SNAPSHOT_PLURAL, namespace, name, mutate, status)
+                        *, status: bool = False,
+                        current: VirtualMachineSnapshot | None = None) -> VirtualMachineSnapshot | None:
+        """`current`: the object as the caller just read it (e.g. in a list), tried first instead of a GET."""
+        return self._update(VirtualMachineSnapshot, SNAPSHOT_PLURAL, namespace, name, mutate, status, current)
 
     def update_vm(self, namespace: str, name: str, mutate: Callable[[VirtualMachine], bool],
                   *, status: bool = False) -> VirtualMachine | None:
         return self._update(VirtualMachine, VM_PLURAL, namespace, name, mutate, status)
 
     def _update(self, model: type[Model], plural: str, namespace: str, name: str,
-                mutate: Callable[[Model], bool], status: bool) -> Model | None:
-        """Read, let `mutate` change the model (it returns False when nothing needs writing), and write the
-        whole object (or its status) back at the resourceVersion read. Returns None if the object is gone."""
+                mutate: Callable[[Model], bool], status: bool, current: Model | None = None) -> Model | None:
+        """Read (or take `current`, read by the caller), let `mutate` change the model (it returns False when
+        nothing needs writing), and write the whole object (or its status) back at the resourceVersion read: a
+        409 (someone wrote in between) reads again and re-applies. Returns None if the object is gone."""
         replace = (self.custom.replace_namespaced_custom_object_status if status
                    else self.custom.replace_namespaced_custom_object)
+        key = (plural, namespace, name)
+        remembered = self._recall(key) if current is None else None
         for _ in range(CONFLICT_RETRIES):
-            obj = self._get(model, plural, namespace, name)
+            if current is not None:
+                obj, fresh, current = current, True, None
+            elif remembered is not None:
+                obj, fresh, remembered = model.model_validate(remembered), False, None
+            else:
+                obj, fresh = self._get(model, plural, namespace, name), True
             if obj is None:
+                self._remember(key, None)
                 return None
             if not mutate(obj):
-                return obj
+                if fresh:
+                    return obj
+                continue  # what this process wrote last may be out of date: decide on a fresh read
             try:
-                return model.model_validate(replace(GROUP, VERSION, namespace, plural, name, obj.to_kube()))
+                written = replace(GROUP, VERSION, namespace, plural, name, obj.to_kube())
             except ApiException as e:
+                self._remember(key, None)
                 if e.status == 404:
                     return None
                 if e.status != 409:
                     raise
+                continue
+            self._remember(key, written)
+            return model.model_validate(written)
         raise RuntimeError(f"{plural} {namespace}/{name}: still conflicting after {CONFLICT_RETRIES} attempts")
+
+
+    def _recall(self, key: tuple[str, str, str]) -> dict[str, Any] | None:
+        with self._written_lock:
+            return self._written.get(key)
+
+    def _remember(self, key: tuple[str, str, str], obj: dict[str, Any] | None) -> None:
+        with self._written_lock:
+            self._written.pop(key, None)
+            if obj is not None:
+                self._written[key] = obj
+                if len(self._written) > REMEMBERED_WRITES:
+                    self._written.popitem(last=False)
 
 
 def _timeout(seconds: float | None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.kube_vm import KubeVMActivities
-    from activities.payloads import TreeSync, VMRef
+    from activities.payloads import SnapshotTree, TreeSync, VMRef
     from activities.vsphere_snapshot import VSphereSnapshotActivities
     from workflows import options
     from workflows.vm_snapshot_queue import VirtualMachineSnapshotQueue
@@ -81,8 +81,13 @@ async def sync_snapshot_tree(vm: VMRef, vm_moref: str, claimed: dict[str, str] |
     of snapshots whose uniqueID is being recorded at the same time."""
     tree = await vcenter(VSphereSnapshotActivities.read_snapshot_tree, vm_moref, "read snapshot tree")
     if tree is not None:
-        await kube(KubeVMActivities.sync_snapshot_tree, TreeSync(vm=vm, tree=tree, claimed=claimed or {}),
-                   "tree onto VM and snapshots")
+        await write_snapshot_tree(vm, tree, claimed)
+
+
+async def write_snapshot_tree(vm: VMRef, tree: SnapshotTree, claimed: dict[str, str] | None = None) -> None:
+    """A tree already read (by the vCenter task's activity, right after the task) onto the VM and its snapshots."""
+    await kube(KubeVMActivities.sync_snapshot_tree, TreeSync(vm=vm, tree=tree, claimed=claimed or {}),
+               "tree onto VM and snapshots")
 
 
 async def together(*steps: Awaitable[Any]) -> list[Any]:

@@ -35,8 +35,12 @@ with workflow.unsafe.imports_passed_through():
         sync_snapshot_tree,
         together,
         vcenter,
+        write_snapshot_tree,
     )
 
+# workflow.patched IDs: histories of earlier versions (tests/workflows/histories/) replay without them
+PREPARED_IN_ONE = "prepare-marks-in-progress-and-computes-storage"  # two local activities fewer
+TREE_WITH_TASK = "tree-and-size-read-by-the-task-activity"          # two vCenter reads (local activities) fewer
 CREATED, CSI_SYNCED = SnapshotConditionType.CREATED, SnapshotConditionType.CSI_SYNCED
 # if the bridge's signal is missed, the annotation is re-read this often
 CSI_POLL = timedelta(minutes=1)
@@ -79,8 +83,13 @@ class CreateSnapshot:
             return await self._failed(op, failure_message(e))
 
         self._at("record the created snapshot and the VM's tree")
-        await together(self._record_created(plan, created, requested),
-                       sync_snapshot_tree(plan.vm, plan.vm_moref, claimed={created.node.moref: plan.snapshot.name}))
+        claimed = {created.node.moref: plan.snapshot.name}
+        if created.tree is not None and created.used_bytes is not None and workflow.patched(TREE_WITH_TASK):
+            await together(self._record_created(plan, created, requested, created.used_bytes),
+                           write_snapshot_tree(plan.vm, created.tree, claimed))
+        else:
+            await together(self._record_created(plan, created, requested),
+                           sync_snapshot_tree(plan.vm, plan.vm_moref, claimed))
         self._at("CSI volume sync handshake")
         await together(release_vm_queue(), self._csi_sync(plan))
         await self._status(plan, conditions=[ConditionChange(type=CSI_SYNCED, status=True)])
@@ -91,14 +100,25 @@ class CreateSnapshot:
     async def _create_in_vsphere(self, plan: SnapshotPlan) -> tuple[list[RequestedStorageEntry] | None,
                                                                     CreatedSnapshot]:
         self._at("store the VM's YAML and the snapshot's owner in ExtraConfig, mark the creation in progress")
+        if plan.prepared and workflow.patched(PREPARED_IN_ONE):
+            # prepare marked the creation in progress and computed the requested storage already
+            await self._store_extra_config(plan)
+            return await self._vsphere_task(plan, plan.requested)
         _, _, requested = await together(
-            vcenter(VSphereSnapshotActivities.store_snapshot_extra_config,
-                    SnapshotExtraConfig(vm_moref=plan.vm_moref, vm_yaml=plan.vm_yaml, owner_uid=plan.snapshot.uid),
-                    "VM YAML and owner UID into ExtraConfig"),
+            self._store_extra_config(plan),
             self._status(plan, conditions=[ConditionChange(type=CREATED, status=False,
                                                            reason=SnapshotReason.CREATION_IN_PROGRESS,
                                                            message=messages.CREATION_IN_PROGRESS)]),
             self._requested_storage(plan))
+        return await self._vsphere_task(plan, requested)
+
+    async def _store_extra_config(self, plan: SnapshotPlan) -> None:
+        await vcenter(VSphereSnapshotActivities.store_snapshot_extra_config,
+                      SnapshotExtraConfig(vm_moref=plan.vm_moref, vm_yaml=plan.vm_yaml, owner_uid=plan.snapshot.uid),
+                      "VM YAML and owner UID into ExtraConfig")
+
+    async def _vsphere_task(self, plan: SnapshotPlan, requested: list[RequestedStorageEntry] | None
+                            ) -> tuple[list[RequestedStorageEntry] | None, CreatedSnapshot]:
         self._at("create the vSphere snapshot")
         quiesce = f", quiesce {plan.quiesce_minutes}m" if plan.quiesce_minutes is not None else ""
         created = await workflow.execute_activity_method(
@@ -118,11 +138,12 @@ class CreateSnapshot:
             return None
 
     async def _record_created(self, plan: SnapshotPlan, created: CreatedSnapshot,
-                              requested: list[RequestedStorageEntry] | None) -> None:
+                              requested: list[RequestedStorageEntry] | None, used: int | None = None) -> None:
         node = created.node
-        used = await vcenter(VSphereSnapshotActivities.read_snapshot_used_bytes,
-                             SnapshotLocation(vm_moref=plan.vm_moref, snapshot_moref=node.moref),
-                             "snapshot size from layoutEx")
+        if used is None:
+            used = await vcenter(VSphereSnapshotActivities.read_snapshot_used_bytes,
+                                 SnapshotLocation(vm_moref=plan.vm_moref, snapshot_moref=node.moref),
+                                 "snapshot size from layoutEx")
         events = [EventNote(reason=EventReason.SAME_NAME_SNAPSHOT_LEFT_ALONE, warning=True,
                             message=messages.same_name_snapshot_left_alone(plan.snapshot.name, node.moref,
                                                                            created.same_name))

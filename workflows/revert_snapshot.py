@@ -24,7 +24,11 @@ with workflow.unsafe.imports_passed_through():
         sync_snapshot_tree,
         together,
         vcenter,
+        write_snapshot_tree,
     )
+
+# workflow.patched ID: histories of earlier versions (tests/workflows/histories/) replay without it
+READ_WITH_TASK = "vm-yaml-and-tree-read-by-the-task-activity"  # two vCenter reads (local activities) fewer
 
 
 @workflow.defn(name="RevertSnapshot")
@@ -56,13 +60,19 @@ class RevertSnapshot:
 
         location = SnapshotLocation(vm_moref=plan.vm_moref, snapshot_moref=node.moref)
         try:
-            await workflow.execute_activity_method(VSphereSnapshotActivities.revert_snapshot, location,
-                                                   summary=f"RevertToSnapshot_Task {plan.snapshot_name}",
-                                                   **options.vsphere_snapshot_task(None))
+            reverted = await workflow.execute_activity_method(
+                VSphereSnapshotActivities.revert_snapshot, location,
+                summary=f"RevertToSnapshot_Task {plan.snapshot_name}", **options.vsphere_snapshot_task(None))
         except StepFailed as e:
             return await self._failed(op, RevertReason.TASK_FAILED, failure_message(e))
 
-        vm_yaml = await vcenter(VSphereSnapshotActivities.read_snapshot_vm_yaml, location, "VM YAML from the snapshot")
+        # the task's activity read the VM YAML and the tree too (workers before it returned nothing)
+        read_with_task = reverted is not None and workflow.patched(READ_WITH_TASK)
+        if read_with_task:
+            vm_yaml = reverted.vm_yaml
+        else:
+            vm_yaml = await vcenter(VSphereSnapshotActivities.read_snapshot_vm_yaml, location,
+                                    "VM YAML from the snapshot")
         if vm_yaml is None and not plan.imported:
             return await self._failed(op, RevertReason.FAILED_INVALID_VM_MANIFEST,
                                       messages.revert_failed_to_restore_vm(messages.NO_VM_YAML_IN_SNAPSHOT))
@@ -76,7 +86,10 @@ class RevertSnapshot:
                 else RevertReason.FAILED
             return await self._failed(op, reason, failure_message(e))
         # success: the condition goes (its steady state is absent)
-        await together(self._condition(op, None), sync_snapshot_tree(plan.vm, plan.vm_moref))
+        tree = reverted.tree if read_with_task and reverted is not None else None
+        await together(self._condition(op, None),
+                       write_snapshot_tree(plan.vm, tree) if tree is not None
+                       else sync_snapshot_tree(plan.vm, plan.vm_moref))
         count_operation("revert", "reverted")
         return f"reverted to {plan.snapshot_name}"
 

@@ -126,6 +126,16 @@ def snapshots_usage(layout: vim.vm.FileLayoutEx | None, devices: list) -> Snapsh
     return SnapshotUsage(vm_bytes=sum(u.vm_bytes for u in each), volume_bytes=sum(u.volume_bytes for u in each))
 
 
+def read_tree_and_used_bytes(si: vim.ServiceInstance, vm: vim.VirtualMachine,
+                             snapshot_moref: str) -> tuple[SnapshotTree, int]:
+    """The VM's tree with its snapshots' usage, and one snapshot's size, from one read."""
+    props = retrieve(si, vm, ["snapshot", "layoutEx", "config.hardware.device"])
+    devices = props.get("config.hardware.device") or []
+    tree = tree_from_info(props.get("snapshot"))
+    tree.usage = snapshots_usage(props.get("layoutEx"), devices)
+    return tree, snapshot_used_bytes(props.get("layoutEx"), devices, snapshot_moref)
+
+
 def read_used_bytes(si: vim.ServiceInstance, vm: vim.VirtualMachine, snapshot_moref: str) -> int:
     props = retrieve(si, vm, ["layoutEx", "config.hardware.device"])
     return snapshot_used_bytes(props.get("layoutEx"), props.get("config.hardware.device") or [], snapshot_moref)

@@ -198,3 +198,21 @@ async def test_handled_waits_for_what_was_received_before_it_only():
         running.cancel()
         with pytest.raises(asyncio.CancelledError):
             await running
+
+
+async def test_a_watch_event_asking_again_for_what_was_just_delivered_is_not_sent_again():
+    """A create's own writes (metadata, InProgress) each bring a watch event asking for the same create: one
+    signal-with-start, not three (each would cost the VM's queue a workflow task). A re-list or resync (SYNC)
+    re-sends, and a delivery that failed is tried again by the next event."""
+    client = FakeClient(fail={"s-bad"})
+    skipped = counter(metrics.RESENDS_SKIPPED)
+    pending = snapshot("s-1", "vm-a")
+    bad = snapshot("s-bad", "vm-a")
+    await dispatch(Dispatcher(client, "q"), [Event("ADDED", SNAPSHOT_PLURAL, pending),
+                                             Event("MODIFIED", SNAPSHOT_PLURAL, pending),
+                                             Event("MODIFIED", SNAPSHOT_PLURAL, pending),
+                                             Event("SYNC", SNAPSHOT_PLURAL, pending),
+                                             Event("ADDED", SNAPSHOT_PLURAL, bad),
+                                             Event("MODIFIED", SNAPSHOT_PLURAL, bad)])
+    assert [op.snapshot_name for op in client.enqueued[queue_id("vm-a")]] == ["s-1", "s-1"]  # ADDED, SYNC
+    assert counter(metrics.RESENDS_SKIPPED) - skipped == 2

@@ -40,6 +40,7 @@ from activities.payloads import (
     QueueState,
     RequestedStorageEntry,
     RevertConditionChange,
+    RevertedSnapshot,
     RevertPlan,
     SnapshotExtraConfig,
     SnapshotLocation,
@@ -80,7 +81,8 @@ __all__ = [
     "CreateSnapshot", "DeleteSnapshot", "RevertSnapshot", "VirtualMachineSnapshotQueue", "QueueState",
     "create_snapshot", "vm_snapshot_queue", "enqueue_operation", "vm_queue_workflow_id", "messages",
     "SNAPSHOT_DELETED_CONDITION", "EventReason", "PowerState", "RevertReason", "SnapshotConditionType",
-    "SnapshotReason", "ConditionChange", "CreatedSnapshot", "DeletePlan", "EventNote", "FinalizerRemoval", "Operation",
+    "SnapshotReason", "ConditionChange", "CreatedSnapshot", "RevertedSnapshot", "DeletePlan", "EventNote",
+    "FinalizerRemoval", "Operation",
     "OperationKind", "RequestedStorageEntry", "RevertConditionChange", "RevertPlan", "SnapshotExtraConfig",
     "SnapshotLocation", "SnapshotLookup", "SnapshotNode", "SnapshotPlan", "SnapshotRef", "SnapshotStatusChange",
     "SnapshotTree", "TreeSync", "VMRef", "VMRestore", "VSphereSnapshotRequest", "PRODUCT_ACTIVITY_CLASSES",
@@ -233,8 +235,9 @@ class FakeWorld:
 
         @fake("kube_prepare_snapshot")
         def prepare_snapshot(ref: SnapshotRef) -> SnapshotPlan | None:
+            # as today's prepare: Created=False/InProgress written and the requested storage computed in it
             return SnapshotPlan(snapshot=ref, vm=vm, vm_moref=VM_MOREF, description="before the upgrade",
-                                memory=True, vm_yaml=VM_YAML, generation=1)
+                                memory=True, vm_yaml=VM_YAML, generation=1, prepared=True, requested=REQUESTED)
 
         @fake("kube_update_snapshot_status")
         def update_snapshot_status(change: SnapshotStatusChange) -> None:
@@ -307,12 +310,14 @@ class FakeWorld:
         # the vCenter snapshot tasks: regular activities on their own task queue
         @fake("vsphere_create_snapshot")
         def create_snapshot_task(req: VSphereSnapshotRequest) -> CreatedSnapshot:
+            # as today's task activity: the tree and the size read with it
             return CreatedSnapshot(node=SnapshotNode(name=req.name, moref=snapshot_moref(req.name),
-                                                     power_state=PowerState.POWERED_ON))
+                                                     power_state=PowerState.POWERED_ON),
+                                   tree=SnapshotTree(), used_bytes=USED_BYTES)
 
         @fake("vsphere_revert_snapshot")
-        def revert_snapshot(location: SnapshotLocation) -> None:
-            return None
+        def revert_snapshot(location: SnapshotLocation) -> RevertedSnapshot:
+            return RevertedSnapshot(tree=SnapshotTree(), vm_yaml=VM_YAML)
 
         @fake("vsphere_remove_snapshot")
         def remove_snapshot(lookup: SnapshotLookup) -> bool:

@@ -30,6 +30,7 @@ from tests.workflows.fakes import (
     SnapshotReason,
     SnapshotRef,
     SnapshotStatusChange,
+    SnapshotTree,
     VSphereSnapshotRequest,
     create_op,
     create_snapshot,
@@ -73,23 +74,22 @@ async def test_a_create_takes_every_step_in_order_and_is_ready_when_the_driver_h
     assert world.args("vsphere_create_snapshot") == [VSphereSnapshotRequest(
         vm_moref=VM_MOREF, name="snap-1", owner_uid=op.snapshot_uid, description="before the upgrade", memory=True,
         quiesce_minutes=None)]
-    # the YAML and the owner UID are in ExtraConfig, and the object says "in progress", before the task
+    # the YAML and the owner UID are in ExtraConfig before the task; prepare (one activity) said "in progress"
+    # and computed the requested storage, and the task's activity read the tree and the size: no steps of their own
     task = world.index("vsphere_create_snapshot")
     assert world.index("vsphere_store_snapshot_extra_config") < task
-    assert world.index(STATUS) < task and world.index("kube_compute_requested_storage") < task
-    assert world.args("vsphere_read_snapshot_used_bytes") == [SnapshotLocation(vm_moref=VM_MOREF,
-                                                                               snapshot_moref=moref)]
-    assert world.args("vsphere_read_snapshot_tree") == [VM_MOREF]
+    assert not {"kube_compute_requested_storage", "vsphere_read_snapshot_used_bytes",
+                "vsphere_read_snapshot_tree"} & set(world.steps())
+    assert world.index(STATUS) > task
     assert world.args("kube_sync_snapshot_tree")[0].claimed == {moref: "snap-1"}
     assert world.args("kube_sync_snapshot_tree")[0].vm == wf.vm
+    assert world.args("kube_sync_snapshot_tree")[0].tree == SnapshotTree()  # the one the task's activity read
 
     assert conditions(world) == [
-        [(CREATED, False, SnapshotReason.CREATION_IN_PROGRESS)],
         [(CREATED, True, ""), (CSI_SYNCED, False, SnapshotReason.CSI_SYNC_IN_PROGRESS)],
         [(CSI_SYNCED, True, "")],
     ]
-    assert statuses(world)[0].conditions[0].message == messages.CREATION_IN_PROGRESS
-    recorded = statuses(world)[1]
+    recorded = statuses(world)[0]
     assert (recorded.snapshot, recorded.unique_id, recorded.power_state, recorded.quiesced, recorded.requested,
             recorded.used_bytes, recorded.events) == (op.snapshot, moref, PowerState.POWERED_ON, False, REQUESTED,
                                                       USED_BYTES, [])
@@ -114,11 +114,12 @@ async def test_a_same_name_snapshot_made_by_someone_else_is_left_alone_with_a_wa
     op = create_op(wf.vm, "dup")
     ours = snapshot_moref("dup")
     wf.world.on("vsphere_create_snapshot", CreatedSnapshot(
-        node=SnapshotNode(name="dup", moref=ours, power_state=PowerState.POWERED_OFF), same_name=["snapshot-by-hand"]))
+        node=SnapshotNode(name="dup", moref=ours, power_state=PowerState.POWERED_OFF), same_name=["snapshot-by-hand"],
+        tree=SnapshotTree(), used_bytes=USED_BYTES))
 
     assert await wf.run(op) == "Ready"
 
-    recorded = statuses(wf.world)[1]
+    recorded = statuses(wf.world)[0]
     assert recorded.unique_id == ours and recorded.power_state == PowerState.POWERED_OFF
     assert recorded.events == [EventNote(
         reason=EventReason.SAME_NAME_SNAPSHOT_LEFT_ALONE, warning=True,
@@ -128,15 +129,42 @@ async def test_a_same_name_snapshot_made_by_someone_else_is_left_alone_with_a_wa
 
 async def test_unknown_requested_storage_does_not_stop_the_snapshot(wf: Harness):
     op = create_op(wf.vm, "no-class")
-    wf.world.on("kube_compute_requested_storage",
-                precondition_failed('PersistentVolumeClaim "data" has no storage class or request'))
+    wf.world.on("kube_prepare_snapshot", lambda ref: plan_for(ref, wf.world, prepared=True, requested=None))
 
     assert await wf.run(op) == "Ready"
 
     assert len(wf.world.args("vsphere_create_snapshot")) == 1
-    recorded = statuses(wf.world)[1]
+    recorded = statuses(wf.world)[0]
     assert recorded.requested is None and recorded.used_bytes == USED_BYTES
     assert conditions(wf.world)[-1] == [(CSI_SYNCED, True, "")]
+
+
+async def test_an_older_workers_plan_and_task_result_take_the_steps_they_did_then(wf: Harness):
+    """A create started before prepare marked "in progress" and computed the storage, and before the task's
+    activity read the tree and size, carries on with the steps it had (what the stored histories replay)."""
+    op = create_op(wf.vm, "older")
+    moref = snapshot_moref("older")
+    world = wf.world
+    world.on("kube_prepare_snapshot", lambda ref: plan_for(ref, world, description="before the upgrade", memory=True))
+    world.on("vsphere_create_snapshot", CreatedSnapshot(node=SnapshotNode(name="older", moref=moref,
+                                                                          power_state=PowerState.POWERED_ON)))
+    world.on("kube_compute_requested_storage",
+             precondition_failed('PersistentVolumeClaim "data" has no storage class or request'))
+
+    assert await wf.run(op) == "Ready"
+
+    task = world.index("vsphere_create_snapshot")
+    assert world.index(STATUS) < task and world.index("kube_compute_requested_storage") < task
+    assert world.args("vsphere_read_snapshot_used_bytes") == [SnapshotLocation(vm_moref=VM_MOREF,
+                                                                               snapshot_moref=moref)]
+    assert world.args("vsphere_read_snapshot_tree") == [VM_MOREF]
+    assert conditions(world) == [
+        [(CREATED, False, SnapshotReason.CREATION_IN_PROGRESS)],
+        [(CREATED, True, ""), (CSI_SYNCED, False, SnapshotReason.CSI_SYNC_IN_PROGRESS)],
+        [(CSI_SYNCED, True, "")],
+    ]
+    assert statuses(world)[0].conditions[0].message == messages.CREATION_IN_PROGRESS
+    assert statuses(world)[1].requested is None and statuses(world)[1].used_bytes == USED_BYTES
 
 
 async def test_a_snapshot_deleted_before_its_creation_touches_nothing(wf: Harness):

@@ -14,11 +14,13 @@ from tests.workflows.fakes import (
     Harness,
     PowerState,
     RevertConditionChange,
+    RevertedSnapshot,
     RevertPlan,
     RevertReason,
     SnapshotLocation,
     SnapshotLookup,
     SnapshotNode,
+    SnapshotTree,
     VMRestore,
     invalid_manifest,
     messages,
@@ -53,7 +55,8 @@ async def test_a_revert_takes_every_step_and_clears_its_condition(wf: Harness):
                                                                   snapshot_moref=moref)]
     location = SnapshotLocation(vm_moref=VM_MOREF, snapshot_moref=moref)
     assert world.args("vsphere_revert_snapshot") == [location]
-    assert world.args("vsphere_read_snapshot_vm_yaml") == [location]
+    # the task's activity read the VM YAML and the tree right after the task: no steps of their own
+    assert not {"vsphere_read_snapshot_vm_yaml", "vsphere_read_snapshot_tree"} & set(world.steps())
     assert world.args("kube_restore_vm_from_snapshot") == [VMRestore(
         vm=wf.vm, generation=7, snapshot_name="snap-1", vm_yaml=VM_YAML, power_state=PowerState.SUSPENDED,
         snapshot_moref=moref)]
@@ -61,8 +64,24 @@ async def test_a_revert_takes_every_step_and_clears_its_condition(wf: Harness):
     # success: the condition is removed (its steady state is absent), the tree rewritten
     assert world.args(CONDITION)[-1] == RevertConditionChange(vm=wf.vm, reason=None, generation=None)
     assert condition_writes(world) == [(RevertReason.IN_PROGRESS, 7), (None, None)]
-    assert world.args("vsphere_read_snapshot_tree") == [VM_MOREF]
     assert world.args("kube_sync_snapshot_tree")[0].vm == wf.vm
+
+
+async def test_an_older_workers_task_result_takes_the_reads_it_did_then(wf: Harness):
+    """A revert whose task activity returned nothing (workers before it read the YAML and tree) reads them with
+    steps of its own, as it did then (what the stored histories replay)."""
+    op = revert_op(wf.vm, "snap-1", generation=7)
+    location = SnapshotLocation(vm_moref=VM_MOREF, snapshot_moref=snapshot_moref("snap-1"))
+    wf.world.on("vsphere_revert_snapshot", None)
+
+    assert await wf.run(op) == "reverted to snap-1"
+
+    world = wf.world
+    assert world.args("vsphere_read_snapshot_vm_yaml") == [location]
+    assert world.index("vsphere_read_snapshot_vm_yaml") < world.index("kube_restore_vm_from_snapshot")
+    assert world.args("kube_restore_vm_from_snapshot")[0].vm_yaml == VM_YAML
+    assert world.args("vsphere_read_snapshot_tree") == [VM_MOREF]
+    assert condition_writes(world) == [(RevertReason.IN_PROGRESS, 7), (None, None)]
 
 
 async def test_an_empty_snapshot_name_aborts_and_clears_the_condition(wf: Harness):
@@ -84,7 +103,7 @@ async def test_an_imported_snapshot_without_vm_yaml_restores_an_approximated_vm(
     op = revert_op(wf.vm, "imported", generation=3)
     wf.world.on("kube_prepare_revert", RevertPlan(vm=wf.vm, vm_moref=VM_MOREF, snapshot_name="imported",
                                                   imported=True))
-    wf.world.on("vsphere_read_snapshot_vm_yaml", None)
+    wf.world.on("vsphere_revert_snapshot", RevertedSnapshot(tree=SnapshotTree(), vm_yaml=None))
 
     assert await wf.run(op) == "reverted to imported"
 
@@ -123,7 +142,7 @@ API_DOWN = "the server rejected our request: Forbidden"
     ({"vsphere_revert_snapshot": vsphere_fault(LOCKED, "FileLocked")},
      RevertReason.TASK_FAILED, LOCKED, ["vsphere_read_snapshot_vm_yaml", "kube_restore_vm_from_snapshot"]),
     # the VM object: no YAML in a snapshot that is not imported, a YAML that cannot be restored, the API failing
-    ({"vsphere_read_snapshot_vm_yaml": None},
+    ({"vsphere_revert_snapshot": RevertedSnapshot(tree=SnapshotTree(), vm_yaml=None)},
      RevertReason.FAILED_INVALID_VM_MANIFEST, messages.revert_failed_to_restore_vm(messages.NO_VM_YAML_IN_SNAPSHOT),
      ["kube_restore_vm_from_snapshot"]),
     ({"kube_restore_vm_from_snapshot": invalid_manifest(BAD_YAML)},
