@@ -198,17 +198,21 @@ class VSphereSnapshotActivities:
                                    type=ErrorType.SNAPSHOT_MISSING_AFTER_TASK)
 
         def created(si) -> CreatedSnapshot:
-            # the tree, its usage and the snapshot's size in one read: what the workflow records next
-            try:
-                tree, used = read_tree_and_used_bytes(si, properties.virtual_machine(si, req.vm_moref), made._moId)
-            except LookupError:  # no layoutEx entry yet: the node check below says whether the snapshot is there
-                tree, used = read_tree(si, properties.virtual_machine(si, req.vm_moref), usage=True), None
+            vm = properties.virtual_machine(si, req.vm_moref)
+            used: int | None = None
+            if not req.read_after:
+                tree = read_tree(si, vm)
+            else:  # the tree, its usage and the snapshot's size in one read: what the workflow records next
+                try:
+                    tree, used = read_tree_and_used_bytes(si, vm, made._moId)
+                except LookupError:  # no layoutEx entry yet: the workflow reads the size itself
+                    tree = read_tree(si, vm, usage=True)
             node = tree.by_moref(made._moId)
             if node is None:
                 raise ApplicationError(messages.snapshot_missing_after_task(req.name, made._moId),
                                        type=ErrorType.SNAPSHOT_MISSING_AFTER_TASK)
             return CreatedSnapshot(node=node, same_name=[n.moref for n in tree.find(req.name) if n.moref != node.moref],
-                                   tree=tree, used_bytes=used)
+                                   tree=tree if req.read_after else None, used_bytes=used)
         return self.session.run(created)
 
     @activity.defn(name="vsphere_find_snapshot")
@@ -223,16 +227,18 @@ class VSphereSnapshotActivities:
         return self.session.run(find)
 
     @activity.defn(name="vsphere_revert_snapshot")
-    def revert_snapshot(self, loc: SnapshotLocation) -> RevertedSnapshot:
-        """RevertToSnapshot_Task(suppressPowerOn=False): the VM takes the snapshot's power state. Then what the
-        workflow needs next, read here rather than by activities of its own: the VM YAML the snapshot captured
-        and the VM's tree with usage."""
+    def revert_snapshot(self, loc: SnapshotLocation) -> RevertedSnapshot | None:
+        """RevertToSnapshot_Task(suppressPowerOn=False): the VM takes the snapshot's power state. Then, when
+        asked (`read_after`), what the workflow needs next, read here rather than by activities of its own: the
+        VM YAML the snapshot captured and the VM's tree with usage."""
         def revert(si, _vm, earlier: EarlierTask):
             # a revert cannot be recognised as done from the tree (reverting to the current snapshot is
             # allowed), so only the earlier attempt's own task says it
             return None if earlier.done else properties.snapshot(si, loc.snapshot_moref).RevertToSnapshot_Task(
                 suppressPowerOn=False)
         self._run_task(loc.vm_moref, "revert to snapshot", revert)
+        if not loc.read_after:
+            return None
 
         def read(si) -> RevertedSnapshot:
             return RevertedSnapshot(vm_yaml=snapshot_vm_yaml(si, loc.snapshot_moref),

@@ -38,9 +38,11 @@ with workflow.unsafe.imports_passed_through():
         write_snapshot_tree,
     )
 
-# workflow.patched IDs: histories of earlier versions (tests/workflows/histories/) replay without them
-PREPARED_IN_ONE = "prepare-marks-in-progress-and-computes-storage"  # two local activities fewer
-TREE_WITH_TASK = "tree-and-size-read-by-the-task-activity"          # two vCenter reads (local activities) fewer
+# Versions: what a step returned decides which steps follow, so a history replays on any version. Today's
+# prepare marks the creation in progress and computes the requested storage (`plan.prepared`); today's task
+# activity, asked with `read_after`, returns the tree and the size it read after the task. An older workflow
+# never asks for them, so even a newer worker running its task returns what it expects (tests/workflows/
+# test_replay_histories.py). No workflow.patched: its marker and search-attribute upsert cost history events.
 CREATED, CSI_SYNCED = SnapshotConditionType.CREATED, SnapshotConditionType.CSI_SYNCED
 # if the bridge's signal is missed, the annotation is re-read this often
 CSI_POLL = timedelta(minutes=1)
@@ -84,7 +86,7 @@ class CreateSnapshot:
 
         self._at("record the created snapshot and the VM's tree")
         claimed = {created.node.moref: plan.snapshot.name}
-        if created.tree is not None and created.used_bytes is not None and workflow.patched(TREE_WITH_TASK):
+        if created.tree is not None and created.used_bytes is not None:  # read by the task's activity
             await together(self._record_created(plan, created, requested, created.used_bytes),
                            write_snapshot_tree(plan.vm, created.tree, claimed))
         else:
@@ -100,7 +102,7 @@ class CreateSnapshot:
     async def _create_in_vsphere(self, plan: SnapshotPlan) -> tuple[list[RequestedStorageEntry] | None,
                                                                     CreatedSnapshot]:
         self._at("store the VM's YAML and the snapshot's owner in ExtraConfig, mark the creation in progress")
-        if plan.prepared and workflow.patched(PREPARED_IN_ONE):
+        if plan.prepared:
             # prepare marked the creation in progress and computed the requested storage already
             await self._store_extra_config(plan)
             return await self._vsphere_task(plan, plan.requested)
@@ -125,7 +127,7 @@ class CreateSnapshot:
             VSphereSnapshotActivities.create_snapshot,
             VSphereSnapshotRequest(vm_moref=plan.vm_moref, name=plan.snapshot.name, owner_uid=plan.snapshot.uid,
                                    description=plan.description, memory=plan.memory,
-                                   quiesce_minutes=plan.quiesce_minutes),
+                                   quiesce_minutes=plan.quiesce_minutes, read_after=True),
             summary=f"CreateSnapshotEx_Task {plan.snapshot.name}{' memory' if plan.memory else ''}{quiesce}",
             **options.vsphere_snapshot_task(plan.quiesce_minutes))
         return requested, created

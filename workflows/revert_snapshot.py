@@ -27,9 +27,6 @@ with workflow.unsafe.imports_passed_through():
         write_snapshot_tree,
     )
 
-# workflow.patched ID: histories of earlier versions (tests/workflows/histories/) replay without it
-READ_WITH_TASK = "vm-yaml-and-tree-read-by-the-task-activity"  # two vCenter reads (local activities) fewer
-
 
 @workflow.defn(name="RevertSnapshot")
 class RevertSnapshot:
@@ -61,14 +58,14 @@ class RevertSnapshot:
         location = SnapshotLocation(vm_moref=plan.vm_moref, snapshot_moref=node.moref)
         try:
             reverted = await workflow.execute_activity_method(
-                VSphereSnapshotActivities.revert_snapshot, location,
+                VSphereSnapshotActivities.revert_snapshot, location.model_copy(update={"read_after": True}),
                 summary=f"RevertToSnapshot_Task {plan.snapshot_name}", **options.vsphere_snapshot_task(None))
         except StepFailed as e:
             return await self._failed(op, RevertReason.TASK_FAILED, failure_message(e))
 
-        # the task's activity read the VM YAML and the tree too (workers before it returned nothing)
-        read_with_task = reverted is not None and workflow.patched(READ_WITH_TASK)
-        if read_with_task:
+        # the task's activity read the VM YAML and the tree too (asked with read_after; histories of older
+        # versions carry no result, and replay the reads they made)
+        if reverted is not None:
             vm_yaml = reverted.vm_yaml
         else:
             vm_yaml = await vcenter(VSphereSnapshotActivities.read_snapshot_vm_yaml, location,
@@ -86,7 +83,7 @@ class RevertSnapshot:
                 else RevertReason.FAILED
             return await self._failed(op, reason, failure_message(e))
         # success: the condition goes (its steady state is absent)
-        tree = reverted.tree if read_with_task and reverted is not None else None
+        tree = reverted.tree if reverted is not None else None
         await together(self._condition(op, None),
                        write_snapshot_tree(plan.vm, tree) if tree is not None
                        else sync_snapshot_tree(plan.vm, plan.vm_moref))

@@ -310,14 +310,14 @@ class FakeWorld:
         # the vCenter snapshot tasks: regular activities on their own task queue
         @fake("vsphere_create_snapshot")
         def create_snapshot_task(req: VSphereSnapshotRequest) -> CreatedSnapshot:
-            # as today's task activity: the tree and the size read with it
+            # as today's task activity: the tree and the size read with it, when asked
             return CreatedSnapshot(node=SnapshotNode(name=req.name, moref=snapshot_moref(req.name),
                                                      power_state=PowerState.POWERED_ON),
-                                   tree=SnapshotTree(), used_bytes=USED_BYTES)
+                                   **({"tree": SnapshotTree(), "used_bytes": USED_BYTES} if req.read_after else {}))
 
         @fake("vsphere_revert_snapshot")
-        def revert_snapshot(location: SnapshotLocation) -> RevertedSnapshot:
-            return RevertedSnapshot(tree=SnapshotTree(), vm_yaml=VM_YAML)
+        def revert_snapshot(location: SnapshotLocation) -> RevertedSnapshot | None:
+            return RevertedSnapshot(tree=SnapshotTree(), vm_yaml=VM_YAML) if location.read_after else None
 
         @fake("vsphere_remove_snapshot")
         def remove_snapshot(lookup: SnapshotLookup) -> bool:

@@ -73,7 +73,7 @@ async def test_a_create_takes_every_step_in_order_and_is_ready_when_the_driver_h
         SnapshotExtraConfig(vm_moref=VM_MOREF, vm_yaml=VM_YAML, owner_uid=op.snapshot_uid)]
     assert world.args("vsphere_create_snapshot") == [VSphereSnapshotRequest(
         vm_moref=VM_MOREF, name="snap-1", owner_uid=op.snapshot_uid, description="before the upgrade", memory=True,
-        quiesce_minutes=None)]
+        quiesce_minutes=None, read_after=True)]
     # the YAML and the owner UID are in ExtraConfig before the task; prepare (one activity) said "in progress"
     # and computed the requested storage, and the task's activity read the tree and the size: no steps of their own
     task = world.index("vsphere_create_snapshot")
@@ -140,8 +140,8 @@ async def test_unknown_requested_storage_does_not_stop_the_snapshot(wf: Harness)
 
 
 async def test_an_older_workers_plan_and_task_result_take_the_steps_they_did_then(wf: Harness):
-    """A create started before prepare marked "in progress" and computed the storage, and before the task's
-    activity read the tree and size, carries on with the steps it had (what the stored histories replay)."""
+    """A plan and a task result without what today's activities add (an older worker ran them, or the history
+    is of an older version) lead to the steps that version took: what the stored histories replay."""
     op = create_op(wf.vm, "older")
     moref = snapshot_moref("older")
     world = wf.world

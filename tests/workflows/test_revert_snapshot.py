@@ -54,7 +54,7 @@ async def test_a_revert_takes_every_step_and_clears_its_condition(wf: Harness):
     assert world.args("vsphere_find_snapshot") == [SnapshotLookup(vm_moref=VM_MOREF, name="snap-1",
                                                                   snapshot_moref=moref)]
     location = SnapshotLocation(vm_moref=VM_MOREF, snapshot_moref=moref)
-    assert world.args("vsphere_revert_snapshot") == [location]
+    assert world.args("vsphere_revert_snapshot") == [location.model_copy(update={"read_after": True})]
     # the task's activity read the VM YAML and the tree right after the task: no steps of their own
     assert not {"vsphere_read_snapshot_vm_yaml", "vsphere_read_snapshot_tree"} & set(world.steps())
     assert world.args("kube_restore_vm_from_snapshot") == [VMRestore(
@@ -68,8 +68,8 @@ async def test_a_revert_takes_every_step_and_clears_its_condition(wf: Harness):
 
 
 async def test_an_older_workers_task_result_takes_the_reads_it_did_then(wf: Harness):
-    """A revert whose task activity returned nothing (workers before it read the YAML and tree) reads them with
-    steps of its own, as it did then (what the stored histories replay)."""
+    """A revert whose task activity returned nothing (an older worker ran it, or the history is of an older
+    version) reads the YAML and the tree with steps of its own, as that version did."""
     op = revert_op(wf.vm, "snap-1", generation=7)
     location = SnapshotLocation(vm_moref=VM_MOREF, snapshot_moref=snapshot_moref("snap-1"))
     wf.world.on("vsphere_revert_snapshot", None)
