@@ -8,7 +8,16 @@ from typing import Any
 
 from activities.payloads import Operation, OperationKind, VMRef
 from api import VirtualMachine, VirtualMachineSnapshot
-from api.names import CSI_VOLUME_SYNC_ANNOTATION, VM_PLURAL, CSIVolumeSync, SnapshotConditionType, SnapshotReason
+from api.conditions import Condition
+from api.names import (
+    CSI_VOLUME_SYNC_ANNOTATION,
+    VM_PLURAL,
+    WORKFLOW_ID_ANNOTATION,
+    CSIVolumeSync,
+    RevertReason,
+    SnapshotConditionType,
+    SnapshotReason,
+)
 
 
 @dataclass(frozen=True)
@@ -53,10 +62,24 @@ def vm_actions(obj: dict[str, Any]) -> list[Operation]:
     if target:
         return [Operation(kind=OperationKind.REVERT, vm=ref, snapshot_name=target, vm_generation=generation,
                           summary=f"revert {meta.name} to snapshot {target}")]
-    if vm.revert_condition is not None and not vm.spec.current_snapshot_name:
+    condition = vm.revert_condition
+    if condition is not None and not vm.spec.current_snapshot_name and not _revert_finishing(vm, condition):
         return [Operation(kind=OperationKind.REVERT, vm=ref, snapshot_name="", vm_generation=generation,
                           summary=f"abort revert of {meta.name}")]
     return []
+
+
+def _revert_finishing(vm: VirtualMachine, condition: Condition) -> bool:
+    """The request was cleared by the revert itself: the VM was restored (which clears spec.currentSnapshotName)
+    by the revert whose InProgress condition is still on, and that revert removes the condition next. No abort
+    is needed then (each would be a workflow of its own, after every revert)."""
+    if condition.reason != RevertReason.IN_PROGRESS or condition.observed_generation is None:
+        return False
+    restored_by = vm.metadata.annotation(WORKFLOW_ID_ANNOTATION) or ""
+    prefix = Operation(kind=OperationKind.REVERT, vm=VMRef(namespace=vm.namespace or "", name=vm.name or ""),
+                       snapshot_name="", vm_generation=condition.observed_generation).workflow_id
+    head, _, generation = prefix.rpartition("//")  # revert-snapshot/<ns>/<vm>/<snapshot>/g<generation>
+    return restored_by.startswith(head + "/") and restored_by.endswith("/" + generation)
 
 
 # --- what the decisions read: the dispatcher's lanes and the informers' cache are keyed and trimmed by it -------
@@ -101,7 +124,7 @@ def vm_fields(obj: dict[str, Any]) -> dict[str, Any]:
     annotations; spec.currentSnapshotName; status conditions). A VM Operator VM's spec and status are large
     (network, bootstrap, volumes…) and none of it matters here."""
     out: dict[str, Any] = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
-    out["metadata"] = _trimmed_meta(obj.get("metadata") or {}, ())
+    out["metadata"] = _trimmed_meta(obj.get("metadata") or {}, (WORKFLOW_ID_ANNOTATION,))
     spec = obj.get("spec") or {}
     if "currentSnapshotName" in spec:
         out["spec"] = {"currentSnapshotName": spec["currentSnapshotName"]}

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from activities.payloads import OperationKind
 from api.names import (
     CSI_VOLUME_SYNC_ANNOTATION,
     GROUP,
@@ -16,6 +17,7 @@ from api.names import (
     VERSION,
     VM_NAME_LABEL,
     VM_PLURAL,
+    WORKFLOW_ID_ANNOTATION,
 )
 from bridge.decisions import snapshot_actions, snapshot_fields, vm_actions, vm_fields, vm_key
 from bridge.informer import Event, Informer, without_managed_fields
@@ -94,7 +96,28 @@ VMS = {
     "cleared after a failed revert": vm(**{"spec.currentSnapshotName": "", "status.conditions": [
         condition("VirtualMachineSnapshotRevertSucceeded", "False", "VirtualMachineSnapshotRevertFailed", "x")]}),
     "being deleted": vm(**{"spec.currentSnapshotName": "s-1", "metadata.deletionTimestamp": NOW}),
+    "restored by the revert in progress": vm(**{
+        "spec.currentSnapshotName": "", "metadata.generation": 4,
+        "metadata.annotations": {WORKFLOW_ID_ANNOTATION: "revert-snapshot/ns/vm-a/s-1/g3"},
+        "status.conditions": [{**condition("VirtualMachineSnapshotRevertSucceeded", "False",
+                                           "VirtualMachineSnapshotRevertInProgress"), "observedGeneration": 3}]}),
+    "cleared by the user while a revert was in progress": vm(**{
+        "spec.currentSnapshotName": "", "metadata.generation": 4,
+        "metadata.annotations": {WORKFLOW_ID_ANNOTATION: "revert-snapshot/ns/vm-a/s-0/g1"},
+        "status.conditions": [{**condition("VirtualMachineSnapshotRevertSucceeded", "False",
+                                           "VirtualMachineSnapshotRevertInProgress"), "observedGeneration": 3}]}),
 }
+
+
+def test_a_request_the_revert_cleared_itself_asks_for_no_abort():
+    """Restoring the VM clears spec.currentSnapshotName while the revert's InProgress condition is on, until the
+    revert removes it a moment later: that is no abort (it would be a workflow of its own after every revert).
+    The user clearing the request while a revert runs is, as is clearing it after a failed one."""
+    assert vm_actions(VMS["restored by the revert in progress"]) == []
+    for case in ("cleared by the user while a revert was in progress", "cleared after a failed revert"):
+        [abort] = vm_actions(VMS[case])
+        assert (abort.kind, abort.snapshot_name, abort.vm_generation) == (OperationKind.REVERT, "", 4 if "user" in case
+                                                                          else 3)
 
 
 @pytest.mark.parametrize("case", SNAPSHOTS)
@@ -112,7 +135,8 @@ def test_vm_decisions_are_the_same_on_the_cached_part(case):
     obj = VMS[case]
     slim = vm_fields(copy.deepcopy(obj))
     assert vm_actions(slim) == vm_actions(obj)
-    assert "managedFields" not in slim["metadata"] and "annotations" not in slim["metadata"]
+    assert "managedFields" not in slim["metadata"]
+    assert set(slim["metadata"].get("annotations", {})) <= {WORKFLOW_ID_ANNOTATION}
     assert set(slim.get("spec", {})) <= {"currentSnapshotName"}
     assert set(slim.get("status", {})) <= {"conditions"}
     assert vm_key(VM_PLURAL, slim) == vm_key(VM_PLURAL, obj)
