@@ -18,14 +18,14 @@ from runtime.health import HealthServer
 from runtime.kube import Kube, api_client
 from runtime.settings import Settings
 from runtime.telemetry import setup_logging, setup_tracing
-from runtime.temporal import connect, unavailable
+from runtime.temporal import connect, temporal_runtime, unavailable
 
 log = logging.getLogger("vmsnap.bridge")
 
 
 async def run(settings: Settings) -> None:
     started = time.monotonic()
-    client = await connect(settings, plugins=setup_tracing(settings, "vmsnap-bridge"))
+    client = await connect(settings, temporal_runtime(), plugins=setup_tracing(settings, "vmsnap-bridge"))
     if settings.metrics_port:
         prometheus_client.start_http_server(settings.metrics_port)
     api = api_client(settings)

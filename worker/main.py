@@ -30,7 +30,7 @@ from runtime.health import HealthServer
 from runtime.kube import Kube, api_client
 from runtime.settings import Settings
 from runtime.telemetry import WorkflowLinks, setup_logging, setup_tracing
-from runtime.temporal import connect, runtime_with_metrics, unavailable
+from runtime.temporal import connect, temporal_runtime, unavailable
 from runtime.vsphere import VSphereSession
 from workflows.create_snapshot import CreateSnapshot
 from workflows.delete_snapshot import DeleteSnapshot
@@ -87,8 +87,8 @@ async def start_tree_watch(client: Client, settings: Settings) -> None:
 
 
 async def run(settings: Settings) -> None:
-    client = await connect(settings, runtime_with_metrics(f"0.0.0.0:{settings.metrics_port}"
-                                                          if settings.metrics_port else None),
+    client = await connect(settings, temporal_runtime(f"0.0.0.0:{settings.metrics_port}"
+                                                      if settings.metrics_port else None),
                            plugins=setup_tracing(settings, "vmsnap-worker"))
     session = VSphereSession(settings)
     kube = Kube(api_client(settings))
