@@ -24,6 +24,7 @@ $(VENV)/bin/vmsnap-dev: $(VENV)/.installed
 testbins:
 	bash testbed/go/build-k8s.sh
 	bash testbed/go/build-vcsim.sh
+	bash testbed/go/build-temporal.sh
 
 test: setup
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -4,8 +4,10 @@ and signals to running workflows.
 
 Changes are handled in lanes, one per VM (`decisions.vm_key`: a snapshot's spec.vmName, a VM's own name), like
 client-go's keyed work queue: a VM's changes are handled one at a time in arrival order, so its operations reach
-its queue in order; different VMs are handled in parallel by `concurrency` workers. A failure is counted and
-logged and the lane goes on (the next resync hands the object over again)."""
+its queue in order; different VMs are handled in parallel by `concurrency` workers. While Temporal cannot be
+reached a change is kept at the head of its lane and tried again (backing off), so nothing waits for the next
+resync; the outage and the recovery are logged once each. Any other failure is counted and logged and the lane
+goes on (the next resync hands the object over again)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from bridge import metrics
 from bridge.decisions import SignalCSISynced, snapshot_actions, vm_actions, vm_key
 from bridge.informer import Event
 from runtime.telemetry import current_trace_context, tracer
+from runtime.temporal import is_outage, outage_text
 
 log = logging.getLogger("vmsnap.bridge")
 
@@ -34,6 +37,9 @@ DEFAULT_CONCURRENCY = 16
 # every repeated signal costs a workflow task of the VM's queue. Re-lists and resyncs (SYNC) and a restarted
 # bridge still re-send whatever is not done; the queue and the workflow IDs de-duplicate those.
 RESEND_AFTER_SECONDS = 60.0
+# a change that found Temporal unreachable is tried again after this long, doubling up to the maximum
+OUTAGE_RETRY_SECONDS = 0.5
+OUTAGE_RETRY_MAX_SECONDS = 10.0
 
 Key = tuple[str, str, str]
 
@@ -59,6 +65,7 @@ class Dispatcher:
         self._unhandled = 0  # received, not yet handled (waiting or in hand): the backlog
         self._barriers: list[_Barrier] = []
         self._sent: dict[str, float] = {}  # what was delivered → when (monotonic), oldest first
+        self._outage_since: float | None = None  # time.monotonic() when Temporal was first found unreachable
 
     def deliver_threadsafe(self, loop: asyncio.AbstractEventLoop):
         """The informers' callback (they run in threads)."""
@@ -105,7 +112,7 @@ class Dispatcher:
             lane = self._lanes[key]
             seq, event = lane[0]
             try:
-                await self.handle(event)
+                await self._deliver(event)
             except Exception:  # noqa: BLE001 - one bad change must not stop its lane; resync retries it
                 metrics.FAILURES.inc()
                 log.exception("handling %s %s failed", event.kind, event.obj.get("metadata", {}).get("name"))
@@ -115,6 +122,28 @@ class Dispatcher:
             else:
                 del self._lanes[key]
             self._done(seq, event)
+
+    async def _deliver(self, event: Event) -> None:
+        """Handle a change, trying again while Temporal is unreachable (every action is safe to repeat)."""
+        delay = OUTAGE_RETRY_SECONDS
+        while True:
+            try:
+                await self.handle(event)
+            except Exception as e:
+                if not is_outage(e):
+                    raise
+                if self._outage_since is None:
+                    self._outage_since = time.monotonic()
+                    log.warning("Temporal unreachable (%s): holding %d changes and retrying until it answers",
+                                outage_text(e), self._unhandled)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, OUTAGE_RETRY_MAX_SECONDS)
+                continue
+            if self._outage_since is not None:
+                log.warning("Temporal reachable again after %.0fs: delivering the %d held changes",
+                            time.monotonic() - self._outage_since, self._unhandled)
+                self._outage_since = None
+            return
 
     def _done(self, seq: int, event: Event) -> None:
         metrics.EVENTS.labels(event.plural, event.kind).inc()
@@ -152,6 +181,7 @@ class Dispatcher:
                     action.trace_context = current_trace_context()
                     await self.enqueue(action)
                     metrics.OPERATIONS_SENT.labels(action.kind.value).inc()
+            self._sent.pop(sent_key, None)  # re-inserted at the end: the dict stays in time order
             self._sent[sent_key] = time.monotonic()
 
     def _sent_recently(self, key: str) -> bool:

@@ -18,14 +18,14 @@ from runtime.health import HealthServer
 from runtime.kube import Kube, api_client
 from runtime.settings import Settings
 from runtime.telemetry import setup_logging, setup_tracing
-from runtime.temporal import connect
+from runtime.temporal import connect, temporal_runtime, unavailable
 
 log = logging.getLogger("vmsnap.bridge")
 
 
 async def run(settings: Settings) -> None:
     started = time.monotonic()
-    client = await connect(settings, plugins=setup_tracing(settings, "vmsnap-bridge"))
+    client = await connect(settings, temporal_runtime(), plugins=setup_tracing(settings, "vmsnap-bridge"))
     if settings.metrics_port:
         prometheus_client.start_http_server(settings.metrics_port)
     api = api_client(settings)
@@ -50,9 +50,12 @@ async def run(settings: Settings) -> None:
         await admission.start()
     dispatching = asyncio.create_task(dispatcher.run())
 
-    async def caught_up() -> bool:  # ready once every informer has listed
-        return all(i.synced.is_set() for i in informers)
-    health = HealthServer(settings.health_port, live=lambda: not dispatching.done(), ready=caught_up)
+    async def not_ready() -> str | None:  # ready once every informer has listed, while Temporal answers
+        listing = [i.plural for i in informers if not i.synced.is_set()]
+        if listing:
+            return f"still listing {', '.join(listing)}"
+        return await unavailable(client, settings.task_queue)
+    health = HealthServer(settings.health_port, live=lambda: not dispatching.done(), not_ready=not_ready)
     await health.start()
     for informer in informers:
         await start_informer(informer)

@@ -1,5 +1,6 @@
-"""The worker's health endpoint: live while the event loop answers and the worker runs; ready while
-Temporal answers too (a pod that lost Temporal stops taking traffic but is not restarted for it)."""
+"""The health endpoint of the worker and the bridge: live while the event loop answers and the process does its
+work; ready while Temporal answers too (a pod that lost Temporal stops taking traffic but is not restarted for it,
+and /readyz says why in one line)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from aiohttp import web
 
 
 class HealthServer:
-    def __init__(self, port: int, live: Callable[[], bool], ready: Callable[[], Awaitable[bool]],
+    """`not_ready()` returns why the process is not ready, or None when it is."""
+
+    def __init__(self, port: int, live: Callable[[], bool], not_ready: Callable[[], Awaitable[str | None]],
                  host: str = "0.0.0.0"):
         self.port, self.host = port, host
-        self._live, self._ready = live, ready
+        self._live, self._not_ready = live, not_ready
         self._runner: web.AppRunner | None = None
 
     async def _healthz(self, _: web.Request) -> web.Response:
@@ -20,10 +23,10 @@ class HealthServer:
 
     async def _readyz(self, _: web.Request) -> web.Response:
         try:
-            ok = await self._ready()
-        except Exception as e:  # noqa: BLE001 - any failure to reach Temporal means not ready
-            return web.Response(status=503, text=f"temporal unreachable: {e}")
-        return web.Response(text="ok") if ok else web.Response(status=503, text="not ready")
+            why = await self._not_ready()
+        except Exception as e:  # noqa: BLE001 - any failure of the check itself means not ready
+            why = f"readiness check failed: {e}"
+        return web.Response(text="ok") if why is None else web.Response(status=503, text=why)
 
     async def start(self) -> None:
         app = web.Application()

@@ -23,6 +23,7 @@ from temporalio import activity
 from temporalio.contrib.opentelemetry import OpenTelemetryPlugin, create_tracer_provider
 
 from runtime.settings import Settings
+from runtime.temporal import OutageLogFilter
 
 TRACER_NAME = "vmsnap"
 
@@ -108,4 +109,5 @@ def setup_logging(settings: Settings) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.addFilter(OutageLogFilter())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)

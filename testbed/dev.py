@@ -1,6 +1,7 @@
 """`vmsnap-dev` (the README's `make dev`): the whole stack on loopback, until Ctrl-C.
 
-    vmsnap-dev [--dir DIR] [--vms N] [--free-ports]     start a fresh stack and supervise it
+    vmsnap-dev [--dir DIR] [--vms N] [--free-ports] [--temporal dev|cluster]
+                                                         start a fresh stack and supervise it
     vmsnap-dev status                                    every part: pid, state, restarts, log
     vmsnap-dev kill PART [--no-wait]                     SIGKILL one part; the dev command starts it again
     vmsnap-dev restart PART                              SIGTERM one part and start it again at once
@@ -45,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--free-ports", action="store_true",
                         help="pick free ports for the worker's and bridge's health and metrics endpoints instead "
                              "of 8080/8081 and 9464/9465 (to run it next to another stack)")
+    parser.add_argument("--temporal", choices=("dev", "cluster"), default="dev",
+                        help="dev: the Temporal dev server with its UI (default, starts in a second); cluster: the "
+                             "four Temporal services on a private PostgreSQL, as in production (built once by "
+                             "testbed/go/build-temporal.sh, ~7 min cold; no UI)")
     parser.set_defaults(run=up)
     commands = parser.add_subparsers(metavar="COMMAND", title="commands (against a running stack)")
     common = argparse.ArgumentParser(add_help=False)
@@ -56,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
                                help="SIGKILL one part (as a crash would); the dev command starts it again after "
                                     "its back-off; waits until it is up again unless --no-wait")
     kill.add_argument("part", help="worker, bridge, csi-driver, temporal, etcd, kube-apiserver, "
-                                   "kube-controller-manager")
+                                   "kube-controller-manager (--temporal cluster: temporal-frontend, "
+                                   "temporal-history, temporal-matching, temporal-worker, postgres)")
     kill.add_argument("--no-wait", dest="wait", action="store_false", help="return once it is killed")
     kill.set_defaults(run=control, command="kill")
     restart = commands.add_parser("restart", parents=[common],
@@ -123,7 +129,7 @@ def up(args: argparse.Namespace) -> int:
     if killed:
         print(f"vmsnap-dev: killed what a dev command that died without stopping left running in {directory} "
               f"(pids {', '.join(map(str, killed))})", file=sys.stderr)
-    stack = Stack(directory, vms_per_pool=args.vms, free_ports=args.free_ports)
+    stack = Stack(directory, vms_per_pool=args.vms, free_ports=args.free_ports, temporal=args.temporal)
     stopping = threading.Event()
     server: ControlServer | None = None
 

@@ -5,6 +5,8 @@ What is restarted, and why:
   worker, bridge, csi-driver   always, after a back-off, as their Deployments' pods would be;
   temporal                     yes: the dev server keeps its state in an SQLite file (.dev/temporal.db) and comes
                                back on the same port, so workflows carry on where they were;
+  temporal-frontend, -history, yes (`--temporal cluster`): the four services keep their state in PostgreSQL and
+  -matching, -worker, postgres come back on the same ports;
   etcd                         yes: its data directory is on disk and it comes back on the same ports;
   kube-apiserver,              yes: they keep no state of their own (same ports, same certificates);
   kube-controller-manager
@@ -29,6 +31,7 @@ from testbed.kube import ControlPlane, install_crds, product_crd_files
 from testbed.process import PartFailed, Process, free_port, port_is_free
 from testbed.supervisor import STOP_GRACE_SECONDS, Part, log_says, probe
 from testbed.temporal import TemporalDevServer
+from testbed.temporal_cluster import SERVICES, TemporalCluster
 from testbed.vcsim import VCSim
 
 # fixed by default, so the URLs the dev command prints stay the same from run to run (`--free-ports` picks others)
@@ -55,10 +58,11 @@ def tools_bin() -> Path:
 
 
 class Stack:
-    def __init__(self, directory: Path, vms_per_pool: int = 2, free_ports: bool = False):
+    def __init__(self, directory: Path, vms_per_pool: int = 2, free_ports: bool = False, temporal: str = "dev"):
         self.dir = directory
         self.vms_per_pool = vms_per_pool
-        self.temporal: TemporalDevServer | None = None
+        self.temporal_kind = temporal  # "dev": the dev server with its UI; "cluster": TemporalCluster
+        self.temporal: TemporalDevServer | TemporalCluster | None = None
         self.kube: ControlPlane | None = None
         self.vcsim: VCSim | None = None
         self.product: dict[str, Process] = {}
@@ -79,8 +83,12 @@ class Stack:
         # a fresh stack each time: Kubernetes and Temporal state must agree, so neither outlives the other
         shutil.rmtree(self.dir, ignore_errors=True)
         self.dir.mkdir(parents=True)
-        self.temporal = TemporalDevServer(self.dir / "temporal", db_file=self.dir / "temporal.db", ui=True,
-                                          search_attributes=DEV_SERVER_SEARCH_ATTRIBUTES)
+        if self.temporal_kind == "cluster":
+            self.temporal = TemporalCluster(self.dir / "temporal-cluster",
+                                            search_attributes=DEV_SERVER_SEARCH_ATTRIBUTES)
+        else:
+            self.temporal = TemporalDevServer(self.dir / "temporal", db_file=self.dir / "temporal.db", ui=True,
+                                              search_attributes=DEV_SERVER_SEARCH_ATTRIBUTES)
         self.temporal.start()
         self.kube = ControlPlane(self.dir / "kube").start()
         api = config.new_client_from_config(str(self.kube.kubeconfig))
@@ -132,8 +140,16 @@ class Stack:
 
     def parts(self) -> list[Part]:
         """Every process of the started stack, with what the supervisor does when it dies."""
-        assert self.temporal and self.temporal.process and self.kube and self.vcsim and self.vcsim.process
-        parts = [Part("temporal", self.temporal.process, ready=probe(self.temporal._healthy))]
+        assert self.temporal and self.kube and self.vcsim and self.vcsim.process
+        if isinstance(self.temporal, TemporalCluster):
+            cluster = self.temporal
+            assert cluster.postgres.process
+            parts = [Part("postgres", cluster.postgres.process, ready=probe(cluster.postgres._listening))]
+            parts += [Part(f"temporal-{svc}", cluster.processes[svc],
+                           ready=probe(lambda svc=svc: cluster._listening(svc))) for svc in SERVICES]
+        else:
+            assert self.temporal.process
+            parts = [Part("temporal", self.temporal.process, ready=probe(self.temporal._healthy))]
         probes = self.kube.ready_probes()
         parts += [Part(p.part, p, ready=probe(probes[p.part]) if p.part in probes else None,
                        stop_grace=APISERVER_STOP_GRACE_SECONDS if p.part == "kube-apiserver" else STOP_GRACE_SECONDS)
@@ -148,7 +164,7 @@ class Stack:
             "KUBECONFIG": str(self.kube.kubeconfig),
             "TEMPORAL_ADDRESS": self.temporal.address,
             "TEMPORAL_NAMESPACE": self.temporal.namespace,
-            "TEMPORAL_UI_URL": self.temporal.ui_url,
+            "TEMPORAL_UI_URL": self.temporal.ui_url if isinstance(self.temporal, TemporalDevServer) else "",
             "VSPHERE_URL": self.vcsim.url,
             "VSPHERE_INSECURE": "true",  # the simulator's certificate is self-signed
             "VCSIM_CONTROL_URL": self.vcsim.control_url,
@@ -158,8 +174,10 @@ class Stack:
         assert self.temporal and self.kube and self.vcsim
         return "\n".join([
             "vmsnap dev stack is up (Ctrl-C stops everything)",
-            f"  Temporal UI      {self.temporal.ui_url}",
-            f"  Temporal         {self.temporal.address}",
+            *([f"  Temporal UI      {self.temporal.ui_url}"] if isinstance(self.temporal, TemporalDevServer) else []),
+            f"  Temporal         {self.temporal.address}" + (
+                f"  (four services on PostgreSQL {self.temporal.postgres.address}, logs in {self.temporal.workdir})"
+                if isinstance(self.temporal, TemporalCluster) else ""),
             f"  kube-apiserver   {self.kube.url}",
             f"  vCenter (vcsim)  {self.vcsim.url}  control API {self.vcsim.control_url}",
             *(f"  {m.split('.')[0]:<16} metrics http://127.0.0.1:{p['VMSNAP_METRICS_PORT']}/metrics, "

@@ -30,7 +30,7 @@ from runtime.health import HealthServer
 from runtime.kube import Kube, api_client
 from runtime.settings import Settings
 from runtime.telemetry import WorkflowLinks, setup_logging, setup_tracing
-from runtime.temporal import connect, runtime_with_metrics
+from runtime.temporal import connect, temporal_runtime, unavailable
 from runtime.vsphere import VSphereSession
 from workflows.create_snapshot import CreateSnapshot
 from workflows.delete_snapshot import DeleteSnapshot
@@ -87,8 +87,8 @@ async def start_tree_watch(client: Client, settings: Settings) -> None:
 
 
 async def run(settings: Settings) -> None:
-    client = await connect(settings, runtime_with_metrics(f"0.0.0.0:{settings.metrics_port}"
-                                                          if settings.metrics_port else None),
+    client = await connect(settings, temporal_runtime(f"0.0.0.0:{settings.metrics_port}"
+                                                      if settings.metrics_port else None),
                            plugins=setup_tracing(settings, "vmsnap-worker"))
     session = VSphereSession(settings)
     kube = Kube(api_client(settings))
@@ -112,7 +112,7 @@ async def run(settings: Settings) -> None:
                                activities=vcenter_task_activities(vsphere), activity_executor=pool,
                                max_concurrent_activities=settings.vcenter_task_slots, graceful_shutdown_timeout=drain)
         health = HealthServer(settings.health_port, live=lambda: not worker.is_shutdown,
-                              ready=lambda: client.service_client.check_health())
+                              not_ready=lambda: unavailable(client, settings.task_queue))
         await health.start()
         run_task = asyncio.ensure_future(asyncio.gather(worker.run(), vcenter_tasks.run()))
         await start_tree_watch(client, settings)

@@ -216,3 +216,36 @@ async def test_a_watch_event_asking_again_for_what_was_just_delivered_is_not_sen
                                              Event("MODIFIED", SNAPSHOT_PLURAL, bad)])
     assert [op.snapshot_name for op in client.enqueued[queue_id("vm-a")]] == ["s-1", "s-1"]  # ADDED, SYNC
     assert counter(metrics.RESENDS_SKIPPED) - skipped == 2
+
+
+class UnreachableFor(FakeClient):
+    """Temporal answers UNAVAILABLE to the first `calls` signal-with-starts, then everything goes through."""
+
+    def __init__(self, calls: int):
+        super().__init__()
+        self.unreachable_calls = calls
+
+    async def start_workflow(self, run, state, **kwargs: Any) -> None:
+        if self.unreachable_calls > 0:
+            self.unreachable_calls -= 1
+            raise RPCError("Not enough hosts to serve the request", RPCStatusCode.UNAVAILABLE, b"")
+        await super().start_workflow(run, state, **kwargs)
+
+
+async def test_changes_are_held_while_temporal_is_unreachable_and_delivered_after(monkeypatch, caplog):
+    monkeypatch.setattr("bridge.dispatcher.OUTAGE_RETRY_SECONDS", 0.01)
+    client = UnreachableFor(calls=12)
+    failures = counter(metrics.FAILURES)
+    dispatcher = Dispatcher(client, "q", concurrency=2)
+    events = [Event("SYNC", SNAPSHOT_PLURAL, snapshot(f"s-{i}", f"vm-{i % 2}")) for i in range(6)]
+    with caplog.at_level("INFO", logger="vmsnap.bridge"):
+        await dispatch(dispatcher, events)
+    # nothing dropped, nothing out of order, nothing counted as a failure: the resync is not needed
+    assert {wid: [op.snapshot_name for op in ops] for wid, ops in client.enqueued.items()} == {
+        queue_id("vm-0"): ["s-0", "s-2", "s-4"], queue_id("vm-1"): ["s-1", "s-3", "s-5"]}
+    assert counter(metrics.FAILURES) == failures
+    # one line when it went, one when it came back; no stack trace
+    said = [r.getMessage() for r in caplog.records if r.name == "vmsnap.bridge"]
+    assert [m.split(" (")[0].split(" after")[0] for m in said] == ["Temporal unreachable", "Temporal reachable again"]
+    assert "UNAVAILABLE: Not enough hosts" in said[0]
+    assert not any(r.exc_info for r in caplog.records)

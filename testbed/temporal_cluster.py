@@ -1,0 +1,230 @@
+"""A production-shaped Temporal: four `temporal-server` processes (frontend, history, matching, worker) on a
+private PostgreSQL, with SQL visibility so the product's search attributes work. Same interface as
+`TemporalDevServer` where it makes sense (start, stop, address, check_alive), plus killing and starting each
+service on its own, for outage tests.
+
+The server and its SQL tool are built from the Go module proxy by `testbed/go/build-temporal.sh` into a per-version
+cache outside the clone (~7 min cold; nothing on a second run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import yaml
+
+from testbed.postgres import PASSWORD, USER, PrivatePostgres
+from testbed.process import PartFailed, Process, cache_dir, free_port, port_is_free, repo_root
+from testbed.temporal import temporal_cli
+
+PART = "temporal-cluster"
+VERSION = "1.32.2"
+SERVICES = ("frontend", "history", "matching", "worker")
+DATABASES = {"temporal": "temporal", "temporal_visibility": "visibility"}  # database: its schema directory
+RETENTION = "24h"
+
+
+def membership_port() -> int:
+    """A free loopback port below 32768: the cluster_membership table keeps a service's port as a smallint (an
+    ephemeral port from `free_port` overflows it and the service exits)."""
+    for _ in range(200):
+        port = random.randint(20000, 32767)
+        if port_is_free(port):
+            return port
+    raise PartFailed(PART, "no free port between 20000 and 32767")
+
+
+def server_dir(version: str = VERSION) -> Path:
+    """The cached temporal-server, temporal-sql-tool and schema; built into the cache when missing."""
+    built = cache_dir() / "temporal" / version
+    if (built / "temporal-server").exists() and (built / "temporal-sql-tool").exists():
+        return built
+    script = repo_root() / "testbed" / "go" / "build-temporal.sh"
+    done = subprocess.run(["bash", str(script), version], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise PartFailed(PART, f"building the Temporal server failed:\n{done.stderr.strip()}")
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+class TemporalCluster:
+    """Four services on loopback, each with its own gRPC, membership and metrics ports and its own PID."""
+
+    def __init__(self, workdir: Path, *, search_attributes: Iterable[str] = (), namespace: str = "default",
+                 version: str = VERSION):
+        self.workdir = workdir
+        self.search_attributes = list(search_attributes)  # "Name=Keyword", as the dev server takes them
+        self.namespace = namespace
+        self.version = version
+        self.ports = {svc: {"grpc": free_port(), "membership": membership_port(), "metrics": free_port()}
+                      for svc in SERVICES}
+        self.http_port = free_port()
+        self.postgres = PrivatePostgres(workdir / "postgres")
+        self.processes: dict[str, Process] = {}
+        self.log = workdir / "frontend.log"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.ports['frontend']['grpc']}"
+
+    def metrics_url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]['metrics']}/metrics"
+
+    def start(self) -> "TemporalCluster":
+        bins = server_dir(self.version)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.postgres.start()
+        self._apply_schema(bins)
+        self._write_config()
+        for svc in SERVICES:
+            self.processes[svc] = Process(
+                f"temporal-{svc}", [bins / "temporal-server", "--root", self.workdir, "--config", "config",
+                                    "--env", "cluster", "--zone", svc, "start", "--service", svc],
+                self.workdir / f"{svc}.log", cwd=self.workdir)
+        # The first boot writes the cluster's metadata row: services started together race for it and the losers
+        # exit (duplicate key). One service first, the rest once it listens.
+        self.start_service("history")
+        for svc in ("matching", "frontend", "worker"):
+            self.processes[svc].start()
+        for svc in ("matching", "frontend", "worker"):
+            self.processes[svc].wait_ready(lambda svc=svc: self._listening(svc), timeout=90, what="listening")
+        self.wait_serving()
+        self._create_namespace()
+        return self
+
+    # -- one service at a time (outage tests) --
+
+    def kill(self, service: str) -> None:
+        """SIGKILL one service, as a crash."""
+        self.processes[service].kill()
+
+    def start_service(self, service: str) -> None:
+        """Start a service (again) and wait until it listens."""
+        process = self.processes[service]
+        process.start()
+        process.wait_ready(lambda: self._listening(service), timeout=90, what="listening")
+
+    def restart(self, service: str, after: float = 0.0) -> None:
+        """SIGKILL a service, keep it down `after` seconds, start it again."""
+        self.kill(service)
+        time.sleep(after)
+        self.start_service(service)
+
+    def wait_serving(self, timeout: float = 90) -> None:
+        self.processes["frontend"].wait_ready(self._healthy, timeout=timeout, what="serving")
+
+    def _listening(self, service: str) -> bool:
+        with socket.create_connection(("127.0.0.1", self.ports[service]["grpc"]), timeout=1):
+            return True
+
+    def _healthy(self) -> bool:
+        done = self._cli("operator", "cluster", "health")
+        return done.returncode == 0 and "SERVING" in done.stdout
+
+    # -- the whole cluster --
+
+    def check_alive(self) -> None:
+        self.postgres.check_alive()
+        for process in self.processes.values():
+            process.check_alive()
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.stop(timeout=20)
+        self.postgres.stop()
+
+    # -- set-up --
+
+    def _cli(self, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([temporal_cli(), *args, "--address", self.address], capture_output=True, text=True,
+                              timeout=timeout)
+
+    def _apply_schema(self, bins: Path) -> None:
+        env = {"SQL_PLUGIN": "postgres12", "SQL_HOST": "127.0.0.1", "SQL_PORT": str(self.postgres.port),
+               "SQL_USER": USER, "SQL_PASSWORD": PASSWORD}
+        log = self.workdir / "schema.log"
+        for database, schema in DATABASES.items():
+            versioned = bins / "schema" / "postgresql" / "v12" / schema / "versioned"
+            for step in (["create-database"], ["setup-schema", "-v", "0.0"], ["update-schema", "-d", versioned]):
+                with open(log, "ab") as out:
+                    done = subprocess.run([bins / "temporal-sql-tool", "--db", database, *step], stdout=out,
+                                          stderr=subprocess.STDOUT, env={**os.environ, **env})
+                if done.returncode != 0:
+                    raise PartFailed(PART, f"temporal-sql-tool {step[0]} on {database} failed", log)
+
+    def _write_config(self) -> None:
+        config = self.workdir / "config"
+        config.mkdir(exist_ok=True)
+        dynamic = self.workdir / "dynamicconfig.yaml"
+        dynamic.write_text(yaml.safe_dump({
+            # a search attribute is usable as soon as it is created (not after the cache's refresh)
+            "system.forceSearchAttributesCacheRefreshOnRead": [{"value": True}],
+        }))
+
+        def store(database: str, conns: int) -> dict:
+            return {"sql": {"pluginName": "postgres12", "databaseName": database, "connectAddr": self.postgres.address,
+                            "connectProtocol": "tcp", "user": USER, "password": PASSWORD, "maxConns": conns,
+                            "maxIdleConns": conns, "maxConnLifetime": "1h"}}
+        base = {
+            "log": {"stdout": True, "level": "warn"},
+            "persistence": {"defaultStore": "default", "visibilityStore": "visibility", "numHistoryShards": 4,
+                            "datastores": {"default": store("temporal", 20),
+                                           "visibility": store("temporal_visibility", 5)}},
+            "global": {"membership": {"maxJoinDuration": "30s", "broadcastAddress": "127.0.0.1"},
+                       "pprof": {"port": 0}},
+            "services": {svc: {"rpc": {"grpcPort": p["grpc"], "membershipPort": p["membership"],
+                                       "bindOnIP": "127.0.0.1", **({"httpPort": self.http_port}
+                                                                   if svc == "frontend" else {})}}
+                         for svc, p in self.ports.items()},
+            "clusterMetadata": {"enableGlobalNamespace": False, "failoverVersionIncrement": 10,
+                                "masterClusterName": "vmsnap", "currentClusterName": "vmsnap",
+                                "clusterInformation": {"vmsnap": {"enabled": True, "initialFailoverVersion": 1,
+                                                                  "rpcName": "frontend",
+                                                                  "rpcAddress": self.address}}},
+            "dcRedirectionPolicy": {"policy": "noop"},
+            "archival": {"history": {"state": "disabled"}, "visibility": {"state": "disabled"}},
+            "namespaceDefaults": {"archival": {"history": {"state": "disabled"},
+                                               "visibility": {"state": "disabled"}}},
+            "dynamicConfigClient": {"filepath": str(dynamic), "pollInterval": "10s"},
+        }
+        (config / "cluster.yaml").write_text(yaml.safe_dump(base))
+        for svc, p in self.ports.items():  # the overlay `--zone svc` adds: its own metrics port
+            (config / f"cluster_{svc}.yaml").write_text(yaml.safe_dump({"global": {"metrics": {"prometheus": {
+                "framework": "tally", "timerType": "histogram", "listenAddress": f"127.0.0.1:{p['metrics']}"}}}}))
+
+    def _create_namespace(self) -> None:
+        done = self._cli("operator", "namespace", "create", "--namespace", self.namespace, "--retention", RETENTION)
+        if done.returncode != 0 and "already" not in (done.stderr + done.stdout).lower():
+            raise PartFailed(PART, f"creating namespace {self.namespace} failed: {done.stderr.strip()}", self.log)
+        self._poll(lambda: self._cli("operator", "namespace", "describe", "--namespace",
+                                     self.namespace).returncode == 0, f"namespace {self.namespace}")
+        wanted = dict(attr.split("=", 1) for attr in self.search_attributes)
+        # one name per call: with several --name flags the CLI registers only the first and still says OK
+        for name, kind in wanted.items():
+            done = self._cli("operator", "search-attribute", "create", "--namespace", self.namespace,
+                             "--name", name, "--type", kind)
+            if done.returncode != 0 and "already" not in (done.stderr + done.stdout).lower():
+                raise PartFailed(PART, f"creating search attribute {name} failed: {done.stderr.strip()}", self.log)
+        self._poll(lambda: set(wanted) <= self._search_attributes(), f"search attributes {sorted(wanted)}")
+
+    def _search_attributes(self) -> set[str]:
+        done = self._cli("operator", "search-attribute", "list", "--namespace", self.namespace, "--output", "json")
+        if done.returncode != 0:
+            return set()
+        listed = json.loads(done.stdout)
+        return set(listed.get("customAttributes", {})) if isinstance(listed, dict) else set()
+
+    def _poll(self, ready, what: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            if ready():
+                return
+            time.sleep(0.5)
+        raise PartFailed(PART, f"{what} not visible after {timeout:.0f}s", self.log)
