@@ -46,13 +46,14 @@ async def run(settings: Settings) -> None:
         from bridge.admission.server import AdmissionServer
         # served before the informers catch up: admission reads what it needs from the apiserver itself
         admission = AdmissionServer(api, settings.webhook_cert_file, settings.webhook_key_file,
-                                    port=settings.webhook_port)
+                                    port=settings.webhook_port, reuse_port=settings.webhook_reuse_port)
         await admission.start()
     dispatching = asyncio.create_task(dispatcher.run())
 
     async def caught_up() -> bool:  # ready once every informer has listed
         return all(i.synced.is_set() for i in informers)
-    health = HealthServer(settings.health_port, live=lambda: not dispatching.done(), ready=caught_up)
+    health = HealthServer(settings.health_port, live=lambda: not dispatching.done(), ready=caught_up,
+                          port_file=settings.health_port_file)
     await health.start()
     for informer in informers:
         await start_informer(informer)

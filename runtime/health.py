@@ -3,15 +3,17 @@ Temporal answers too (a pod that lost Temporal stops taking traffic but is not r
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 
 
 class HealthServer:
     def __init__(self, port: int, live: Callable[[], bool], ready: Callable[[], Awaitable[bool]],
-                 host: str = "0.0.0.0"):
-        self.port, self.host = port, host
+                 host: str = "0.0.0.0", port_file: Path | None = None):
+        self.port, self.host, self.port_file = port, host, port_file
         self._live, self._ready = live, ready
         self._runner: web.AppRunner | None = None
 
@@ -30,7 +32,11 @@ class HealthServer:
         app.add_routes([web.get("/healthz", self._healthz), web.get("/readyz", self._readyz)])
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
+        listener = socket.create_server((self.host, self.port))
+        self.port = listener.getsockname()[1]  # the bound one, when asked for port 0
+        await web.SockSite(self._runner, listener).start()
+        if self.port_file:
+            self.port_file.write_text(f"{self.port}\n")
 
     async def stop(self) -> None:
         if self._runner:

@@ -73,8 +73,14 @@ class Settings(BaseSettings):
     webhook_port: int = 9443
     webhook_cert_file: Path | None = None
     webhook_key_file: Path | None = None
+    # SO_REUSEPORT on the webhook's listener: bridges that share a network (hostNetwork pods on one node) all
+    # listen on the one port the webhook configuration names, and the kernel spreads the reviews over them
+    webhook_reuse_port: bool = False
 
+    # 0: the kernel picks a free port, written to health_port_file (pods sharing the host's network, whose probes
+    # read it there); 8080 is the Deployments' port
     health_port: int = 8080
+    health_port_file: Path | None = None
     metrics_port: int = 9464
     graceful_shutdown_seconds: float = 30.0
 
