@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VMSNAP_", extra="ignore", populate_by_name=True)
 
     task_queue: str = "vm-snapshots"
+    # who this process is in Temporal's histories ("" = the SDK's pid@hostname, which says nothing when pods share
+    # the node's network and so its host name, each being PID 1: set it to the pod's name then)
+    temporal_identity: str = Field("", validation_alias=_env("TEMPORAL_IDENTITY", "VMSNAP_TEMPORAL_IDENTITY"))
     # the Temporal UI, for the workflow links put on objects and in Events ("" = IDs only)
     temporal_ui_url: str = Field("", validation_alias=_env("TEMPORAL_UI_URL"))
 

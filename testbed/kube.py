@@ -28,8 +28,9 @@ PART = "kube-apiserver"
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
 CONTROLLERS = ("namespace", "garbagecollector", "serviceaccount-token")
 # a cluster with pods: default ServiceAccounts and the kube-root-ca.crt ConfigMap (the token volume mounts it),
-# Deployments, and PodDisruptionBudget status (evictions read it)
-POD_CONTROLLERS = ("serviceaccount", "root-ca-cert-publisher", "deployment", "replicaset", "disruption")
+# Deployments, PodDisruptionBudget status (evictions read it), and the node's not-ready taint lifted once Ready
+POD_CONTROLLERS = ("serviceaccount", "root-ca-cert-publisher", "deployment", "replicaset", "disruption",
+                   "nodelifecycle")
 
 
 def product_crd_files() -> list[Path]:
