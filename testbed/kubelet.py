@@ -22,6 +22,7 @@ import fcntl
 import io
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -121,6 +122,7 @@ class PodNode:
         self.timings: dict[str, float] = {}
         self._lock: io.TextIOWrapper | None = None
         self._created_host_paths: list[Path] = []
+        self._chains_before: set[tuple[str, str, str]] = set()
 
     # --- start --------------------------------------------------------------------------------------------
     def start(self, images: list[str], docker: str) -> "PodNode":
@@ -152,6 +154,7 @@ class PodNode:
                     raise PartFailed("kubelet", f"another test bed's kubelet holds {LOCK_FILE} for 30 min") from None
                 time.sleep(2)
         self._created_host_paths = [p for p in HOST_PATHS if not p.exists()]
+        self._chains_before = iptables_chains()
 
     def _start_containerd(self) -> None:
         base = self.workdir / "containerd"
@@ -219,6 +222,8 @@ state = "{base / 'state'}"
                              "nodefs.inodesFree": "1"},
             "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
             "serializeImagePulls": False, "registerNode": True,
+            # no KUBE-FIREWALL chain in the host's iptables (its canary chains are removed by stop())
+            "makeIPTablesUtilChains": False,
         }))
         self.root_dir.mkdir(parents=True, exist_ok=True)
         kubelet = Process("kubelet", [
@@ -295,6 +300,7 @@ state = "{base / 'state'}"
         for path in self._created_host_paths:
             shutil.rmtree(path, ignore_errors=True)
         self._created_host_paths = []
+        remove_iptables_chains(iptables_chains() - self._chains_before)
         if self._lock is not None:
             self._lock.close()
             self._lock = None
@@ -330,6 +336,27 @@ state = "{base / 'state'}"
                     directory.rmdir()
                 except OSError:
                     pass
+
+
+def iptables_chains() -> set[tuple[str, str, str]]:
+    """(command, table, chain) of every KUBE-* chain: the kubelet makes its canary chains whatever its settings."""
+    chains = set()
+    for command in ("iptables", "ip6tables"):
+        for table in ("filter", "nat", "mangle"):
+            done = subprocess.run([command, "-w", "-t", table, "-S"], capture_output=True, text=True)
+            chains |= {(command, table, line.split()[1]) for line in done.stdout.splitlines()
+                       if line.startswith("-N KUBE-")}
+    return chains
+
+
+def remove_iptables_chains(chains: set[tuple[str, str, str]]) -> None:
+    for command, table, chain in chains:
+        rules = subprocess.run([command, "-w", "-t", table, "-S"], capture_output=True, text=True).stdout
+        for rule in rules.splitlines():  # the jumps to it first
+            if rule.startswith("-A ") and f"-j {chain}" in rule and not rule.startswith(f"-A {chain} "):
+                subprocess.run([command, "-w", "-t", table, "-D", *shlex.split(rule)[1:]], capture_output=True)
+        subprocess.run([command, "-w", "-t", table, "-F", chain], capture_output=True)
+        subprocess.run([command, "-w", "-t", table, "-X", chain], capture_output=True)
 
 
 def kubectl_binary() -> str:
