@@ -65,9 +65,12 @@ def test_rolling_restarts_during_a_burst_of_creates(pod_cluster: PodCluster, pod
         create_vm(pods_api, vcsim, pod_namespace, name, sim_vm)
     names = {f"burst-{i:02d}": f"vm-{i % 10}" for i in range(50)}
     refused: list[str] = []
+    stop = threading.Event()
 
     def burst() -> None:
         for name, vm in names.items():
+            if stop.is_set():
+                return
             manifest = json.dumps(snapshot_manifest(name, vm))
             for _ in range(30):  # a review refused while no bridge answers (failurePolicy Fail) is sent again
                 done = pod_cluster.kubectl("-n", pod_namespace, "create", "-f", "-", input=manifest, check=False)
@@ -77,12 +80,17 @@ def test_rolling_restarts_during_a_burst_of_creates(pod_cluster: PodCluster, pod
                 time.sleep(1)
             time.sleep(0.2)
 
-    creating = threading.Thread(target=burst)
+    creating = threading.Thread(target=burst, daemon=True)
     creating.start()
-    for deployment in ("vmsnap-worker", "vmsnap-bridge"):
-        pod_cluster.kubectl("-n", NAMESPACE, "rollout", "restart", f"deployment/{deployment}")
-        pod_cluster.rollout_status(deployment)
-    creating.join()
+    try:
+        for deployment in ("vmsnap-worker", "vmsnap-bridge"):
+            pod_cluster.kubectl("-n", NAMESPACE, "rollout", "restart", f"deployment/{deployment}")
+            pod_cluster.rollout_status(deployment)
+    except BaseException:
+        stop.set()  # the rollout failed: end the burst too, so the failure is reported at once
+        raise
+    creating.join(900)
+    assert not creating.is_alive(), "the burst did not end
     for name in names:
         eventually(lambda name=name: get_snapshot(pods_api, pod_namespace, name).is_ready, 600, f"{name} Ready")
     for i, sim_vm in enumerate(vms.values()):
