@@ -90,7 +90,7 @@ def test_rolling_restarts_during_a_burst_of_creates(pod_cluster: PodCluster, pod
         stop.set()  # the rollout failed: end the burst too, so the failure is reported at once
         raise
     creating.join(900)
-    assert not creating.is_alive(), "the burst did not end
+    assert not creating.is_alive(), "the burst did not end"
     for name in names:
         eventually(lambda name=name: get_snapshot(pods_api, pod_namespace, name).is_ready, 600, f"{name} Ready")
     for i, sim_vm in enumerate(vms.values()):
