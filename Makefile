@@ -3,7 +3,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: setup testbins test unit dev clean lock wheelhouse image
+.PHONY: setup testbins test unit pods dev clean lock wheelhouse image
 
 setup: $(VENV)/.installed $(VENV)/bin/vmsnap-dev testbins
 
@@ -33,6 +33,12 @@ test: setup
 # builds (the Temporal dev server comes with the Python package and the fixtures start it). Under a minute.
 unit: $(VENV)/.installed
 	$(VENV)/bin/pytest tests/unit tests/workflows $(PYTEST_ARGS)
+
+# The pod tier alone (tests/pods, marker `pods`; `make test` runs it too): the image, a kubelet with its own
+# containerd, and the standalone overlay applied with kubectl, shared by the tests. Needs root, docker.io,
+# containerd and containernetworking-plugins (.ci/run installs them).
+pods: setup
+	$(VENV)/bin/pytest tests/pods $(PYTEST_ARGS)
 
 dev: setup
 	$(VENV)/bin/vmsnap-dev $(DEV_ARGS)

@@ -46,7 +46,7 @@ async def run(settings: Settings) -> None:
         from bridge.admission.server import AdmissionServer
         # served before the informers catch up: admission reads what it needs from the apiserver itself
         admission = AdmissionServer(api, settings.webhook_cert_file, settings.webhook_key_file,
-                                    port=settings.webhook_port)
+                                    port=settings.webhook_port, reuse_port=settings.webhook_reuse_port)
         await admission.start()
     dispatching = asyncio.create_task(dispatcher.run())
 
@@ -55,7 +55,8 @@ async def run(settings: Settings) -> None:
         if listing:
             return f"still listing {', '.join(listing)}"
         return await unavailable(client, settings.task_queue)
-    health = HealthServer(settings.health_port, live=lambda: not dispatching.done(), not_ready=not_ready)
+    health = HealthServer(settings.health_port, live=lambda: not dispatching.done(), not_ready=not_ready,
+                          port_file=settings.health_port_file)
     await health.start()
     for informer in informers:
         await start_informer(informer)

@@ -4,7 +4,9 @@ and /readyz says why in one line)."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 
@@ -13,8 +15,8 @@ class HealthServer:
     """`not_ready()` returns why the process is not ready, or None when it is."""
 
     def __init__(self, port: int, live: Callable[[], bool], not_ready: Callable[[], Awaitable[str | None]],
-                 host: str = "0.0.0.0"):
-        self.port, self.host = port, host
+                 host: str = "0.0.0.0", port_file: Path | None = None):
+        self.port, self.host, self.port_file = port, host, port_file
         self._live, self._not_ready = live, not_ready
         self._runner: web.AppRunner | None = None
 
@@ -33,7 +35,11 @@ class HealthServer:
         app.add_routes([web.get("/healthz", self._healthz), web.get("/readyz", self._readyz)])
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
+        listener = socket.create_server((self.host, self.port))
+        self.port = listener.getsockname()[1]  # the bound one, when asked for port 0
+        await web.SockSite(self._runner, listener).start()
+        if self.port_file:
+            self.port_file.write_text(f"{self.port}\n")
 
     async def stop(self) -> None:
         if self._runner:

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VMSNAP_", extra="ignore", populate_by_name=True)
 
     task_queue: str = "vm-snapshots"
+    # who this process is in Temporal's histories ("" = the SDK's pid@hostname, which says nothing when pods share
+    # the node's network and so its host name, each being PID 1: set it to the pod's name then)
+    temporal_identity: str = Field("", validation_alias=_env("TEMPORAL_IDENTITY", "VMSNAP_TEMPORAL_IDENTITY"))
     # the Temporal UI, for the workflow links put on objects and in Events ("" = IDs only)
     temporal_ui_url: str = Field("", validation_alias=_env("TEMPORAL_UI_URL"))
 
@@ -73,8 +76,14 @@ class Settings(BaseSettings):
     webhook_port: int = 9443
     webhook_cert_file: Path | None = None
     webhook_key_file: Path | None = None
+    # SO_REUSEPORT on the webhook's listener: bridges that share a network (hostNetwork pods on one node) all
+    # listen on the one port the webhook configuration names, and the kernel spreads the reviews over them
+    webhook_reuse_port: bool = False
 
+    # 0: the kernel picks a free port, written to health_port_file (pods sharing the host's network, whose probes
+    # read it there); 8080 is the Deployments' port
     health_port: int = 8080
+    health_port_file: Path | None = None
     metrics_port: int = 9464
     graceful_shutdown_seconds: float = 30.0
 

@@ -90,7 +90,8 @@ class OutageLogFilter(logging.Filter):
 async def connect(settings: Settings, runtime: Runtime | None = None, plugins: list | None = None) -> Client:
     """A client for the address, namespace, TLS and API key of Temporal's environment configuration."""
     return await Client.connect(**settings.temporal, data_converter=pydantic_data_converter, runtime=runtime,
-                                plugins=plugins or [])
+                                plugins=plugins or [],
+                                **({"identity": settings.temporal_identity} if settings.temporal_identity else {}))
 
 
 def is_outage(error: BaseException) -> bool:

@@ -1,6 +1,10 @@
 """A real Kubernetes control plane on loopback: etcd + kube-apiserver (+ kube-controller-manager for
 garbage collection and namespace deletion), started the way controller-runtime's envtest starts them.
 
+`ControlPlane(..., pods=True)` is the control plane of a cluster that runs pods (testbed/kubelet.py): the
+ServiceAccount admission plugin on (pods get their token mounted), the controllers Deployments need, and what
+the apiserver needs to reach the kubelet (a client certificate, the node's host name, which resolves to loopback).
+
 Binaries come from `KUBEBUILDER_ASSETS` (as envtest) or are built from the Go module proxy by
 `testbed/go/build-k8s.sh` into a per-version cache outside the clone.
 """
@@ -22,6 +26,11 @@ from testbed.process import PartFailed, Process, cache_dir, free_port, repo_root
 
 PART = "kube-apiserver"
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
+CONTROLLERS = ("namespace", "garbagecollector", "serviceaccount-token")
+# a cluster with pods: default ServiceAccounts and the kube-root-ca.crt ConfigMap (the token volume mounts it),
+# Deployments, PodDisruptionBudget status (evictions read it), and the node's not-ready taint lifted once Ready
+POD_CONTROLLERS = ("serviceaccount", "root-ca-cert-publisher", "deployment", "replicaset", "disruption",
+                   "nodelifecycle")
 
 
 def product_crd_files() -> list[Path]:
@@ -51,9 +60,10 @@ def binaries_dir() -> Path:
 class ControlPlane:
     """etcd, kube-apiserver (RBAC on) and kube-controller-manager, with an admin kubeconfig."""
 
-    def __init__(self, workdir: Path, *, controller_manager: bool = True):
+    def __init__(self, workdir: Path, *, controller_manager: bool = True, pods: bool = False):
         self.workdir = workdir
         self.controller_manager = controller_manager
+        self.pods = pods
         self.ca = CertificateAuthority()
         self.port = free_port()
         self.processes: list[Process] = []
@@ -85,12 +95,20 @@ class ControlPlane:
         self.processes.append(etcd)
         etcd.wait_ready(self._etcd_healthy, timeout=60, what="healthy")
 
+        if self.pods:
+            kubelet_crt, kubelet_key = self.ca.issue("kube-apiserver-kubelet-client",
+                                                     organizations=("system:masters",)).write(certs, "kubelet-client")
+            node_flags = [f"--kubelet-client-certificate={kubelet_crt}", f"--kubelet-client-key={kubelet_key}",
+                          # the node's host name resolves to 127.0.0.1; its InternalIP is not loopback
+                          "--kubelet-preferred-address-types=Hostname"]
+        else:  # no kubelet: nothing would mount the tokens the plugin asks for
+            node_flags = ["--disable-admission-plugins=ServiceAccount"]
         apiserver = Process(PART, [
             bins / "kube-apiserver", f"--etcd-servers={etcd_url}", f"--cert-dir={certs}",
             f"--secure-port={self.port}", "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
             f"--tls-cert-file={serving_crt}", f"--tls-private-key-file={serving_key}",
-            "--service-cluster-ip-range=10.0.0.0/24", "--allow-privileged=true",
-            "--disable-admission-plugins=ServiceAccount", "--authorization-mode=RBAC",
+            "--service-cluster-ip-range=10.0.0.0/24", "--allow-privileged=true", *node_flags,
+            "--authorization-mode=RBAC",
             f"--client-ca-file={ca_file}",
             f"--service-account-issuer=https://127.0.0.1:{self.port}/",
             f"--service-account-key-file={sa_pub}", f"--service-account-signing-key-file={sa_key}",
@@ -109,7 +127,8 @@ class ControlPlane:
             kcm = Process("kube-controller-manager", [
                 bins / "kube-controller-manager", f"--kubeconfig={self.kubeconfig}",
                 f"--authentication-kubeconfig={self.kubeconfig}", f"--authorization-kubeconfig={self.kubeconfig}",
-                "--controllers=namespace,garbagecollector,serviceaccount-token", "--leader-elect=false",
+                f"--controllers={','.join(CONTROLLERS + (POD_CONTROLLERS if self.pods else ()))}",
+                "--leader-elect=false",
                 f"--service-account-private-key-file={sa_key}", f"--root-ca-file={ca_file}",
                 "--bind-address=127.0.0.1", f"--secure-port={kcm_port}",
             ], self.workdir / "kube-controller-manager.log").start()

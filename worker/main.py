@@ -112,7 +112,8 @@ async def run(settings: Settings) -> None:
                                activities=vcenter_task_activities(vsphere), activity_executor=pool,
                                max_concurrent_activities=settings.vcenter_task_slots, graceful_shutdown_timeout=drain)
         health = HealthServer(settings.health_port, live=lambda: not worker.is_shutdown,
-                              not_ready=lambda: unavailable(client, settings.task_queue))
+                              not_ready=lambda: unavailable(client, settings.task_queue),
+                              port_file=settings.health_port_file)
         await health.start()
         run_task = asyncio.ensure_future(asyncio.gather(worker.run(), vcenter_tasks.run()))
         await start_tree_watch(client, settings)

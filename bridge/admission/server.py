@@ -54,8 +54,9 @@ class AdmissionServer:
     def __init__(self, kube: client.ApiClient, cert_file: str | os.PathLike[str], key_file: str | os.PathLike[str],
                  host: str = "0.0.0.0", port: int = 9443, *,
                  certificate_check_seconds: float = CERTIFICATE_CHECK_SECONDS,
-                 max_body_bytes: int = MAX_BODY_BYTES):
+                 max_body_bytes: int = MAX_BODY_BYTES, reuse_port: bool = False):
         self.host = host
+        self._reuse_port = reuse_port
         self._requested_port = port
         self._bound_port: int | None = None
         self._certificate = ReloadingCertificate(cert_file, key_file)
@@ -80,7 +81,8 @@ class AdmissionServer:
         self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
         await self._runner.setup()
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        listener = socket.create_server((self.host, self._requested_port), family=family)
+        listener = socket.create_server((self.host, self._requested_port), family=family,
+                                        reuse_port=self._reuse_port)
         self._bound_port = listener.getsockname()[1]
         await web.SockSite(self._runner, listener, ssl_context=self._certificate.listening_context).start()
         self._certificate_watch = asyncio.create_task(self._watch_certificate(), name="webhook-certificate")

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager and etcd from the Go module proxy into a per-version cache
-# (the layout envtest's KUBEBUILDER_ASSETS expects). A second run with the binaries present builds nothing.
+# Builds kube-apiserver, kube-controller-manager and etcd (the layout envtest's KUBEBUILDER_ASSETS expects), and
+# kubelet and kube-scheduler for the pod tests, from the Go module proxy into a per-version cache. Only missing
+# binaries are built: a run with all five present builds nothing, and adding the kubelet leaves the others as
+# they are.
 # Usage: build-k8s.sh [k8s-version ...]   (first that builds wins; default: 1.36.3 1.37.2 1.35.4 1.34.4)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -15,12 +17,14 @@ etcd_for() {  # the envtest matrix pairing, at the newest patch the proxy serves
 build_one() {
   local kv=$1 sv=0.${1#1.} minor; minor=$(echo "$kv" | cut -d. -f2)
   local bin=$cache/k8s/$kv work=$cache/k8s-src/$kv log
-  if [[ -x $bin/kube-apiserver && -x $bin/etcd && -x $bin/kube-controller-manager ]]; then
+  local k8s_bins=(kube-apiserver kube-controller-manager kubelet kube-scheduler) missing=() b
+  for b in "${k8s_bins[@]}"; do [[ -x $bin/$b ]] || missing+=("$b"); done
+  if [[ ${#missing[@]} -eq 0 && -x $bin/etcd ]]; then
     echo "$bin"; return 0
   fi
   mkdir -p "$bin" "$work/apiserver" "$work/etcd"
   log=$work/build.log; : >"$log"
-  echo "build-k8s: building Kubernetes v$kv (log: $log)" >&2
+  echo "build-k8s: building Kubernetes v$kv: ${missing[*]}$([[ -x $bin/etcd ]] || echo " etcd") (log: $log)" >&2
   set +e   # errexit is ignored inside a subshell tested with ||, so test its status afterwards
   (
     set -e
@@ -40,14 +44,19 @@ package tools
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 GO
     go mod tidy
     V=k8s.io/component-base/version
     ld="-s -w -X $V.gitVersion=v$kv -X $V.gitMajor=1 -X $V.gitMinor=$minor -X $V.gitTreeState=clean"
-    go build -trimpath -ldflags "$ld" -o "$bin/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
-    go build -trimpath -ldflags "$ld" -o "$bin/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controller-manager
+    for b in "${missing[@]}"; do  # only what is missing: binaries already built stay byte for byte
+      go build -trimpath -ldflags "$ld" -o "$bin/$b.partial" "k8s.io/kubernetes/cmd/$b"
+      mv "$bin/$b.partial" "$bin/$b"
+    done
     # etcd in its own module so MVS cannot raise the versions kube-apiserver pins
+    [[ ! -x $bin/etcd ]] || exit 0
     cd "$work/etcd"; ev=$(etcd_for "$kv")
     [[ -f go.mod ]] || go mod init vmsnap.local/testbins/etcd
     go get "go.etcd.io/etcd/server/v3@v$ev"

@@ -1,0 +1,3 @@
+module vmsnap.local/testbins/pause
+
+go 1.22
