@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 from kubernetes import client
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import VirtualMachineSnapshot
@@ -293,11 +293,18 @@ async def test_temporal_down_across_a_scheduled_time_makes_the_run_up_once(
         apply_schedule(kube_api, namespace, "through-outage", schedule=f"@every {interval}s", vmNames=["my-vm"],
                        retention={"keepLast": 10})
         temporal = await Client.connect(server.address)
-        # just after a run has started: the next scheduled time is `interval` seconds away
-        await wait(lambda: scheduled(kube_api, namespace, "my-vm"), 120, "a first run")
+        # once a run has finished (a run still going when Temporal comes back would rightly make the made-up run
+        # skip, overlap SKIP): down across the next scheduled time, back within the catch-up window (one interval)
+        status = await wait(lambda: (s := get_schedule(kube_api, namespace, "through-outage").status).last_run
+                            and s.next_run_time and s, 120, "a first run recorded")
+
+        async def closed() -> bool:
+            description = await temporal.get_workflow_handle(status.last_run.workflow_id).describe()
+            return description.status != WorkflowExecutionStatus.RUNNING
+        await until(closed, 60, "the first run closed")
         server.kill()
         down = datetime.now(UTC)
-        await asyncio.sleep(interval + 3)     # the next scheduled time passes while Temporal is down
+        await asyncio.sleep((status.next_run_time - down).total_seconds() + 3)
         server.start()
         up = datetime.now(UTC)
         temporal = await Client.connect(server.address)
@@ -305,7 +312,11 @@ async def test_temporal_down_across_a_scheduled_time_makes_the_run_up_once(
                    "the missed run made up")
         query = f"VirtualMachineSnapshotSchedule = 'through-outage' AND KubernetesNamespace = '{namespace}'"
         times = [w.typed_search_attributes.get(SCHEDULED_START_TIME) async for w in temporal.list_workflows(query)]
-        assert len([t for t in times if t is not None and down < t < up]) == 1, (down, up, times)
+        description = await temporal.get_schedule_handle(
+            temporal_schedule_id(namespace, "through-outage")).describe()
+        assert len([t for t in times if t is not None and down < t < up]) == 1, (
+            str(down), str(up), [str(t) for t in sorted(times)], description.info.num_actions_skipped_overlap,
+            description.info.num_actions_missed_catchup_window)
         await temporal.get_schedule_handle(temporal_schedule_id(namespace, "through-outage")).delete()
     finally:
         running.stop()
