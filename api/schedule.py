@@ -195,37 +195,39 @@ class VirtualMachineSnapshotSchedule(KubeObject):
 # --- the whole check ------------------------------------------------------------------------------------------
 
 
-def spec_problems(spec: VirtualMachineSnapshotScheduleSpec) -> list[str]:
-    """Every reason the spec cannot be scheduled, each naming its field; empty when it can."""
-    problems: list[str] = []
+def spec_problems(spec: VirtualMachineSnapshotScheduleSpec) -> list[tuple[str, str]]:
+    """Every reason the spec cannot be scheduled, as (field path, message naming the field); empty when it can.
+    The webhook refuses with them; the bridge reports them as Ready=False (for an object admitted without it)."""
+    problems: list[tuple[str, str]] = []
     parsed: ParsedSchedule | None = None
     try:
         parsed = parse_schedule(spec.schedule)
     except ValueError as error:
-        problems.append(str(error))
+        problems.append((SPEC_SCHEDULE_PATH, str(error)))
     try:
         ZoneInfo(spec.zone_name)
     except (ZoneInfoNotFoundError, ValueError):
-        problems.append(unknown_time_zone(spec.zone_name))
+        problems.append((SPEC_TIME_ZONE_PATH, unknown_time_zone(spec.zone_name)))
     if (spec.vm_selector is None) == (spec.vm_names is None):
-        problems.append(VMS_EXACTLY_ONE)
+        problems.append((SPEC_VM_SELECTOR_PATH, VMS_EXACTLY_ONE))
     quiesce = spec.template.quiesce
     if quiesce is not None and (problem := quiesce_timeout_problem(quiesce.timeout,
                                                                    field=SPEC_TEMPLATE_QUIESCE_TIMEOUT_PATH)):
-        problems.append(problem)
+        problems.append((SPEC_TEMPLATE_QUIESCE_TIMEOUT_PATH, problem))
     try:
         if not spec.retention.rules().keeps_something:
-            problems.append(RETENTION_KEEPS_NOTHING)
+            problems.append((SPEC_RETENTION_PATH, RETENTION_KEEPS_NOTHING))
     except ValueError as error:
-        problems.append(str(error))
+        problems.append((SPEC_RETENTION_MAX_AGE_PATH, str(error)))
     if spec.spread_window:
         try:
             spread = spec.spread_seconds
         except ValueError as error:
-            problems.append(str(error))
+            problems.append((SPEC_SPREAD_WINDOW_PATH, str(error)))
         else:
             if parsed is not None and spread > parsed.min_interval_seconds:
-                problems.append(spread_longer_than_interval(spec.spread_window, parsed.min_interval_seconds))
+                problems.append((SPEC_SPREAD_WINDOW_PATH,
+                                 spread_longer_than_interval(spec.spread_window, parsed.min_interval_seconds)))
     return problems
 
 

@@ -111,7 +111,8 @@ class ScheduleSync:
         problems = spec_problems(schedule.spec)
         if problems:
             await self._delete(schedule_id)  # it no longer describes a schedule; its snapshots stay
-            await self._write_status(namespace, name, schedule.metadata.uid, problems=problems)
+            await self._write_status(namespace, name, schedule.metadata.uid,
+                                     problems=[message for _, message in problems])
             return
         wanted = fingerprint(schedule, self.task_queue)
         if self._applied.get(schedule_id) == wanted:

@@ -89,7 +89,9 @@ def test_a_good_spec_has_no_problems():
 def test_each_refusal_names_its_field(fields: dict, path: str):
     problems = spec_problems(spec(**fields))
     assert len(problems) == 1, problems
-    assert problems[0].startswith(path) or f" {path} " in f" {problems[0]} "
+    field, message = problems[0]
+    assert field == path
+    assert message.startswith(path) or f" {path} " in f" {message} "
 
 
 def test_a_template_refused_as_a_snapshot_is_refused_as_a_template():
@@ -101,8 +103,8 @@ def test_a_template_refused_as_a_snapshot_is_refused_as_a_template():
 
 
 def test_retention_that_keeps_nothing_and_exactly_one_vm_source_messages():
-    assert spec_problems(spec(retention={})) == [RETENTION_KEEPS_NOTHING]
-    assert spec_problems(spec(vmNames=None)) == [VMS_EXACTLY_ONE]
+    assert spec_problems(spec(retention={})) == [("spec.retention", RETENTION_KEEPS_NOTHING)]
+    assert spec_problems(spec(vmNames=None)) == [("spec.vmSelector", VMS_EXACTLY_ONE)]
 
 
 def test_snapshot_names_are_deterministic_short_and_valid():
