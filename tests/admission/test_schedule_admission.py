@@ -5,9 +5,11 @@ CRD's CEL rules first (`by_schema`), the rest by the schedule's validating webho
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from api.schedule_names import SCHEDULE_API_VERSION, SCHEDULE_GROUP, SCHEDULE_KIND, SCHEDULE_PLURAL, SCHEDULE_VERSION
 from bridge.admission import SCHEDULE_VALIDATING
@@ -70,3 +72,13 @@ def test_an_update_is_checked_too(objects: Objects):
         SCHEDULE_GROUP, SCHEDULE_VERSION, objects.namespace, SCHEDULE_PLURAL, "nightly",
         {"spec": {"timeZone": "Nowhere/Special"}}))
     assert refusal.fields == {"spec.timeZone"}
+
+
+def test_the_readme_example_is_admitted(objects: Objects):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("kubectl apply -f - <<'YAML'\n", 1)[1].split("\nYAML\n", 1)[0]
+    manifest = yaml.safe_load(block)
+    assert manifest["kind"] == SCHEDULE_KIND
+    created = objects.custom.create_namespaced_custom_object(SCHEDULE_GROUP, SCHEDULE_VERSION, objects.namespace,
+                                                             SCHEDULE_PLURAL, manifest)
+    assert created["spec"] == manifest["spec"]
