@@ -155,6 +155,7 @@ class ScheduleSync:
             if schedule.metadata.uid != uid:
                 return False
             status, generation = schedule.status, schedule.metadata.generation
+            before = status.to_kube()
             conditions = status.conditions
             ready = ScheduleConditionType.READY
             if problems:
@@ -177,6 +178,6 @@ class ScheduleSync:
                 status.next_run_time = next_run
             status.conditions = conditions
             status.observed_generation = generation
-            return True
+            return status.to_kube() != before  # an unchanged status is not written (no watch event, no loop)
 
         await asyncio.to_thread(self.kube.update_schedule_status, namespace, name, mutate)
