@@ -164,3 +164,36 @@ def test_crd_rules_say_what_the_python_says():
     # every spec field of the model is in the schema, and the other way round
     model_fields = {f.alias or n for n, f in VirtualMachineSnapshotScheduleSpec.model_fields.items()}
     assert model_fields == set(spec_schema["properties"])
+
+
+# --- the Temporal Schedule the bridge keeps ---------------------------------------------------------------------
+
+def schedule_object(**spec_fields) -> VirtualMachineSnapshotSchedule:
+    return VirtualMachineSnapshotSchedule.model_validate({
+        "metadata": {"name": "nightly", "namespace": "team-a", "uid": "u-1", "generation": 1},
+        "spec": {"schedule": "0 2 * * *", "vmNames": ["vm-a"], "retention": {"keepLast": 3}, **spec_fields}})
+
+
+def test_the_temporal_schedule_follows_the_object():
+    from datetime import timedelta
+
+    from temporalio.client import ScheduleOverlapPolicy
+
+    from bridge.schedules import desired_schedule, fingerprint
+
+    cron = desired_schedule(schedule_object(timeZone="Europe/Paris"), "q")
+    assert list(cron.spec.cron_expressions) == ["0 2 * * *"] and cron.spec.time_zone_name == "Europe/Paris"
+    assert cron.policy.overlap == ScheduleOverlapPolicy.SKIP
+    assert cron.policy.catchup_window == timedelta(days=1)  # one interval: a missed run is made up once
+    assert not cron.state.paused
+    assert cron.action.id == "scheduled-snapshot-run/team-a/nightly" and cron.action.task_queue == "q"
+
+    every = desired_schedule(schedule_object(schedule="@every 5s"), "q")
+    assert [i.every for i in every.spec.intervals] == [timedelta(seconds=5)] and not every.spec.cron_expressions
+    assert every.policy.catchup_window == timedelta(seconds=10)  # Temporal's floor
+
+    assert desired_schedule(schedule_object(suspend=True), "q").state.paused
+    base = fingerprint(schedule_object(), "q")
+    assert fingerprint(schedule_object(retention={"keepLast": 9}, template={"memory": True}), "q") == base
+    assert fingerprint(schedule_object(schedule="@hourly"), "q") != base
+    assert fingerprint(schedule_object(suspend=True), "q") != base
