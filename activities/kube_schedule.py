@@ -117,8 +117,7 @@ class KubeScheduleActivities:
 
     @activity.defn(name="kube_create_scheduled_snapshot")
     def create_snapshot(self, request: CreateRequest) -> CreateOutcome:
-        plan, target = request.plan, request.target
-        ref = plan.schedule
+        target, ref = request.target, request.schedule
         outcome = CreateOutcome(vm=target.vm, snapshot=target.snapshot)
         schedule = self._own(ref)
         if schedule is None:
@@ -129,7 +128,7 @@ class KubeScheduleActivities:
         body = {
             "apiVersion": API_VERSION, "kind": SNAPSHOT_KIND,
             "metadata": {"name": target.snapshot, "namespace": ref.namespace,
-                         "labels": {SCHEDULE_LABEL: ref.name, SCHEDULE_RUN_LABEL: plan.stamp,
+                         "labels": {SCHEDULE_LABEL: ref.name, SCHEDULE_RUN_LABEL: request.stamp,
                                     VM_NAME_LABEL: target.vm},
                          "annotations": {SCHEDULE_UID_ANNOTATION: ref.uid,
                                          SCHEDULED_TIME_ANNOTATION: format_kube_time(request.scheduled_time)}},

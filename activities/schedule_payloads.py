@@ -42,7 +42,10 @@ class RunPlan(BaseModel):
 
 
 class CreateRequest(BaseModel):
-    plan: RunPlan
+    """One VM's create: small (never the whole plan), as a run asks for hundreds of them in one workflow task."""
+
+    schedule: ScheduleRef
+    stamp: str
     scheduled_time: datetime
     target: VMTarget
 
