@@ -11,11 +11,14 @@ import time
 import prometheus_client
 
 from api.names import SNAPSHOT_PLURAL, VM_PLURAL
+from api.schedule_names import SCHEDULE_PLURAL
 from bridge.decisions import snapshot_fields, vm_fields
 from bridge.dispatcher import Dispatcher, log_when_caught_up
 from bridge.informer import Informer, start_informer
+from bridge.schedules import ScheduleSync
 from runtime.health import HealthServer
 from runtime.kube import Kube, api_client
+from runtime.kube_schedule import ScheduleKube
 from runtime.settings import Settings
 from runtime.telemetry import setup_logging, setup_tracing
 from runtime.temporal import connect, temporal_runtime, unavailable
@@ -40,6 +43,11 @@ async def run(settings: Settings) -> None:
                           resync_seconds=settings.resync_seconds, namespace=settings.watch_namespace,
                           transform=fields)
                  for plural, fields in ((SNAPSHOT_PLURAL, snapshot_fields), (VM_PLURAL, vm_fields))]
+    # VirtualMachineSnapshotSchedules: each followed by its Temporal Schedule (bridge/schedules.py)
+    schedules = ScheduleSync(client, settings.task_queue, Kube(api))
+    informers.append(Informer(ScheduleKube(Kube(api)), SCHEDULE_PLURAL,  # type: ignore[arg-type]
+                              schedules.deliver_threadsafe(loop), resync_seconds=settings.resync_seconds,
+                              namespace=settings.watch_namespace))
     admission = None
     if settings.webhook_cert_file and settings.webhook_key_file:
         # imported only here: aiohttp and the webhook cost ~11 MB a watch-only bridge does not need
@@ -49,6 +57,7 @@ async def run(settings: Settings) -> None:
                                     port=settings.webhook_port, reuse_port=settings.webhook_reuse_port)
         await admission.start()
     dispatching = asyncio.create_task(dispatcher.run())
+    scheduling = asyncio.create_task(schedules.run())
 
     async def not_ready() -> str | None:  # ready once every informer has listed, while Temporal answers
         listing = [i.plural for i in informers if not i.synced.is_set()]
@@ -67,6 +76,7 @@ async def run(settings: Settings) -> None:
     for informer in informers:
         informer.stop()
     dispatching.cancel()
+    scheduling.cancel()
     caught_up_logged.cancel()
     await health.stop()
     if admission is not None:

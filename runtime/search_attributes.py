@@ -7,8 +7,10 @@ KUBERNETES_NAMESPACE = SearchAttributeKey.for_keyword("KubernetesNamespace")
 VIRTUAL_MACHINE = SearchAttributeKey.for_keyword("VirtualMachine")
 SNAPSHOT = SearchAttributeKey.for_keyword("Snapshot")
 OPERATION = SearchAttributeKey.for_keyword("SnapshotOperation")
+# the VirtualMachineSnapshotSchedule a scheduled run is of (workflows/scheduled_run.py)
+SCHEDULE = SearchAttributeKey.for_keyword("VirtualMachineSnapshotSchedule")
 
-ALL = (KUBERNETES_NAMESPACE, VIRTUAL_MACHINE, SNAPSHOT, OPERATION)
+ALL = (KUBERNETES_NAMESPACE, VIRTUAL_MACHINE, SNAPSHOT, OPERATION, SCHEDULE)
 
 
 
@@ -24,3 +26,15 @@ def for_vm(namespace: str, vm: str, **more: str) -> TypedSearchAttributes:
 
 # `temporal server start-dev --search-attribute Name=Keyword` arguments
 DEV_SERVER_SEARCH_ATTRIBUTES = tuple(f"{key.name}=Keyword" for key in ALL)
+
+
+# --- scheduled runs ---
+# Temporal's own, on every workflow a Schedule starts: the run's nominal time
+SCHEDULED_START_TIME = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
+
+
+def for_schedule(namespace: str, name: str) -> TypedSearchAttributes:
+    return TypedSearchAttributes([SearchAttributePair(KUBERNETES_NAMESPACE, namespace),
+                                  SearchAttributePair(SCHEDULE, name),
+                                  SearchAttributePair(OPERATION, "ScheduledSnapshotRun")])
+

@@ -19,10 +19,12 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
 from activities.kube.events import EventRecorder
+from activities.kube_schedule import KubeScheduleActivities
 from activities.kube_snapshot import DeleteRetry, KubeSnapshotActivities
 from activities.kube_vm import KubeVMActivities, KubeVMRevertActivities
 from activities.payloads import TreeWatchState
 from activities.temporal_queue import VMQueueActivities
+from activities.temporal_schedule import ScheduleTemporalActivities
 from activities.vsphere.change_feed import SnapshotChangeFeed
 from activities.vsphere_snapshot import VSphereSnapshotActivities
 from activities.vsphere_tree_watch import VSphereTreeWatchActivities
@@ -36,12 +38,14 @@ from workflows.create_snapshot import CreateSnapshot
 from workflows.delete_snapshot import DeleteSnapshot
 from workflows.options import vcenter_task_queue
 from workflows.revert_snapshot import RevertSnapshot
+from workflows.scheduled_run import ScheduledSnapshotRun
 from workflows.snapshot_tree_watch import SnapshotTreeWatch, tree_watch_workflow_id
 from workflows.vm_snapshot_queue import VirtualMachineSnapshotQueue
 
 log = logging.getLogger("vmsnap.worker")
 
-WORKFLOWS = [VirtualMachineSnapshotQueue, CreateSnapshot, RevertSnapshot, DeleteSnapshot, SnapshotTreeWatch]
+WORKFLOWS = [VirtualMachineSnapshotQueue, CreateSnapshot, RevertSnapshot, DeleteSnapshot, SnapshotTreeWatch,
+             ScheduledSnapshotRun]
 MAX_CONCURRENT_ACTIVITIES = 32
 # the operations' short Kubernetes and vCenter calls (local activities share the activity thread pool)
 MAX_CONCURRENT_LOCAL_ACTIVITIES = 32
@@ -73,7 +77,8 @@ def activities(settings: Settings, client: Client, vsphere: VSphereSnapshotActiv
         KubeSnapshotActivities(kube, events, settings.csi_sync, links,
                                DeleteRetry(settings.delete_retry_seconds, settings.delete_retry_max_seconds)),
         KubeVMActivities(kube, settings.watch_namespace), KubeVMRevertActivities(kube, events, links),
-        VMQueueActivities(client, settings.task_queue))
+        VMQueueActivities(client, settings.task_queue),
+        KubeScheduleActivities(kube, events), ScheduleTemporalActivities(client))
     capped = {m.__name__ for m in vcenter_task_activities(vsphere)}
     return [m for m in every if not (m.__self__ is vsphere and m.__name__ in capped)]
 

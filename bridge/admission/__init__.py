@@ -1,9 +1,9 @@
-"""Admission for VirtualMachineSnapshot and VirtualMachine, served by the bridge.
+"""Admission for VirtualMachineSnapshot, VirtualMachine and VirtualMachineSnapshotSchedule, served by the bridge.
 
   server          AdmissionServer: the HTTPS server the bridge embeds (start/stop)
   configuration   the Mutating/ValidatingWebhookConfiguration builder (Service or URL form)
-  webhooks        the three webhooks: names, paths, resources
-  snapshot_mutation, snapshot_validation, vm_validation   what each webhook decides
+  webhooks        the webhooks: names, paths, resources
+  snapshot_mutation, snapshot_validation, vm_validation, schedule_validation   what each webhook decides
   review          AdmissionReview in and out; field_errors: refusals in the Kubernetes style
   cluster         the reads of other objects; vm_view: the part of a VM a rule reads
   bypass          when validation steps aside; tls: the reloading certificate
@@ -19,11 +19,19 @@ from .configuration import (
                             webhook_configurations,
 )
 from .server import AdmissionServer
-from .webhooks import MUTATING_WEBHOOKS, SNAPSHOT_MUTATING, SNAPSHOT_VALIDATING, VALIDATING_WEBHOOKS, VM_VALIDATING
+from .webhooks import (
+                       MUTATING_WEBHOOKS,
+                       SCHEDULE_VALIDATING,
+                       SNAPSHOT_MUTATING,
+                       SNAPSHOT_VALIDATING,
+                       VALIDATING_WEBHOOKS,
+                       VM_VALIDATING,
+)
 
 __all__ = [
     "AdmissionServer",
     "DEFAULT_NAMESPACE_SELECTOR", "IN_CLUSTER_SERVICE", "ServiceReference", "UrlReference",
     "in_cluster_webhook_configurations", "render_deploy_manifest", "webhook_configurations",
     "MUTATING_WEBHOOKS", "SNAPSHOT_MUTATING", "SNAPSHOT_VALIDATING", "VALIDATING_WEBHOOKS", "VM_VALIDATING",
+    "SCHEDULE_VALIDATING",
 ]

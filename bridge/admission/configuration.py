@@ -14,8 +14,6 @@ from typing import Any
 
 import yaml
 
-from api.names import GROUP, SERVED_VERSIONS
-
 from .webhooks import MUTATING_WEBHOOKS, VALIDATING_WEBHOOKS, Webhook
 
 DEFAULT_CONFIGURATION_NAME = "vmsnap-webhook"
@@ -95,7 +93,7 @@ def _webhook_entry(webhook: Webhook, endpoint: WebhookEndpoint, ca_bundle: bytes
         "matchPolicy": "Equivalent",
         "namespaceSelector": copy.deepcopy(namespace_selector),
         # Every served version: the review then carries the object in the version the client wrote.
-        "rules": [{"apiGroups": [GROUP], "apiVersions": list(SERVED_VERSIONS),
+        "rules": [{"apiGroups": [webhook.group], "apiVersions": list(webhook.served_versions),
                    "operations": list(webhook.operations),
                    "resources": [webhook.plural], "scope": "Namespaced"}],
         "sideEffects": "None",

@@ -89,7 +89,7 @@ class Verdict:
         return not self.errors
 
 
-def refusal_status(kind: str, name: str, errors: list[FieldError]) -> dict[str, Any]:
+def refusal_status(kind: str, name: str, errors: list[FieldError], group: str = GROUP) -> dict[str, Any]:
     """A metav1.Status like the apiserver's own (apierrors.NewInvalid / NewForbidden / NewInternalError)."""
     types = {e.type for e in errors}
     if ErrorType.INTERNAL in types:
@@ -102,9 +102,9 @@ def refusal_status(kind: str, name: str, errors: list[FieldError]) -> dict[str, 
     return {
         "metadata": {},
         "status": "Failure",
-        "message": f'{kind}.{GROUP} "{name}" {verb}: {listed}',
+        "message": f'{kind}.{group} "{name}" {verb}: {listed}',
         "reason": reason,
-        "details": {"name": name, "group": GROUP, "kind": kind, "causes": [e.as_cause() for e in errors]},
+        "details": {"name": name, "group": group, "kind": kind, "causes": [e.as_cause() for e in errors]},
         "code": code,
     }
 
@@ -112,7 +112,8 @@ def refusal_status(kind: str, name: str, errors: list[FieldError]) -> dict[str, 
 def review_response(request: AdmissionRequest, verdict: Verdict) -> dict[str, Any]:
     response: dict[str, Any] = {"uid": request.uid, "allowed": verdict.allowed}
     if not verdict.allowed:
-        response["status"] = refusal_status(request.kind.kind, request.object_name, verdict.errors)
+        response["status"] = refusal_status(request.kind.kind, request.object_name, verdict.errors,
+                                            request.kind.group or GROUP)
     if verdict.warnings:
         response["warnings"] = list(verdict.warnings)
     if verdict.allowed and verdict.patch:

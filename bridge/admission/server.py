@@ -23,16 +23,24 @@ from aiohttp import web
 from kubernetes import client
 
 from api import admission_messages
-from api.names import GROUP, SERVED_VERSIONS
 
 from . import field_errors as fe
 from .cluster import ClusterReader
 from .review import AdmissionRequest, MalformedReview, Verdict, bad_request_response, parse_review, review_response
+from .schedule_validation import validate_schedule
 from .snapshot_mutation import mutate_snapshot
 from .snapshot_validation import SnapshotValidator
 from .tls import ReloadingCertificate
 from .vm_validation import VirtualMachineValidator
-from .webhooks import HEALTHZ_PATH, READYZ_PATH, SNAPSHOT_MUTATING, SNAPSHOT_VALIDATING, VM_VALIDATING, Webhook
+from .webhooks import (
+    HEALTHZ_PATH,
+    READYZ_PATH,
+    SCHEDULE_VALIDATING,
+    SNAPSHOT_MUTATING,
+    SNAPSHOT_VALIDATING,
+    VM_VALIDATING,
+    Webhook,
+)
 
 log = logging.getLogger("vmsnap.admission")
 
@@ -66,6 +74,7 @@ class AdmissionServer:
             SNAPSHOT_MUTATING: _mutate_snapshot,
             SNAPSHOT_VALIDATING: SnapshotValidator(cluster),
             VM_VALIDATING: VirtualMachineValidator(cluster),
+            SCHEDULE_VALIDATING: validate_schedule,
         }
         self._app = self._build_app(max_body_bytes)
         self._runner: web.AppRunner | None = None
@@ -140,7 +149,7 @@ class AdmissionServer:
     async def _judge(self, webhook: Webhook, judge: Judge, request: AdmissionRequest) -> dict[str, Any]:
         if request.kind.kind != webhook.kind:
             return bad_request_response(request, admission_messages.kind_not_admitted(webhook.kind, request.kind.kind))
-        if request.kind.group != GROUP or request.kind.version not in SERVED_VERSIONS:
+        if request.kind.group != webhook.group or request.kind.version not in webhook.served_versions:
             # Every served version has the same schema, so each is judged alike; any other is not ours to judge.
             return bad_request_response(request, admission_messages.version_not_admitted(
                 webhook.kind, request.kind.group, request.kind.version))

@@ -1,4 +1,4 @@
-"""The three webhooks this service serves: name, URL path and the resource each admits. Both the server (its
+"""The webhooks this service serves: name, URL path and the resource each admits. Both the server (its
 routes) and the webhook configurations (their rules and client paths) are built from this one table."""
 
 from __future__ import annotations
@@ -6,7 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from api.names import GROUP, SNAPSHOT_KIND, SNAPSHOT_PLURAL, SNAPSHOT_SINGULAR, VERSION, VM_KIND, VM_PLURAL, VM_SINGULAR
+from api.names import (
+    GROUP,
+    SERVED_VERSIONS,
+    SNAPSHOT_KIND,
+    SNAPSHOT_PLURAL,
+    SNAPSHOT_SINGULAR,
+    VERSION,
+    VM_KIND,
+    VM_PLURAL,
+    VM_SINGULAR,
+)
+from api.schedule_names import SCHEDULE_GROUP, SCHEDULE_KIND, SCHEDULE_PLURAL, SCHEDULE_SINGULAR, SCHEDULE_VERSION
 
 
 class WebhookType(StrEnum):
@@ -22,19 +33,23 @@ class Webhook:
     plural: str
     # (name, CEL expression) pairs: the apiserver calls the webhook only when all are true
     match_conditions: tuple[tuple[str, str], ...] = ()
+    # VM Operator's group by default; VirtualMachineSnapshotSchedule is in ours
+    group: str = GROUP
+    version: str = VERSION
+    served_versions: tuple[str, ...] = SERVED_VERSIONS
 
     @property
     def path(self) -> str:
         """controller-runtime's convention, with the version the webhook is written for (the hub, as VM Operator's):
         /mutate-vmoperator-vmware-com-v1alpha6-virtualmachinesnapshot. It admits every served version."""
-        return f"/{self.type}-{GROUP.replace('.', '-')}-{VERSION}-{self.singular}"
+        return f"/{self.type}-{self.group.replace('.', '-')}-{self.version}-{self.singular}"
 
     @property
     def name(self) -> str:
         """Fully qualified, as the apiserver requires; it is what users read in a refusal ("admission webhook
         "vmsnap.validating.virtualmachinesnapshot.v1alpha6.vmoperator.vmware.com" denied the request")."""
         adjective = "mutating" if self.type is WebhookType.MUTATING else "validating"
-        return f"vmsnap.{adjective}.{self.singular}.{VERSION}.{GROUP}"
+        return f"vmsnap.{adjective}.{self.singular}.{self.version}.{self.group}"
 
     @property
     def operations(self) -> tuple[str, ...]:
@@ -49,8 +64,12 @@ VM_VALIDATING = Webhook(WebhookType.VALIDATING, VM_KIND, VM_SINGULAR, VM_PLURAL,
     ("revert-requested", "has(object.spec) && has(object.spec.currentSnapshotName) && "
                          "object.spec.currentSnapshotName != ''"),))
 
+# The spec checks CEL cannot make (cron, IANA time zone, quiesce bounds, spread window against the interval)
+SCHEDULE_VALIDATING = Webhook(WebhookType.VALIDATING, SCHEDULE_KIND, SCHEDULE_SINGULAR, SCHEDULE_PLURAL,
+                              group=SCHEDULE_GROUP, version=SCHEDULE_VERSION, served_versions=(SCHEDULE_VERSION,))
+
 MUTATING_WEBHOOKS = (SNAPSHOT_MUTATING,)
-VALIDATING_WEBHOOKS = (SNAPSHOT_VALIDATING, VM_VALIDATING)
+VALIDATING_WEBHOOKS = (SNAPSHOT_VALIDATING, VM_VALIDATING, SCHEDULE_VALIDATING)
 
 HEALTHZ_PATH = "/healthz"
 READYZ_PATH = "/readyz"

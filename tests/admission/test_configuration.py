@@ -12,6 +12,7 @@ import yaml
 from api.names import GROUP
 from bridge.admission import (
     IN_CLUSTER_SERVICE,
+    SCHEDULE_VALIDATING,
     SNAPSHOT_MUTATING,
     SNAPSHOT_VALIDATING,
     VM_VALIDATING,
@@ -49,10 +50,13 @@ def test_every_webhook_fails_closed_within_ten_seconds_and_spares_kube_system():
     assert mutating["kind"] == "MutatingWebhookConfiguration"
     assert validating["kind"] == "ValidatingWebhookConfiguration"
     by_name = {w["name"]: w for c in (mutating, validating) for w in c["webhooks"]}
-    assert set(by_name) == {SNAPSHOT_MUTATING.name, SNAPSHOT_VALIDATING.name, VM_VALIDATING.name}
-    for webhook_kind, resource in ((SNAPSHOT_MUTATING, "virtualmachinesnapshots"),
-                                   (SNAPSHOT_VALIDATING, "virtualmachinesnapshots"),
-                                   (VM_VALIDATING, "virtualmachines")):
+    assert set(by_name) == {SNAPSHOT_MUTATING.name, SNAPSHOT_VALIDATING.name, VM_VALIDATING.name,
+                            SCHEDULE_VALIDATING.name}
+    for webhook_kind, resource, group, versions in (
+            (SNAPSHOT_MUTATING, "virtualmachinesnapshots", GROUP, ["v1alpha5", "v1alpha6"]),
+            (SNAPSHOT_VALIDATING, "virtualmachinesnapshots", GROUP, ["v1alpha5", "v1alpha6"]),
+            (VM_VALIDATING, "virtualmachines", GROUP, ["v1alpha5", "v1alpha6"]),
+            (SCHEDULE_VALIDATING, "virtualmachinesnapshotschedules", "vmsnap.io", ["v1alpha1"])):
         webhook = by_name[webhook_kind.name]
         assert webhook["clientConfig"] == {"url": f"https://127.0.0.1:9443{webhook_kind.path}",
                                            "caBundle": base64.b64encode(ca).decode()}
@@ -61,7 +65,7 @@ def test_every_webhook_fails_closed_within_ten_seconds_and_spares_kube_system():
                                                                                  ["v1"])
         # both versions the CRDs serve (matchPolicy Equivalent would convert anyway, but then the webhook
         # could not tell which version the user wrote)
-        assert webhook["rules"] == [{"apiGroups": [GROUP], "apiVersions": ["v1alpha5", "v1alpha6"],
+        assert webhook["rules"] == [{"apiGroups": [group], "apiVersions": versions,
                                      "operations": ["CREATE", "UPDATE"], "resources": [resource],
                                      "scope": "Namespaced"}]
         assert webhook["namespaceSelector"] == {"matchExpressions": [
@@ -74,3 +78,5 @@ def test_paths_follow_the_controller_runtime_convention():
     assert SNAPSHOT_VALIDATING.path == "/validate-vmoperator-vmware-com-v1alpha6-virtualmachinesnapshot"
     assert VM_VALIDATING.path == "/validate-vmoperator-vmware-com-v1alpha6-virtualmachine"
     assert SNAPSHOT_VALIDATING.name == "vmsnap.validating.virtualmachinesnapshot.v1alpha6.vmoperator.vmware.com"
+    assert SCHEDULE_VALIDATING.path == "/validate-vmsnap-io-v1alpha1-virtualmachinesnapshotschedule"
+    assert SCHEDULE_VALIDATING.name == "vmsnap.validating.virtualmachinesnapshotschedule.v1alpha1.vmsnap.io"

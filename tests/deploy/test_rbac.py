@@ -15,17 +15,24 @@ import pytest
 from kubernetes import client, config
 
 from api.names import GROUP
+from api.schedule_names import SCHEDULE_GROUP, SCHEDULE_PLURAL
 from runtime.kube import Kube
+from runtime.kube_schedule import ScheduleKube
 from tests.deploy.manifests import REPO
 
 NAMESPACE = "vmsnap-system"
 VOLUME_SNAPSHOTS = ("snapshot.storage.k8s.io", "volumesnapshots", "")
 SNAPSHOTS, SNAPSHOTS_STATUS = (GROUP, "virtualmachinesnapshots", ""), (GROUP, "virtualmachinesnapshots", "status")
 VMS, VMS_STATUS = (GROUP, "virtualmachines", ""), (GROUP, "virtualmachines", "status")
+SCHEDULES = (SCHEDULE_GROUP, SCHEDULE_PLURAL, "")
+SCHEDULES_STATUS = (SCHEDULE_GROUP, SCHEDULE_PLURAL, "status")
 
 NEEDED: dict[str, dict[tuple[str, str, str], set[str]]] = {
     "vmsnap-worker": {
-        SNAPSHOTS: {"get", "list", "update"},      # Kube.get_snapshot, list_snapshots, _update (PUT)
+        SNAPSHOTS: {"get", "list", "update", "create", "delete"},  # Kube.get_snapshot, list_snapshots, _update
+        # (PUT); a schedule's runs: ScheduleKube.create_snapshot, delete_snapshot (pruning)
+        SCHEDULES: {"get"},                        # ScheduleKube.get_schedule
+        SCHEDULES_STATUS: {"patch"},               # ScheduleKube.update_schedule_status (a run's record)
         SNAPSHOTS_STATUS: {"update"},              # Kube._update(status=True)
         VMS: {"get", "list", "update"},            # Kube.get_vm, list_vms (cluster-wide), _update (revert)
         VMS_STATUS: {"update"},                    # tree status, the revert condition
@@ -36,6 +43,8 @@ NEEDED: dict[str, dict[tuple[str, str, str], set[str]]] = {
     "vmsnap-bridge": {
         SNAPSHOTS: {"get", "list", "watch"},       # Informer (list pages + watch), ClusterReader (get, list)
         VMS: {"get", "list", "watch"},             # Informer, ClusterReader
+        SCHEDULES: {"get", "list", "watch"},       # Informer, ScheduleKube.get_schedule
+        SCHEDULES_STATUS: {"patch"},               # ScheduleKube.update_schedule_status (conditions, next run)
     },
 }
 # ... and everything else a compromised process could want
@@ -116,13 +125,17 @@ def test_the_importer_role_is_granted_per_namespace(importer_kubeconfig, namespa
 KNOWN_CALLS = {
     "vmsnap-worker": {"get_snapshot", "get_vm", "list_vm_snapshots", "list_vms", "list_volume_snapshots",
                       "update_snapshot", "update_vm",
-                      "read_namespaced_persistent_volume_claim", "create_namespaced_event"},
-    "vmsnap-bridge": {"get_object", "list_objects", "list_object_pages", "watch_objects", "Watch"},
+                      "read_namespaced_persistent_volume_claim", "create_namespaced_event",
+                      # a schedule's runs (activities/kube_schedule.py; runtime/kube_schedule.py's ScheduleKube);
+                      # create_snapshot also matches VSphereSnapshotActivities.create_snapshot in worker/main.py
+                      "list_objects", "get_schedule", "update_schedule_status", "create_snapshot", "delete_snapshot"},
+    "vmsnap-bridge": {"get_object", "list_objects", "list_object_pages", "watch_objects", "Watch",
+                      "update_schedule_status"},
 }
 SOURCES = {"vmsnap-worker": ["activities/**/*.py", "worker/main.py"], "vmsnap-bridge": ["bridge/**/*.py"]}
 API_METHOD = re.compile(r"^(get|list|read|create|replace|patch|delete|connect)_\w*(namespaced|cluster|custom_object)"
                         r"\w*$|^Watch$")
-KUBE_METHODS = {name for name in vars(Kube) if not name.startswith("_")}
+KUBE_METHODS = {name for layer in (Kube, ScheduleKube) for name in vars(layer) if not name.startswith("_")}
 
 
 @pytest.mark.parametrize("account", sorted(KNOWN_CALLS))

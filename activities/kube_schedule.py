@@ -1,0 +1,256 @@
+"""A scheduled run's Kubernetes steps: read the schedule and its VMs, create one VirtualMachineSnapshot per VM,
+read their states, prune by retention, record the run on the schedule's status. Each is convergent (a lost
+workflow task re-runs it): creates find the snapshot an earlier attempt made by its deterministic name and the
+schedule's UID, deletes carry the snapshot's UID as a precondition, the record recognises its own workflow ID."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from kubernetes.client.rest import ApiException
+from temporalio import activity
+
+from activities.kube.events import EventRecorder
+from activities.schedule_payloads import (
+    CreateOutcome,
+    CreateRequest,
+    PruneOutcome,
+    PruneRequest,
+    RunPlan,
+    RunRecord,
+    RunRequest,
+    RunSnapshots,
+    ScheduleRef,
+    SnapshotState,
+    VMTarget,
+)
+from api import VirtualMachineSnapshot
+from api.conditions import set_condition, set_true
+from api.duration import quiesce_minutes_or_default
+from api.limits import MAX_SNAPSHOTS_PER_VM
+from api.meta import format_kube_time, kube_time_from
+from api.names import (
+    API_VERSION,
+    SNAPSHOT_KIND,
+    SNAPSHOT_PLURAL,
+    VM_NAME_LABEL,
+    VM_PLURAL,
+    SnapshotConditionType,
+    SnapshotReason,
+)
+from api.retention import Taken, to_prune
+from api.schedule import LastRun, VirtualMachineSnapshotSchedule, run_stamp, scheduled_snapshot_name
+from api.schedule_messages import (
+    auto_suspended,
+    run_message,
+    skipped_at_limit,
+    skipped_message,
+    snapshot_not_ours,
+    vm_not_found,
+)
+from api.schedule_names import (
+    RUN_EVENT_REASONS,
+    SCHEDULE_LABEL,
+    SCHEDULE_RUN_LABEL,
+    SCHEDULE_UID_ANNOTATION,
+    SCHEDULED_TIME_ANNOTATION,
+    RunResult,
+    ScheduleConditionType,
+    ScheduleEventReason,
+    ScheduleReason,
+)
+from api.virtualmachine import VirtualMachine
+from runtime.kube import Kube
+from runtime.kube_schedule import ScheduleKube
+
+
+class KubeScheduleActivities:
+    def __init__(self, kube: Kube, events: EventRecorder):
+        self.kube = kube
+        self.schedules = ScheduleKube(kube)
+        self.events = events
+
+    def _own(self, ref: ScheduleRef) -> VirtualMachineSnapshotSchedule | None:
+        schedule = self.schedules.get_schedule(ref.namespace, ref.name)
+        if schedule is None or (ref.uid and schedule.metadata.uid != ref.uid):
+            return None
+        return schedule
+
+    @activity.defn(name="kube_plan_scheduled_run")
+    def plan_run(self, request: RunRequest) -> RunPlan | None:
+        """The VMs this run snapshots, each with its snapshot's name or the reason it is skipped; None when the
+        schedule object is gone (or is another object of that name)."""
+        ref = request.schedule
+        schedule = self._own(ref)
+        if schedule is None:
+            return None
+        spec, name = schedule.spec, ref.name
+        if spec.vm_names is not None:
+            vms: dict[str, VirtualMachine | None] = {n: self.kube.get_vm(ref.namespace, n) for n in spec.vm_names}
+        else:
+            selector = spec.vm_selector.to_query() if spec.vm_selector else ""
+            items = self.kube.list_objects(VM_PLURAL, ref.namespace,
+                                           **({"label_selector": selector} if selector else {}))
+            vms = {vm.name or "": vm for vm in map(VirtualMachine.model_validate, items)}
+        counts: dict[str, int] = defaultdict(int)
+        names: set[str] = set()
+        for item in self.kube.list_objects(SNAPSHOT_PLURAL, ref.namespace):
+            snapshot = VirtualMachineSnapshot.model_validate(item)
+            counts[snapshot.vm_name or ""] += 1
+            names.add(snapshot.name or "")
+        targets = []
+        for vm_name in sorted(vms):
+            snapshot = scheduled_snapshot_name(name, vm_name, request.scheduled_time)
+            skip = ""
+            if vms[vm_name] is None:
+                skip = vm_not_found(vm_name)
+            elif snapshot not in names and counts[vm_name] >= MAX_SNAPSHOTS_PER_VM:
+                skip = skipped_at_limit(vm_name, counts[vm_name])
+            targets.append(VMTarget(vm=vm_name, snapshot=snapshot, skip_reason=skip))
+        quiesce = spec.template.quiesce
+        return RunPlan(schedule=ScheduleRef(namespace=ref.namespace, name=name, uid=schedule.metadata.uid or ""),
+                       stamp=run_stamp(request.scheduled_time), spread_seconds=spec.spread_seconds,
+                       quiesce_minutes=None if quiesce is None else quiesce_minutes_or_default(quiesce.timeout),
+                       targets=targets)
+
+    @activity.defn(name="kube_create_scheduled_snapshot")
+    def create_snapshot(self, request: CreateRequest) -> CreateOutcome:
+        target, ref = request.target, request.schedule
+        outcome = CreateOutcome(vm=target.vm, snapshot=target.snapshot)
+        schedule = self._own(ref)
+        if schedule is None:
+            return outcome.model_copy(update={"error": "the schedule was deleted during the run"})
+        template = schedule.spec.template
+        spec = {"vmName": target.vm, **template.to_kube()}
+        spec.setdefault("description", f"taken by {schedule.kind} {ref.name}")
+        body = {
+            "apiVersion": API_VERSION, "kind": SNAPSHOT_KIND,
+            "metadata": {"name": target.snapshot, "namespace": ref.namespace,
+                         "labels": {SCHEDULE_LABEL: ref.name, SCHEDULE_RUN_LABEL: request.stamp,
+                                    VM_NAME_LABEL: target.vm},
+                         "annotations": {SCHEDULE_UID_ANNOTATION: ref.uid,
+                                         SCHEDULED_TIME_ANNOTATION: format_kube_time(request.scheduled_time)}},
+            "spec": spec,
+        }
+        try:
+            self.schedules.create_snapshot(ref.namespace, body)
+        except ApiException as e:
+            if e.status == 409:
+                existing = self.kube.get_snapshot(ref.namespace, target.snapshot)
+                if existing is not None and existing.metadata.annotation(SCHEDULE_UID_ANNOTATION) == ref.uid:
+                    return outcome  # made by an earlier attempt of this run
+                return outcome.model_copy(update={"error": snapshot_not_ours(target.snapshot)})
+            if e.status in (400, 403, 422):  # refused by admission or the schema: retrying would not help
+                return outcome.model_copy(update={"error": _refusal(e)})
+            raise
+        return outcome
+
+    @activity.defn(name="kube_read_scheduled_snapshots")
+    def read_snapshots(self, run: RunSnapshots) -> dict[str, SnapshotState]:
+        """This run's snapshots by name: Ready, failed (with the Created condition's message) or neither yet."""
+        selector = f"{SCHEDULE_LABEL}={run.schedule.name},{SCHEDULE_RUN_LABEL}={run.stamp}"
+        states: dict[str, SnapshotState] = {}
+        for item in self.kube.list_objects(SNAPSHOT_PLURAL, run.schedule.namespace, label_selector=selector):
+            snapshot = VirtualMachineSnapshot.model_validate(item)
+            created = snapshot.condition(SnapshotConditionType.CREATED)
+            failed = (created.message or created.reason) if created is not None \
+                and created.reason == SnapshotReason.CREATION_FAILED else ""
+            states[snapshot.name or ""] = SnapshotState(ready=snapshot.is_ready, failed=failed)
+        return states
+
+    @activity.defn(name="kube_prune_scheduled_snapshots")
+    def prune(self, request: PruneRequest) -> PruneOutcome:
+        """Delete, through the normal path (the object; the bridge and the VM's queue do the rest), the schedule's
+        own Ready snapshots the retention rules do not keep, never one a VM's spec.currentSnapshotName names."""
+        ref = request.schedule
+        schedule = self._own(ref)
+        if schedule is None:
+            return PruneOutcome()
+        rules, zone = schedule.spec.retention.rules(), schedule.spec.zone
+        protected = {vm.spec.current_snapshot_name for vm in self.kube.list_vms(ref.namespace)
+                     if vm.spec.current_snapshot_name}
+        by_vm: dict[str, list[VirtualMachineSnapshot]] = defaultdict(list)
+        own = f"{SCHEDULE_LABEL}={ref.name}"
+        for item in self.kube.list_objects(SNAPSHOT_PLURAL, ref.namespace, label_selector=own):
+            snapshot = VirtualMachineSnapshot.model_validate(item)
+            if (snapshot.metadata.annotation(SCHEDULE_UID_ANNOTATION) == ref.uid and snapshot.is_ready
+                    and not snapshot.is_being_deleted):
+                by_vm[snapshot.vm_name or ""].append(snapshot)
+        outcome = PruneOutcome()
+        for snapshots in by_vm.values():
+            taken = [Taken(s.name or "", _taken_at(s)) for s in snapshots]
+            doomed = set(to_prune(taken, rules, request.now, zone)) - protected
+            outcome.kept += len(snapshots) - len(doomed)
+            for snapshot in snapshots:
+                if snapshot.name in doomed:
+                    self.schedules.delete_snapshot(ref.namespace, snapshot.name or "", snapshot.metadata.uid or "")
+                    outcome.pruned.append(snapshot.name or "")
+        outcome.pruned.sort()
+        return outcome
+
+    @activity.defn(name="kube_record_scheduled_run")
+    def record_run(self, record: RunRecord) -> bool:
+        """The run onto the schedule's status, and its Events. True when this run suspends the schedule (too
+        many failed runs in a row): the workflow then pauses the Temporal Schedule."""
+        ref = record.schedule
+        now = datetime.now(UTC)
+        suspends = False
+
+        def mutate(schedule: VirtualMachineSnapshotSchedule) -> bool:
+            nonlocal suspends
+            status = schedule.status
+            if status.last_run is not None and status.last_run.workflow_id == record.workflow_id:
+                suspends = schedule.auto_suspended
+                return False  # recorded by an earlier attempt
+            failures = (status.consecutive_failed_runs or 0) + 1 if record.result == RunResult.FAILED else 0
+            status.consecutive_failed_runs = failures
+            status.last_run_time = record.scheduled_time
+            status.next_run_time = record.next_run_time
+            status.snapshots_kept = record.kept
+            status.last_run = LastRun(
+                scheduled_time=record.scheduled_time, finished_time=record.finished_time, result=record.result,
+                created=record.created, failed=len(record.failed_vms), skipped=len(record.skipped_vms),
+                pruned=len(record.pruned), failed_vms=sorted(record.failed_vms) or None,
+                skipped_vms=sorted(record.skipped_vms) or None, workflow_id=record.workflow_id)
+            limit = schedule.spec.failed_runs_limit
+            suspends = bool(limit) and failures >= limit and not schedule.spec.suspend
+            if suspends:
+                status.conditions = set_condition(
+                    status.conditions, ScheduleConditionType.SUSPENDED, "True",
+                    ScheduleReason.TOO_MANY_FAILED_RUNS, auto_suspended(failures, record.failed_vms), now,
+                    schedule.metadata.generation)
+                status.next_run_time = None
+            status.conditions = set_true(status.conditions, ScheduleConditionType.READY, now,
+                                         schedule.metadata.generation)
+            return True
+
+        schedule = self.schedules.update_schedule_status(ref.namespace, ref.name, mutate)
+        if schedule is not None and schedule.metadata.uid == ref.uid:
+            reason = RUN_EVENT_REASONS[record.result]
+            self.events.record(schedule, reason, run_message(record.result, record.created, record.failed_vms,
+                                                             len(record.skipped_vms), record.pruned),
+                               warning=record.result != RunResult.SUCCEEDED)
+            if record.skipped_vms:
+                self.events.record(schedule, ScheduleEventReason.VMS_SKIPPED, skipped_message(record.skipped_vms),
+                                   warning=True)
+            if suspends:
+                self.events.record(schedule, ScheduleEventReason.SUSPENDED,
+                                   auto_suspended(schedule.status.consecutive_failed_runs or 0, record.failed_vms),
+                                   warning=True)
+        return suspends
+
+
+def _taken_at(snapshot: VirtualMachineSnapshot) -> datetime:
+    stamped = snapshot.metadata.annotation(SCHEDULED_TIME_ANNOTATION)
+    if stamped:
+        return kube_time_from(stamped)
+    return snapshot.metadata.creation_timestamp or kube_time_from(None)
+
+
+def _refusal(error: ApiException) -> str:
+    try:
+        return str(json.loads(error.body or "{}").get("message") or error.reason)
+    except ValueError:
+        return f"{error.status} {error.reason}"

@@ -1,0 +1,100 @@
+"""Kubernetes access for VirtualMachineSnapshotSchedule (our own group, vmsnap.io) and for the snapshot writes a
+schedule makes (create, delete), beside runtime/kube.py, whose calls are bound to VM Operator's group. Status
+writes are merge patches carrying the resourceVersion read, so they are optimistic like Kube._update: a 409 reads
+again and re-applies (the bridge and the runs both write a schedule's status)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from kubernetes import watch
+from kubernetes.client.rest import ApiException
+
+from api.names import GROUP, SNAPSHOT_PLURAL, VERSION
+from api.schedule import VirtualMachineSnapshotSchedule
+from api.schedule_names import SCHEDULE_GROUP, SCHEDULE_PLURAL, SCHEDULE_VERSION
+from runtime.kube import CONFLICT_RETRIES, LIST_PAGE_SIZE, Kube
+
+
+class ScheduleKube:
+    def __init__(self, kube: Kube):
+        self.kube = kube
+        self.custom = kube.custom
+
+    # --- the informer's interface (bridge/informer.py) ---
+    def list_object_pages(self, plural: str, namespace: str = "", *, page_size: int = LIST_PAGE_SIZE,
+                          **_: Any) -> Iterator[dict[str, Any]]:
+        token = None
+        while True:
+            page = self._lister(namespace)(*self._args(namespace), limit=page_size,
+                                           **({"_continue": token} if token else {}))
+            yield page
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+
+    def watch_objects(self, plural: str, namespace: str, resource_version: str | None,
+                      timeout_seconds: int) -> tuple[watch.Watch, Iterator[dict[str, Any]]]:
+        w = watch.Watch()
+        return w, w.stream(self._lister(namespace), *self._args(namespace), resource_version=resource_version,
+                           allow_watch_bookmarks=True, timeout_seconds=timeout_seconds)
+
+    def _lister(self, namespace: str):  # type: ignore[no-untyped-def]
+        return self.custom.list_namespaced_custom_object if namespace else self.custom.list_cluster_custom_object
+
+    @staticmethod
+    def _args(namespace: str) -> tuple[str, ...]:
+        return ((SCHEDULE_GROUP, SCHEDULE_VERSION, namespace, SCHEDULE_PLURAL) if namespace
+                else (SCHEDULE_GROUP, SCHEDULE_VERSION, SCHEDULE_PLURAL))
+
+    # --- schedules ---
+    def get_schedule(self, namespace: str, name: str) -> VirtualMachineSnapshotSchedule | None:
+        try:
+            obj = self.custom.get_namespaced_custom_object(SCHEDULE_GROUP, SCHEDULE_VERSION, namespace,
+                                                           SCHEDULE_PLURAL, name)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return VirtualMachineSnapshotSchedule.model_validate(obj)
+
+    def update_schedule_status(self, namespace: str, name: str,
+                               mutate: Callable[[VirtualMachineSnapshotSchedule], bool],
+                               ) -> VirtualMachineSnapshotSchedule | None:
+        """Read, let `mutate` change the status (False: nothing to write), merge-patch the status at the
+        resourceVersion read. None when the object is gone."""
+        for _ in range(CONFLICT_RETRIES):
+            schedule = self.get_schedule(namespace, name)
+            if schedule is None:
+                return None
+            if not mutate(schedule):
+                return schedule
+            patch = {"metadata": {"resourceVersion": schedule.metadata.resource_version},
+                     "status": schedule.status.to_kube()}
+            try:
+                return VirtualMachineSnapshotSchedule.model_validate(
+                    self.custom.patch_namespaced_custom_object_status(
+                        SCHEDULE_GROUP, SCHEDULE_VERSION, namespace, SCHEDULE_PLURAL, name, patch))
+            except ApiException as e:
+                if e.status == 404:
+                    return None
+                if e.status != 409:
+                    raise
+        raise RuntimeError(f"{SCHEDULE_PLURAL} {namespace}/{name}: still conflicting after {CONFLICT_RETRIES} "
+                           f"attempts")
+
+    # --- the snapshots a schedule makes and prunes ---
+    def create_snapshot(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.kube.create_object(SNAPSHOT_PLURAL, namespace, body)
+
+    def delete_snapshot(self, namespace: str, name: str, uid: str) -> bool:
+        """Delete the object if it is still the one read (UID precondition); False when it is already gone."""
+        try:
+            self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, SNAPSHOT_PLURAL, name,
+                                                        body={"preconditions": {"uid": uid}})
+        except ApiException as e:
+            if e.status in (404, 409):  # gone, or another object of that name now
+                return False
+            raise
+        return True
