@@ -304,7 +304,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
           f"burst {args.burst}\n# machine: {h.machine()}", flush=True)
     namespaces = {m: f"scale-{m}" for m in modes}
     with h.BenchStack(workdir, vms_per_pool=None, csi=False, namespaces=list(namespaces.values()),
-                      temporal_on_disk=not args.temporal_in_memory) as stack:
+                      temporal_on_disk=not args.temporal_in_memory, temporal_cluster=args.temporal_cluster) as stack:
         loop = asyncio.new_event_loop()
         sampler = h.ProcSampler()
         for name, pid in stack.server_pids().items():

@@ -38,6 +38,7 @@ from testbed.kube import ControlPlane, install_crds, product_crd_files
 from testbed.process import PartFailed, repo_root
 from testbed.product import Product
 from testbed.temporal import TemporalDevServer
+from testbed.temporal_cluster import TemporalCluster
 from testbed.vcsim import VCSim
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -50,13 +51,15 @@ class BenchStack:
     simulator and the CSI driver stand-in; the product's worker(s) and bridge(s) through tests' `Product`."""
 
     def __init__(self, workdir: Path, *, vms_per_pool: int | None = None, csi: bool = True,
-                 temporal_on_disk: bool = True, namespaces: Sequence[str] = ("bench",)):
+                 temporal_on_disk: bool = True, namespaces: Sequence[str] = ("bench",),
+                 temporal_cluster: bool = False):
         self.dir = workdir
         self.vms_per_pool = vms_per_pool
         self.with_csi = csi
         self.temporal_on_disk = temporal_on_disk
+        self.temporal_cluster = temporal_cluster  # the four-service cluster on PostgreSQL instead of the dev server
         self.namespaces = list(namespaces)
-        self.temporal: TemporalDevServer | None = None
+        self.temporal: TemporalDevServer | TemporalCluster | None = None
         self.kube: ControlPlane | None = None
         self.vcsim: VCSim | None = None
         self.csi: CSIDriverStandIn | None = None
@@ -78,9 +81,10 @@ class BenchStack:
     def start(self) -> None:
         """The servers start side by side (kube-apiserver is the slow one)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.temporal = TemporalDevServer(
-            self.dir / "temporal", db_file=self.dir / "temporal.db" if self.temporal_on_disk else None,
-            search_attributes=DEV_SERVER_SEARCH_ATTRIBUTES)
+        self.temporal = TemporalCluster(self.dir / "temporal-cluster", search_attributes=DEV_SERVER_SEARCH_ATTRIBUTES) \
+            if self.temporal_cluster else TemporalDevServer(
+                self.dir / "temporal", db_file=self.dir / "temporal.db" if self.temporal_on_disk else None,
+                search_attributes=DEV_SERVER_SEARCH_ATTRIBUTES)
         self.kube = ControlPlane(self.dir / "kube")
         parts: list[Callable[[], object]] = [self.temporal.start, self.kube.start]
         if self.vms_per_pool:
@@ -117,7 +121,13 @@ class BenchStack:
 
     def server_pids(self) -> dict[str, int]:
         pids: dict[str, int] = {}
-        if self.temporal and self.temporal.process and self.temporal.process.alive():
+        if isinstance(self.temporal, TemporalCluster):  # "temporal" = the frontend; the others by service
+            for svc, p in self.temporal.processes.items():
+                if p.alive():
+                    pids["temporal" if svc == "frontend" else f"temporal-{svc}"] = p.pid
+            if self.temporal.postgres.process and self.temporal.postgres.process.alive():
+                pids["postgres"] = self.temporal.postgres.process.pid
+        elif self.temporal and self.temporal.process and self.temporal.process.alive():
             pids["temporal"] = self.temporal.process.pid
         for p in self.kube.processes if self.kube else []:
             if p.alive():
@@ -157,6 +167,9 @@ def bench_main(run: Callable[[argparse.Namespace, Path], None], parser: argparse
     parser.add_argument("--keep", action="store_true", help="keep the work directory after a successful run")
     parser.add_argument("--temporal-in-memory", action="store_true",
                         help="dev server without its SQLite file (default: on disk, as `make dev`)")
+    parser.add_argument("--temporal-cluster", action="store_true",
+                        help="Temporal as four services on PostgreSQL (testbed/temporal_cluster.py) instead of the "
+                             "dev server")
     args = parser.parse_args(argv)
     workdir = args.dir or Path(tempfile.mkdtemp(prefix=f"vmsnap-{parser.prog.replace('.', '-')}-"))
 

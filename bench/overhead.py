@@ -155,7 +155,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
           f"(+ {args.vms} VMs for the direct baseline)\n# machine: {h.machine()}", flush=True)
     sim_needed = 2 * args.vms + 2  # product, direct, one warm-up VM each
     with h.BenchStack(workdir, vms_per_pool=math.ceil(sim_needed / 2), namespaces=[NAMESPACE],
-                      temporal_on_disk=not args.temporal_in_memory) as stack:
+                      temporal_on_disk=not args.temporal_in_memory, temporal_cluster=args.temporal_cluster) as stack:
         sims = sorted(stack.vcsim.control.vms())
         product_sims, direct_sims = sims[:args.vms + 1], sims[args.vms + 1:2 * args.vms + 2]
         names = [f"vm-{i:02d}" for i in range(args.vms)] + ["vm-warm"]
@@ -395,7 +395,8 @@ def report(args, ops: dict[str, list[Op]], breakdown, sampler: h.ProcSampler, pr
     print()
     print(h.table(h.ProcSampler.TABLE_HEADERS,
                   sampler.table(["worker", "bridge", "bench (this process, CSI stand-in)", "temporal", "kube-apiserver",
-                                 "etcd", "kube-controller-manager", "vcsim"]),
+                                 "etcd", "kube-controller-manager", "vcsim",
+                                 "temporal-history", "temporal-matching", "temporal-worker", "postgres"]),
                   "## processes over the measured run (/proc)"))
     print(sampler.load_line())
     print(f"\nrunning_snapshot_tasks() (before every vCenter snapshot task) on a VM with {probe[0]} tasks in "

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import urllib3
 from kubernetes import client
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -164,7 +165,8 @@ async def test_a_service_outage_mid_burst_loses_and_doubles_nothing(bed: Bed, sc
     restarted_at = time.monotonic()
 
     expected = {name for _, name in ordered} - set(deleted)
-    await asyncio.to_thread(eventually, lambda: ready_names(bed, tag) == expected and not present(bed, deleted),
+    await asyncio.to_thread(eventually, lambda: tolerant(lambda: ready_names(bed, tag) == expected
+                                                          and not present(bed, deleted)),
                             HANG_GUARD, f"{len(expected)} snapshots Ready and {len(deleted)} deleted")
     batch_seconds = time.monotonic() - started
     await asyncio.to_thread(readiness.wait_all_ready, 120)
@@ -216,6 +218,14 @@ async def test_a_service_outage_mid_burst_loses_and_doubles_nothing(bed: Bed, sc
 def parallel(fn, items, workers: int = 16) -> list:
     with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(fn, items))
+
+
+def tolerant(check) -> bool:
+    """A poll that a dropped apiserver connection (a busy machine) only makes "not yet"."""
+    try:
+        return bool(check())
+    except (urllib3.exceptions.HTTPError, client.ApiException, OSError):
+        return False
 
 
 def listed(bed: Bed) -> list[dict]:
