@@ -16,6 +16,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import VirtualMachineSnapshot
+from api.limits import MAX_SNAPSHOTS_PER_VM
 from api.names import API_VERSION, GROUP, SNAPSHOT_KIND, SNAPSHOT_PLURAL, VERSION, VM_PLURAL
 from api.schedule import VirtualMachineSnapshotSchedule, temporal_schedule_id
 from api.schedule_names import (
@@ -27,6 +28,7 @@ from api.schedule_names import (
     SCHEDULE_UID_ANNOTATION,
     SCHEDULE_VERSION,
     ScheduleConditionType,
+    ScheduleEventReason,
     ScheduleReason,
 )
 from runtime.search_attributes import SCHEDULED_START_TIME
@@ -320,3 +322,64 @@ async def test_temporal_down_across_a_scheduled_time_makes_the_run_up_once(
         await temporal.get_schedule_handle(temporal_schedule_id(namespace, "through-outage")).delete()
     finally:
         running.stop()
+
+
+async def test_pruning_spares_the_snapshot_a_revert_asks_for(
+        product: Product, kube_api, namespace, vcsim, sim_vm, temporal_client):
+    """keepLast 1, but the VM's spec.currentSnapshotName names an older scheduled snapshot (a revert vCenter keeps
+    refusing, so the request stays): every run prunes around it; once the request is withdrawn, the next run
+    prunes it."""
+    create_vm(kube_api, vcsim, namespace, "my-vm", sim_vm)
+    apply_schedule(kube_api, namespace, "keep-1", schedule="@every 6s", vmNames=["my-vm"], retention={"keepLast": 1})
+    try:
+        first = (await wait(lambda: scheduled(kube_api, namespace, "my-vm", ready_only=True), 120,
+                            "a first scheduled snapshot Ready"))[0]
+        vcsim.control.inject_fault("RevertToSnapshot_Task", sim_vm, "GenericVmConfigFault", "revert refused", count=0)
+        custom(kube_api).patch_namespaced_custom_object(GROUP, VERSION, namespace, VM_PLURAL, "my-vm",
+                                                        {"spec": {"currentSnapshotName": first}})
+        runs_before = last_run_count(kube_api, namespace, "keep-1")
+        await wait(watch_last_run(kube_api, namespace, "keep-1", runs_before + 3), 180, "three more runs")
+        await wait(lambda: [n for n in scheduled(kube_api, namespace, "my-vm", ready_only=True) if n != first]
+                   and len(scheduled(kube_api, namespace, "my-vm", ready_only=True)) == 2, 60,
+                   "the newest kept beside the protected one")
+        assert first in scheduled(kube_api, namespace, "my-vm", ready_only=True)
+        assert first in vsphere_snapshot_names(vcsim, sim_vm)
+        assert set(_made[namespace]) - {first} - set(scheduled(kube_api, namespace)), "others were pruned meanwhile"
+
+        # the request withdrawn: the snapshot is an ordinary old one again, and the next run prunes it
+        custom(kube_api).patch_namespaced_custom_object(GROUP, VERSION, namespace, VM_PLURAL, "my-vm",
+                                                        {"spec": {"currentSnapshotName": None}})
+        await wait(lambda: first not in scheduled(kube_api, namespace), 120, "pruned once no longer asked for")
+        await wait(lambda: first not in vsphere_snapshot_names(vcsim, sim_vm), 60, "gone from vCenter")
+    finally:
+        vcsim.control.clear()
+        await cleanup(temporal_client, namespace, "keep-1")
+
+
+async def test_a_vm_at_the_snapshot_limit_is_skipped_with_a_reason(
+        product: Product, kube_api, namespace, vcsim, sim_vm, temporal_client):
+    """A VM that already has 32 snapshots is skipped before anything is created (reason in the run's status and an
+    Event); the other VM of the run is snapshotted as usual."""
+    full, other = sim_vm, take_sim_vm(vcsim)
+    create_vm(kube_api, vcsim, namespace, "full-vm", full)
+    create_vm(kube_api, vcsim, namespace, "other-vm", other)
+    for i in range(MAX_SNAPSHOTS_PER_VM):
+        custom(kube_api).create_namespaced_custom_object(GROUP, VERSION, namespace, SNAPSHOT_PLURAL, {
+            "apiVersion": API_VERSION, "kind": SNAPSHOT_KIND, "metadata": {"name": f"by-hand-{i}"},
+            "spec": {"vmName": "full-vm"}})
+    apply_schedule(kube_api, namespace, "limits", schedule="@every 6s", vmNames=["full-vm", "other-vm"],
+                   retention={"keepLast": 1})
+    try:
+        def skipped_run():
+            last = get_schedule(kube_api, namespace, "limits").status.last_run
+            return last is not None and last.skipped_vms == ["full-vm"] and last
+        last = await wait(skipped_run, 120, "a run that skipped full-vm")
+        assert last.skipped == 1 and last.created >= 1 and last.result == "Succeeded", last
+        assert scheduled(kube_api, namespace, "full-vm") == []
+        assert scheduled(kube_api, namespace, "other-vm")
+        events = client.CoreV1Api(kube_api).list_namespaced_event(
+            namespace, field_selector="involvedObject.name=limits").items
+        skips = [e for e in events if e.reason == ScheduleEventReason.VMS_SKIPPED]
+        assert skips and "full-vm" in skips[0].message, [(e.reason, e.message) for e in events]
+    finally:
+        await cleanup(temporal_client, namespace, "limits")
