@@ -1,6 +1,6 @@
-"""docker-compose.yml, structurally (no Docker engine here): the parts of `make dev` are all there, the product's
-services run console scripts with variables the product reads, every address names a service and a port it
-listens on, and the set-up scripts are Python that imports what exists."""
+"""docker-compose.yml, structurally (test_compose_up.py brings it up for real): the parts of `make dev` are all
+there, the product's services run console scripts with variables the product reads, every address names a
+service and a port it listens on, and the set-up scripts are Python that imports what exists."""
 
 from __future__ import annotations
 
