@@ -26,6 +26,9 @@ RUN if ls wheelhouse/*.whl >/dev/null 2>&1; then export PIP_NO_INDEX=1 PIP_FIND_
     && /opt/vmsnap/bin/pip uninstall --quiet --yes pip setuptools \
     && cd /opt/vmsnap/lib/python3*/site-packages \
     && rm -rf kubernetes/aio temporalio/bridge/sdk-core temporalio/bridge/src
+# The classic builder keeps this stage as an untagged image, its cache: the label lets a test remove those that a
+# later build superseded (tests/deploy/test_compose_up.py).
+LABEL io.vmsnap.stage=build
 # Dropped from the dependencies, as nothing reads them at run time (tests/deploy/test_image.py runs both processes
 # on the image): kubernetes/aio (68 MB), the client's asyncio copy (the product uses kubernetes.client), and the
 # Rust and Go sources temporalio ships beside its compiled core (12 MB).

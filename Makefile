@@ -3,7 +3,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: setup testbins test unit pods dev clean lock wheelhouse image
+.PHONY: setup testbins test unit pods compose dev clean lock wheelhouse image
 
 setup: $(VENV)/.installed $(VENV)/bin/vmsnap-dev testbins
 
@@ -25,6 +25,7 @@ testbins:
 	bash testbed/go/build-k8s.sh
 	bash testbed/go/build-vcsim.sh
 	bash testbed/go/build-temporal.sh
+	bash testbed/go/build-compose.sh
 
 test: setup
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
@@ -39,6 +40,11 @@ unit: $(VENV)/.installed
 # containerd and containernetworking-plugins (.ci/run installs them).
 pods: setup
 	$(VENV)/bin/pytest tests/pods $(PYTEST_ARGS)
+
+# docker-compose.yml brought up with `docker compose` (marker `compose`; `make test` runs it too): the plugin built
+# from the Go module proxy (testbed/go/build-compose.sh), the local base image, the test bed's Go binaries.
+compose: setup
+	$(VENV)/bin/pytest tests/deploy/test_compose_up.py $(PYTEST_ARGS)
 
 dev: setup
 	$(VENV)/bin/vmsnap-dev $(DEV_ARGS)

@@ -1,6 +1,6 @@
-"""docker-compose.yml, structurally (no Docker engine here): the parts of `make dev` are all there, the product's
-services run console scripts with variables the product reads, every address names a service and a port it
-listens on, and the set-up scripts are Python that imports what exists."""
+"""docker-compose.yml, structurally (test_compose_up.py brings it up for real): the parts of `make dev` are all
+there, the product's services run console scripts with variables the product reads, every address names a
+service and a port it listens on, and the set-up scripts are Python that imports what exists."""
 
 from __future__ import annotations
 
@@ -147,3 +147,25 @@ def test_services_that_run_test_bed_code_mount_it():
         if "testbed" in text:
             assert "./testbed:/opt/vmsnap-testbed/testbed:ro" in SERVICES[service]["volumes"], service
             assert environment(service)["PYTHONPATH"] == "/opt/vmsnap-testbed", service
+
+
+def test_the_override_for_this_machine_changes_only_what_it_says():
+    """tests/deploy/compose_here/compose.here.yml restates the apiserver's command to add one flag: the rest must
+    stay docker-compose.yml's. Its services are the file's (plus the namespace holder), with Jaeger a profile."""
+    class Loader(yaml.SafeLoader):
+        pass
+    for tag in ("!reset", "!override"):  # compose's merge tags: the value as written
+        Loader.add_constructor(tag, lambda loader, node: (loader.construct_sequence(node)
+                                                          if isinstance(node, yaml.SequenceNode)
+                                                          else loader.construct_mapping(node)
+                                                          if isinstance(node, yaml.MappingNode)
+                                                          else loader.construct_scalar(node)))
+    here = yaml.load((REPO / "tests" / "deploy" / "compose_here" / "compose.here.yml").read_text(),
+                     Loader=Loader)["services"]
+    assert set(here) - set(SERVICES) == {"loopback"}
+    apiserver = here["kube-apiserver"]["command"]
+    assert apiserver == [*SERVICES["kube-apiserver"]["command"], "--advertise-address=127.0.0.1"]
+    assert here["jaeger"] == {"profiles": ["tracing"]}
+    for name, service in here.items():
+        if name not in ("loopback", "jaeger"):
+            assert service["network_mode"] == "service:loopback", name

@@ -168,3 +168,16 @@ def test_the_wheel_holds_the_product_only(tmp_path):
     assert top == {"api", "runtime", "workflows", "activities", "worker", "bridge"}
     entry_points = next(zipfile.ZipFile(wheel).read(n).decode() for n in names if n.endswith("entry_points.txt"))
     assert "vmsnap-dev" not in entry_points and "vmsnap-worker" in entry_points
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES[1:], ids=lambda p: str(p.relative_to(REPO)))
+def test_go_images_take_their_bases_as_build_arguments_with_a_prebuilt_target_first(dockerfile):
+    """BASE_IMAGE defaults to the product's base (a laptop pulls one); target `prebuilt` (binaries from the build
+    context, as tests/deploy/test_compose_up.py builds them) comes first, so the classic builder, which builds
+    every stage before its target, needs no Go image for it."""
+    text = dockerfile.read_text()
+    assert "ARG BASE_IMAGE=" in text and "ARG GO_IMAGE=" in text
+    froms = [arguments for op, arguments in instructions(dockerfile) if op == "FROM"]
+    product_base = image_of(next(a for op, a in instructions(REPO / "Dockerfile") if op == "FROM"))
+    assert froms[0].endswith(" AS prebuilt")
+    assert image_of(froms[0]) == image_of(froms[-1]) == product_base
