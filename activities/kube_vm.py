@@ -23,6 +23,7 @@ from activities.payloads import (
     VMTarget,
 )
 from activities.vm_yaml import decode_vm_yaml
+from activities.written_trees import WrittenTrees
 from api import SnapshotReference, VirtualMachine, VirtualMachineSnapshot, messages
 from api.conditions import remove_condition, set_false
 from api.errors import ErrorType
@@ -70,9 +71,10 @@ TREE_SYNC_ROUNDS = 3
 
 
 class KubeVMActivities:
-    def __init__(self, kube: Kube, namespace: str = ""):
+    def __init__(self, kube: Kube, namespace: str = "", written: WrittenTrees | None = None):
         self.kube = kube
         self.namespace = namespace  # "" = every namespace
+        self.written = written or WrittenTrees()
 
     @activity.defn(name="kube_list_vm_targets")
     def list_vm_targets(self, morefs: list[str] | None) -> list[VMTarget]:
@@ -97,6 +99,8 @@ class KubeVMActivities:
             listed = self.kube.list_vm_snapshots(ns, sync.vm.name)
             again = managed_snapshots(listed, sync.claimed)
             if again == managed:
+                if sync.vm_moref:  # vCenter's report of this very tree needs no second sync (the change feed)
+                    self.written.record(sync.vm_moref, sync.tree)
                 return
             managed = again
 

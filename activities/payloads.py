@@ -218,6 +218,7 @@ class SnapshotStatusChange(BaseModel):
 class TreeSync(BaseModel):
     vm: VMRef
     tree: SnapshotTree
+    vm_moref: str | None = None  # the vCenter VM the tree is of (absent in histories of older workflows)
     # vSphere snapshot → object name, for a snapshot whose object may not show its uniqueID yet (the create that
     # made it records it at the same time)
     claimed: dict[str, str] = Field(default_factory=dict)

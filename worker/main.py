@@ -76,7 +76,7 @@ def activities(settings: Settings, client: Client, vsphere: VSphereSnapshotActiv
         vsphere, VSphereTreeWatchActivities(feed),
         KubeSnapshotActivities(kube, events, settings.csi_sync, links,
                                DeleteRetry(settings.delete_retry_seconds, settings.delete_retry_max_seconds)),
-        KubeVMActivities(kube, settings.watch_namespace), KubeVMRevertActivities(kube, events, links),
+        KubeVMActivities(kube, settings.watch_namespace, feed.written), KubeVMRevertActivities(kube, events, links),
         VMQueueActivities(client, settings.task_queue),
         KubeScheduleActivities(kube, events), ScheduleTemporalActivities(client))
     capped = {m.__name__ for m in vcenter_task_activities(vsphere)}

@@ -81,13 +81,14 @@ async def sync_snapshot_tree(vm: VMRef, vm_moref: str, claimed: dict[str, str] |
     of snapshots whose uniqueID is being recorded at the same time."""
     tree = await vcenter(VSphereSnapshotActivities.read_snapshot_tree, vm_moref, "read snapshot tree")
     if tree is not None:
-        await write_snapshot_tree(vm, tree, claimed)
+        await write_snapshot_tree(vm, vm_moref, tree, claimed)
 
 
-async def write_snapshot_tree(vm: VMRef, tree: SnapshotTree, claimed: dict[str, str] | None = None) -> None:
+async def write_snapshot_tree(vm: VMRef, vm_moref: str, tree: SnapshotTree,
+                              claimed: dict[str, str] | None = None) -> None:
     """A tree already read (by the vCenter task's activity, right after the task) onto the VM and its snapshots."""
-    await kube(KubeVMActivities.sync_snapshot_tree, TreeSync(vm=vm, tree=tree, claimed=claimed or {}),
-               "tree onto VM and snapshots")
+    await kube(KubeVMActivities.sync_snapshot_tree,
+               TreeSync(vm=vm, vm_moref=vm_moref, tree=tree, claimed=claimed or {}), "tree onto VM and snapshots")
 
 
 async def together(*steps: Awaitable[Any]) -> list[Any]:

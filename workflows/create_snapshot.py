@@ -88,7 +88,7 @@ class CreateSnapshot:
         claimed = {created.node.moref: plan.snapshot.name}
         if created.tree is not None and created.used_bytes is not None:  # read by the task's activity
             await together(self._record_created(plan, created, requested, created.used_bytes),
-                           write_snapshot_tree(plan.vm, created.tree, claimed))
+                           write_snapshot_tree(plan.vm, plan.vm_moref, created.tree, claimed))
         else:
             await together(self._record_created(plan, created, requested),
                            sync_snapshot_tree(plan.vm, plan.vm_moref, claimed))

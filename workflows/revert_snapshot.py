@@ -85,7 +85,7 @@ class RevertSnapshot:
         # success: the condition goes (its steady state is absent)
         tree = reverted.tree if reverted is not None else None
         await together(self._condition(op, None),
-                       write_snapshot_tree(plan.vm, tree) if tree is not None
+                       write_snapshot_tree(plan.vm, plan.vm_moref, tree) if tree is not None
                        else sync_snapshot_tree(plan.vm, plan.vm_moref))
         count_operation("revert", "reverted")
         return f"reverted to {plan.snapshot_name}"

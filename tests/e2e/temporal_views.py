@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
@@ -35,3 +37,17 @@ async def activity_attempts(client: Client, workflow_id: str, activity_type: str
 
 async def count_runs(client: Client, workflow_id: str) -> int:
     return len([w async for w in client.list_workflows(f"WorkflowId = '{workflow_id}'")])
+
+
+async def local_activity_results(client: Client, workflow_id: str, activity_type: str) -> list[object]:
+    """What each completed run of a local activity returned (JSON), from the markers of the workflow's latest run."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    results = []
+    for e in history.events:
+        if e.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
+            continue
+        details = e.marker_recorded_event_attributes.details
+        data = json.loads(details["data"].payloads[0].data)
+        if data.get("activity_type") == activity_type and "result" in details:
+            results.append(json.loads(details["result"].payloads[0].data))
+    return results

@@ -9,7 +9,11 @@ from activities.vsphere.properties import virtual_machine
 from activities.vsphere.tasks import wait_for_task
 from api.names import SnapshotReferenceType
 from testbed.vms import connect, create_vm, eventually, get_snapshot, get_vm, snapshot_manifest
+from tests.e2e.temporal_views import local_activity_results
 from tests.e2e.test_create_snapshot import create, ready
+from tests.e2e.test_revert_delete import delete_snapshot, revert
+from tests.fixtures.product import take_sim_vm
+from workflows.snapshot_tree_watch import tree_watch_workflow_id
 
 
 def in_vcenter(vcsim, sim_vm: str, action) -> None:
@@ -52,3 +56,33 @@ def test_snapshots_made_in_vcenter_show_as_unmanaged(product, kube_api, namespac
     eventually(back_to_managed, what="current back to the managed snapshot")
     eventually(lambda: not get_snapshot(kube_api, namespace, "managed").status.children,
                what="children emptied")
+
+
+async def test_operations_are_not_resynced_by_the_tree_watch(product, product_env, kube_api, namespace, vcsim,
+                                                            sim_vm, temporal_client):
+    """An operation writes the tree it made; vCenter's report of that same change is recognised as written and
+    the tree watch leaves the VM alone. A change made in vCenter (the sentinel VM's) is still resynced."""
+    bystander, sentinel = take_sim_vm(vcsim), take_sim_vm(vcsim)
+    # the bystander is bound first: a full resync (every bound VM) lists it whenever it lists my-vm
+    create_vm(kube_api, vcsim, namespace, "bystander", bystander)
+    create_vm(kube_api, vcsim, namespace, "sentinel", sentinel)
+    create_vm(kube_api, vcsim, namespace, "my-vm", sim_vm)
+
+    create(kube_api, namespace, snapshot_manifest("first", "my-vm"))
+    eventually(lambda: ready(kube_api, namespace, "first"))
+    create(kube_api, namespace, snapshot_manifest("second", "my-vm"))
+    eventually(lambda: ready(kube_api, namespace, "second"))
+    revert(kube_api, namespace, "first")
+    delete_snapshot(kube_api, namespace, "second")
+
+    # a change nobody here wrote, made last: once it shows, every report before it has been handled
+    in_vcenter(vcsim, sentinel, lambda vm, si: vm.CreateSnapshot_Task(name="made-in-vcenter", memory=False,
+                                                                       quiesce=False))
+    eventually(lambda: (current := get_vm(kube_api, namespace, "sentinel").status.current_snapshot) is not None
+               and current.type == SnapshotReferenceType.UNMANAGED, what="the sentinel's Unmanaged snapshot")
+
+    rounds = [{target["vm"]["name"] for target in targets} for targets in await local_activity_results(
+        temporal_client, tree_watch_workflow_id(product_env["VMSNAP_TASK_QUEUE"]), "kube_list_vm_targets")]
+    assert any(names == {"sentinel"} for names in rounds), rounds  # the vCenter change: resynced on its own
+    echoes = [names for names in rounds if "my-vm" in names and "bystander" not in names]
+    assert echoes == [], f"the tree watch resynced my-vm after its own operations: {rounds}"
