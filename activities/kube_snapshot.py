@@ -172,7 +172,7 @@ class KubeSnapshotActivities:
             type=SnapshotConditionType.CREATED, status=False, reason=SnapshotReason.CREATION_IN_PROGRESS,
             message=messages.CREATION_IN_PROGRESS)]))
         plan.requested = self._requested_storage_or_none(vm, plan)
-        plan.prepared = True
+        plan.prepared = plan.release_queue_if_csi_slow = True
         return plan
 
     def _requested_storage_or_none(self, vm: VirtualMachine,
@@ -273,10 +273,7 @@ class KubeSnapshotActivities:
         created, so it is found even when the VirtualMachine object is gone (standalone clusters keep the
         vCenter VM); for an object from before that record, the VM object's uniqueID. No VM known: nothing
         was made in vCenter."""
-        def mark(s: VirtualMachineSnapshot) -> bool:
-            return s.metadata.uid == ref.uid and annotate(s.metadata, operation_annotations(self.links))
-
-        snapshot = self.kube.update_snapshot(ref.namespace, ref.name, mark)
+        snapshot = self.kube.annotate_snapshot(ref.namespace, ref.name, ref.uid, operation_annotations(self.links))
         if snapshot is None or snapshot.metadata.uid != ref.uid:
             return None
         plan = DeletePlan(snapshot=ref, snapshot_moref=snapshot.status.unique_id,

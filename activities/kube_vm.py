@@ -10,6 +10,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.kube.annotations import operation_annotations
+from activities.kube.bound_vms import BoundVMs
 from activities.kube.events import EventRecorder
 from activities.payloads import (
     Operation,
@@ -71,14 +72,18 @@ TREE_SYNC_ROUNDS = 3
 
 
 class KubeVMActivities:
-    def __init__(self, kube: Kube, namespace: str = "", written: WrittenTrees | None = None):
+    def __init__(self, kube: Kube, namespace: str = "", written: WrittenTrees | None = None,
+                 bound_vms: BoundVMs | None = None):
         self.kube = kube
         self.namespace = namespace  # "" = every namespace
         self.written = written or WrittenTrees()
+        self.bound_vms = bound_vms
 
     @activity.defn(name="kube_list_vm_targets")
     def list_vm_targets(self, morefs: list[str] | None) -> list[VMTarget]:
         """VirtualMachine objects bound to these vCenter VMs (all bound ones when `morefs` is None)."""
+        if self.bound_vms is not None and self.bound_vms.synced:
+            return self.bound_vms.targets(morefs)
         wanted = set(morefs) if morefs is not None else None
         return [VMTarget(vm=VMRef(namespace=vm.namespace, name=vm.name), vm_moref=vm.status.unique_id)
                 for vm in self.kube.list_vms(self.namespace)

@@ -44,6 +44,9 @@ class Operation(BaseModel):
     vm_generation: int = 0      # a revert is one run per VM generation
     retry: int = 0              # a delete that vCenter failed is queued again, once per retry
     summary: str = ""           # what the Temporal UI shows for this operation
+    # a delete: a create of this snapshot may still be running (the bridge saw the object not Ready); False
+    # spares the delete a cancel request to a create that has ended (an event and a workflow task)
+    stop_create: bool = True
     trace_context: dict[str, str] = Field(default_factory=dict)
 
     @property
@@ -135,6 +138,9 @@ class SnapshotPlan(BaseModel):
     # same activity, from the VM it had read): the workflow skips those two steps (plans of older workers lack it)
     prepared: bool = False
     requested: list[RequestedStorageEntry] | None = None  # None: unknown (the worker logged why)
+    # set by today's prepare: the VM's queue is released early only when the CSI driver is slow to answer; a
+    # create whose handshake is answered at once just ends (older plans: released before every handshake)
+    release_queue_if_csi_slow: bool = False
 
 
 class VSphereSnapshotRequest(BaseModel):

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import sys
@@ -22,7 +23,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -118,6 +119,12 @@ class BenchStack:
         running = Product(self.dir / f"product-{len(self.products)}", self.product_env(namespace, **extra))
         self.products.append(running)
         return running
+
+    def temporal_metrics_url(self) -> str | None:
+        """The dev server's Prometheus endpoint (the cluster's services are not read)."""
+        if isinstance(self.temporal, TemporalDevServer):
+            return f"http://127.0.0.1:{self.temporal.metrics_port}/metrics"
+        return None
 
     def server_pids(self) -> dict[str, int]:
         pids: dict[str, int] = {}
@@ -341,6 +348,69 @@ class CpuMeter:
     def cpu(self, name: str) -> float:
         sample = read_proc(self.pids[name]) if name in self.pids else None
         return sample[0] if sample is not None else 0.0
+
+
+class RequestMeter:
+    """Requests served, from the servers' own counters: the kube-apiserver's `apiserver_request_total` (by verb
+    and resource) and Temporal's `service_requests` (by RPC; the frontend's are the clients' calls, the rest
+    the server's calls between its own services). Unlike CPU, these counts do not move with the machine's load.
+    The apiserver's include the benchmark's own requests (the user's change, the CSI stand-in's answer)."""
+
+    def __init__(self, api: client.ApiClient, temporal_metrics_url: str | None):
+        self.api = api
+        self.temporal_metrics_url = temporal_metrics_url
+
+    def read(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        response = self.api.call_api(*self.api.param_serialize("GET", "/metrics", auth_settings=["BearerToken"]))
+        response.read()
+        for labels, value in prometheus_counter(response.data.decode(), "apiserver_request_total"):
+            if labels.get("verb") in ("WATCH", "CONNECT"):
+                continue  # long-running: counted when they start, not per operation
+            sub = f"/{labels['subresource']}" if labels.get("subresource") else ""
+            code = labels.get("code", "")
+            key = f"kube {labels.get('verb')} {labels.get('resource')}{sub}"
+            key += "" if code.startswith("2") else f" → {code}"
+            out[key] = out.get(key, 0.0) + value
+        if self.temporal_metrics_url:
+            import urllib.request
+            with urllib.request.urlopen(self.temporal_metrics_url, timeout=10) as r:
+                text = r.read().decode()
+            for labels, value in prometheus_counter(text, "service_requests"):
+                service = labels.get("service_name", "")
+                key = f"temporal {labels.get('operation')}" if service == "frontend" else "temporal (internal, all)"
+                out[key] = out.get(key, 0.0) + value
+        return out
+
+
+def prometheus_counter(text: str, name: str) -> Iterator[tuple[dict[str, str], float]]:
+    """(labels, value) of every sample of one counter in Prometheus' text format."""
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        head, _, value = line.rpartition(" ")
+        labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', head))
+        yield labels, float(value)
+
+
+def requests_per_op_table(phases: dict[str, tuple[dict[str, float], dict[str, float], int]],
+                          minimum: float = 0.2) -> str:
+    """Requests per operation by kind of request, per phase (rows under `minimum` in every phase left out)."""
+    names = list(phases)
+    delta = {p: {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after} for p, (before, after, _) in phases.items()}
+    keys = sorted({k for d in delta.values() for k in d})
+    rows = []
+    for system in ("kube", "temporal"):
+        shown = [k for k in keys if k.startswith(system + " ")
+                 and any(delta[p].get(k, 0.0) / max(1, phases[p][2]) >= minimum for p in names)]
+        for k in shown:
+            rows.append([k] + [f"{delta[p].get(k, 0.0) / max(1, phases[p][2]):.1f}" for p in names])
+        rows.append([f"**{system}: all**"] + [
+            f"{sum(v for k, v in delta[p].items() if k.startswith(system + ' ')) / max(1, phases[p][2]):.1f}"
+            for p in names])
+    return table(["requests per operation"] + names, rows,
+                 "## Requests per operation (the servers' own counters; kube includes the user's change and the "
+                 "CSI stand-in)")
 
 
 # the processes whose CPU is the product's cost of an operation (summed); the others are shown apart

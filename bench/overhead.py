@@ -171,11 +171,12 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         worker, bridge = product.start_worker(**profile), product.start_bridge()
         sampler = h.sample_processes(stack, worker=worker, bridge=bridge)
         meter = h.CpuMeter(sampler.pids)
+        requests = h.RequestMeter(stack.api, stack.temporal_metrics_url())
         direct = Direct(stack.vcsim, direct_sims, vcsim_cpu=lambda: meter.cpu("vcsim"))
         through = Product(stack.api, snapshots, vm_watch, timeout=args.timeout)
         profilers = start_py_spy(args.py_spy, worker=worker.pid, bridge=bridge.pid) if args.py_spy else []
         try:
-            ops, phases = measure(args, direct, through, meter)
+            ops, phases, request_phases = measure(args, direct, through, meter, requests)
         finally:
             stop_py_spy(profilers)
             direct.close()
@@ -189,10 +190,15 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         report(args, ops, breakdown, sampler, probe)
         print()
         print(h.cpu_per_op_table(phases, {k: tuple(v) for k, v in direct.cpu.items()}))  # type: ignore[misc]
+        print()
+        print(h.requests_per_op_table(request_phases))
 
 
-def measure(args, direct: Direct, through: Product, meter: h.CpuMeter
-            ) -> tuple[dict[str, list[Op]], dict[str, tuple[dict[str, float], dict[str, float], int]]]:
+Phases = dict[str, tuple[dict[str, float], dict[str, float], int]]
+
+
+def measure(args, direct: Direct, through: Product, meter: h.CpuMeter, requests: h.RequestMeter
+            ) -> tuple[dict[str, list[Op]], Phases, Phases]:
     warm = args.vms  # the warm-up VM's index in both lists
     # warm-up: the first operations pay for imports, sessions and connection set-up on every side
     for i in range(2):
@@ -212,10 +218,11 @@ def measure(args, direct: Direct, through: Product, meter: h.CpuMeter
     print("# warm-up done", flush=True)
 
     ops: dict[str, list[Op]] = {k: [] for k in KINDS}
-    phases = {}
+    phases: Phases = {}
+    request_phases: Phases = {}
     layout = plan(args.n, args.vms)
     for kind in KINDS:
-        t_phase, cpu_before = time.monotonic(), meter.read()
+        t_phase, cpu_before, requests_before = time.monotonic(), meter.read(), requests.read()
         for i, (v, pos) in enumerate(layout):
             name = f"s{pos:02d}-{v:02d}"
             op = Op(kind, f"vm-{v:02d}", name)
@@ -235,8 +242,9 @@ def measure(args, direct: Direct, through: Product, meter: h.CpuMeter
         if args.gap:  # the last operation's background work (tree watch) belongs to this phase
             time.sleep(1.0)
         phases[kind] = (cpu_before, meter.read(), len(layout))
+        request_phases[kind] = (requests_before, requests.read(), len(layout))
         print(f"# {kind}: {len(layout)} done in {time.monotonic() - t_phase:.0f}s", flush=True)
-    return ops, phases
+    return ops, phases, request_phases
 
 
 def start_py_spy(out: Path, **pids: int) -> list:

@@ -36,7 +36,9 @@ def snapshot_actions(obj: dict[str, Any]) -> list[Operation | SignalCSISynced]:
         if not snapshot.has_finalizer:
             return []
         return [Operation(kind=OperationKind.DELETE, vm=vm, snapshot_name=meta.name, snapshot_uid=meta.uid,
-                          summary=f"delete snapshot {meta.name} of {vm_name}")]
+                          summary=f"delete snapshot {meta.name} of {vm_name}",
+                          # Ready is a create's last write: after it, the create has nothing left to do
+                          stop_create=not snapshot.is_ready)]
     if snapshot.is_created:
         if snapshot.csi_volume_sync == CSIVolumeSync.COMPLETED and not snapshot.is_csi_synced:
             create = Operation(kind=OperationKind.CREATE, vm=vm, snapshot_name=meta.name, snapshot_uid=meta.uid)

@@ -25,7 +25,7 @@ from activities.temporal_queue import enqueue_operation
 from api.names import SNAPSHOT_PLURAL
 from bridge import metrics
 from bridge.decisions import SignalCSISynced, snapshot_actions, vm_actions, vm_key
-from bridge.informer import Event
+from runtime.informer import Event
 from runtime.telemetry import current_trace_context, tracer
 from runtime.temporal import is_outage, outage_text
 

@@ -14,9 +14,10 @@ from api.names import SNAPSHOT_PLURAL, VM_PLURAL
 from api.schedule_names import SCHEDULE_PLURAL
 from bridge.decisions import snapshot_fields, vm_fields
 from bridge.dispatcher import Dispatcher, log_when_caught_up
-from bridge.informer import Informer, start_informer
+from bridge.metrics import RELISTS
 from bridge.schedules import ScheduleSync
 from runtime.health import HealthServer
+from runtime.informer import Informer, start_informer
 from runtime.kube import Kube, api_client
 from runtime.kube_schedule import ScheduleKube
 from runtime.settings import Settings
@@ -39,15 +40,18 @@ async def run(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     # the cache and the events hold only what the decisions read
+    def relisted(plural: str, lists: int) -> None:
+        RELISTS.labels(plural).set(lists)
+
     informers = [Informer(Kube(api), plural, dispatcher.deliver_threadsafe(loop),
                           resync_seconds=settings.resync_seconds, namespace=settings.watch_namespace,
-                          transform=fields)
+                          transform=fields, on_list=relisted)
                  for plural, fields in ((SNAPSHOT_PLURAL, snapshot_fields), (VM_PLURAL, vm_fields))]
     # VirtualMachineSnapshotSchedules: each followed by its Temporal Schedule (bridge/schedules.py)
     schedules = ScheduleSync(client, settings.task_queue, Kube(api))
     informers.append(Informer(ScheduleKube(Kube(api)), SCHEDULE_PLURAL,  # type: ignore[arg-type]
                               schedules.deliver_threadsafe(loop), resync_seconds=settings.resync_seconds,
-                              namespace=settings.watch_namespace))
+                              namespace=settings.watch_namespace, on_list=relisted))
     admission = None
     if settings.webhook_cert_file and settings.webhook_key_file:
         # imported only here: aiohttp and the webhook cost ~11 MB a watch-only bridge does not need

@@ -40,8 +40,8 @@ from api.schedule import (
 )
 from api.schedule_names import ScheduleConditionType, ScheduleReason
 from bridge import metrics
-from bridge.informer import Event
 from runtime import search_attributes as sa
+from runtime.informer import Event
 from runtime.kube import Kube
 from runtime.kube_schedule import ScheduleKube
 

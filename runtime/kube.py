@@ -25,6 +25,7 @@ LIST_PAGE_SIZE = 500
 # status step) starts from them instead of a GET: one request instead of two. The write is still at that
 # resourceVersion, so if anyone else wrote since, it is refused (409) and the object is read again.
 REMEMBERED_WRITES = 512
+JSON_PATCH = "application/json-patch+json"
 
 
 def api_client(settings: Settings) -> client.ApiClient:
@@ -136,6 +137,24 @@ class Kube:
         """`current`: the object as the caller just read it (e.g. in a list), tried first instead of a GET."""
         return self._update(VirtualMachineSnapshot, SNAPSHOT_PLURAL, namespace, name, mutate, status, current)
 
+    def annotate_snapshot(self, namespace: str, name: str, uid: str,
+                          annotations: dict[str, str | None]) -> VirtualMachineSnapshot | None:
+        """Set (None: remove) annotations on the snapshot with this uid, in one merge patch: annotations are a
+        map, so no one else's keys are lost and no resourceVersion is needed; the uid is the patch's
+        precondition. None when that object is gone (or its name now belongs to another object)."""
+        key = (SNAPSHOT_PLURAL, namespace, name)
+        try:
+            written = self.patch_object(SNAPSHOT_PLURAL, namespace, name,
+                                        {"metadata": {"uid": uid, "annotations": annotations}})
+        except ApiException as e:
+            self._remember(key, None)
+            # the apiserver refuses a uid that is not the object's as an immutable field's change (422)
+            if e.status == 404 or (e.status == 422 and '"field":"metadata.uid"' in str(e.body)):
+                return None
+            raise
+        self._remember(key, written)
+        return VirtualMachineSnapshot.model_validate(written)
+
     def update_vm(self, namespace: str, name: str, mutate: Callable[[VirtualMachine], bool],
                   *, status: bool = False) -> VirtualMachine | None:
         return self._update(VirtualMachine, VM_PLURAL, namespace, name, mutate, status)
@@ -149,11 +168,12 @@ class Kube:
                    else self.custom.replace_namespaced_custom_object)
         key = (plural, namespace, name)
         remembered = self._recall(key) if current is None else None
+        obj_before: dict[str, Any] | None = None  # the remembered object as written, for a status patch
         for _ in range(CONFLICT_RETRIES):
             if current is not None:
                 obj, fresh, current = current, True, None
             elif remembered is not None:
-                obj, fresh, remembered = model.model_validate(remembered), False, None
+                obj, fresh, obj_before, remembered = model.model_validate(remembered), False, remembered, None
             else:
                 obj, fresh = self._get(model, plural, namespace, name), True
             if obj is None:
@@ -163,13 +183,20 @@ class Kube:
                 if fresh:
                     return obj
                 continue  # what this process wrote last may be out of date: decide on a fresh read
+            body = obj.to_kube()
+            patch = status_patch(obj_before, body) if status and not fresh and obj_before is not None else None
             try:
-                written = replace(GROUP, VERSION, namespace, plural, name, obj.to_kube())
+                if patch is not None:
+                    written = self.custom.patch_namespaced_custom_object_status(
+                        GROUP, VERSION, namespace, plural, name, patch, _content_type=JSON_PATCH)
+                else:
+                    written = replace(GROUP, VERSION, namespace, plural, name, body)
             except ApiException as e:
                 self._remember(key, None)
                 if e.status == 404:
                     return None
-                if e.status != 409:
+                # 409: written since the resourceVersion; 422: a patch's test found a field changed since
+                if e.status not in (409, 422):
                     raise
                 continue
             self._remember(key, written)
@@ -188,6 +215,31 @@ class Kube:
                 self._written[key] = obj
                 if len(self._written) > REMEMBERED_WRITES:
                     self._written.popitem(last=False)
+
+
+def status_patch(written: dict[str, Any], wanted: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """A JSON patch from the status this process last wrote to the status it wants, that applies only if the
+    object is the same one at the same generation and every status field it changes is still as written: a
+    write by someone else to other fields (the CSI driver's annotation, VM Operator's power state) no longer
+    costs a 409 and a GET. None when there is no status to compare against (a full write instead)."""
+    before, after = written.get("status"), wanted.get("status")
+    meta = written.get("metadata") or {}
+    if not isinstance(before, dict) or not isinstance(after, dict) or "uid" not in meta:
+        return None
+    ops: list[dict[str, Any]] = [{"op": "test", "path": "/metadata/uid", "value": meta["uid"]}]
+    if "generation" in meta:
+        ops.append({"op": "test", "path": "/metadata/generation", "value": meta["generation"]})
+    for field in sorted(before.keys() | after.keys()):
+        if before.get(field) == after.get(field):
+            continue
+        path = "/status/" + field.replace("~", "~0").replace("/", "~1")
+        if field in before:
+            ops.append({"op": "test", "path": path, "value": before[field]})
+            ops.append({"op": "replace", "path": path, "value": after[field]} if field in after
+                       else {"op": "remove", "path": path})
+        else:
+            ops.append({"op": "add", "path": path, "value": after[field]})
+    return ops
 
 
 def _timeout(seconds: float | None) -> dict[str, Any]:

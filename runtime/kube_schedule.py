@@ -22,7 +22,7 @@ class ScheduleKube:
         self.kube = kube
         self.custom = kube.custom
 
-    # --- the informer's interface (bridge/informer.py) ---
+    # --- the informer's interface (runtime/informer.py) ---
     def list_object_pages(self, plural: str, namespace: str = "", *, page_size: int = LIST_PAGE_SIZE,
                           **_: Any) -> Iterator[dict[str, Any]]:
         token = None

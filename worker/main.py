@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
+from activities.kube.bound_vms import BoundVMs
 from activities.kube.events import EventRecorder
 from activities.kube_schedule import KubeScheduleActivities
 from activities.kube_snapshot import DeleteRetry, KubeSnapshotActivities
@@ -69,14 +70,15 @@ def workflow_links(settings: Settings) -> WorkflowLinks:
 
 
 def activities(settings: Settings, client: Client, vsphere: VSphereSnapshotActivities, kube: Kube,
-               events: EventRecorder, feed: SnapshotChangeFeed) -> list:
+               events: EventRecorder, feed: SnapshotChangeFeed, bound_vms: BoundVMs | None = None) -> list:
     """The activities of the main task queue: every one of every activity class, but the vCenter tasks."""
     links = workflow_links(settings)
     every = activity_methods(
-        vsphere, VSphereTreeWatchActivities(feed),
+        vsphere, VSphereTreeWatchActivities(feed, bound_vms),
         KubeSnapshotActivities(kube, events, settings.csi_sync, links,
                                DeleteRetry(settings.delete_retry_seconds, settings.delete_retry_max_seconds)),
-        KubeVMActivities(kube, settings.watch_namespace, feed.written), KubeVMRevertActivities(kube, events, links),
+        KubeVMActivities(kube, settings.watch_namespace, feed.written, bound_vms),
+        KubeVMRevertActivities(kube, events, links),
         VMQueueActivities(client, settings.task_queue),
         KubeScheduleActivities(kube, events), ScheduleTemporalActivities(client))
     capped = {m.__name__ for m in vcenter_task_activities(vsphere)}
@@ -98,6 +100,9 @@ async def run(settings: Settings) -> None:
     session = VSphereSession(settings)
     kube = Kube(api_client(settings))
     feed = SnapshotChangeFeed(session)
+    # its own client: the watch holds a connection the activities' pool should not lose
+    bound_vms = BoundVMs(Kube(api_client(settings)), settings.watch_namespace)
+    bound_vms.start()
     events = EventRecorder(kube.core, links=workflow_links(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -109,7 +114,8 @@ async def run(settings: Settings) -> None:
     pool_size = MAX_CONCURRENT_ACTIVITIES + MAX_CONCURRENT_LOCAL_ACTIVITIES + settings.vcenter_task_slots
     with ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="activity") as pool:
         worker = Worker(client, task_queue=settings.task_queue, workflows=WORKFLOWS,
-                        activities=activities(settings, client, vsphere, kube, events, feed), activity_executor=pool,
+                        activities=activities(settings, client, vsphere, kube, events, feed, bound_vms),
+                        activity_executor=pool,
                         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
                         max_concurrent_local_activities=MAX_CONCURRENT_LOCAL_ACTIVITIES,
                         graceful_shutdown_timeout=drain)
@@ -132,6 +138,7 @@ async def run(settings: Settings) -> None:
         await health.stop()
     events.close()
     feed.stop()
+    bound_vms.stop()
     session.close()
 
 

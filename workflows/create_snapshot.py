@@ -46,6 +46,9 @@ with workflow.unsafe.imports_passed_through():
 CREATED, CSI_SYNCED = SnapshotConditionType.CREATED, SnapshotConditionType.CSI_SYNCED
 # if the bridge's signal is missed, the annotation is re-read this often
 CSI_POLL = timedelta(minutes=1)
+# a CSI driver that has not answered by then no longer holds the VM's queue (its next operation may start);
+# one that answers sooner costs no release signal (a history event and a workflow task in each workflow)
+CSI_SLOW = timedelta(seconds=2)
 
 
 @workflow.defn(name="CreateSnapshot")
@@ -93,7 +96,10 @@ class CreateSnapshot:
             await together(self._record_created(plan, created, requested),
                            sync_snapshot_tree(plan.vm, plan.vm_moref, claimed))
         self._at("CSI volume sync handshake")
-        await together(release_vm_queue(), self._csi_sync(plan))
+        if plan.release_queue_if_csi_slow:
+            await self._csi_sync(plan, release_after=CSI_SLOW)
+        else:  # plans of older workers: the queue was released as the handshake began
+            await together(release_vm_queue(), self._csi_sync(plan))
         await self._status(plan, conditions=[ConditionChange(type=CSI_SYNCED, status=True)])
         self._at("ready")
         count_operation("create", "ready")
@@ -157,12 +163,18 @@ class CreateSnapshot:
                                                        reason=SnapshotReason.CSI_SYNC_IN_PROGRESS,
                                                        message=messages.CSI_SYNC_REQUESTED)])
 
-    async def _csi_sync(self, plan: SnapshotPlan) -> None:
+    async def _csi_sync(self, plan: SnapshotPlan, release_after: timedelta | None = None) -> None:
+        """Request the sync and wait for the driver's answer; with `release_after`, release the VM's queue
+        if the answer takes longer than that (else the queue moves on when this workflow ends)."""
         done = await kube(KubeSnapshotActivities.request_csi_sync, plan.snapshot, "csi.vsphere.volume.sync: requested")
         while not (done or self.csi_sync_done):
             try:
-                await workflow.wait_condition(lambda: self.csi_sync_done, timeout=CSI_POLL)
+                await workflow.wait_condition(lambda: self.csi_sync_done, timeout=release_after or CSI_POLL)
             except asyncio.TimeoutError:
+                if release_after is not None:
+                    release_after = None
+                    await release_vm_queue()
+                    continue
                 done = await kube(KubeSnapshotActivities.csi_sync_completed, plan.snapshot, "re-read CSI annotation")
 
     async def _status(self, plan: SnapshotPlan, **fields: Any) -> None:

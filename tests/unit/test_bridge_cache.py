@@ -20,7 +20,7 @@ from api.names import (
     WORKFLOW_ID_ANNOTATION,
 )
 from bridge.decisions import snapshot_actions, snapshot_fields, vm_actions, vm_fields, vm_key
-from bridge.informer import Event, Informer, without_managed_fields
+from runtime.informer import Event, Informer, without_managed_fields
 from runtime.kube import Kube
 
 NOW = "2025-01-01T00:00:00Z"
@@ -194,3 +194,13 @@ def test_an_event_keeps_its_object_encoded():
     event = Event("ADDED", SNAPSHOT_PLURAL, snapshot_fields(snap()))
     assert isinstance(event.raw, bytes) and len(event.raw) < 600
     assert event.obj == snapshot_fields(snap()) and event.obj is not event.obj
+
+
+def test_a_delete_stops_the_create_only_of_a_snapshot_never_seen_ready():
+    """Ready is a create's last write: deleting a Ready snapshot sends its create no cancel request."""
+    def delete_of(obj: dict):
+        [op] = snapshot_actions(with_overrides(obj, {"metadata.deletionTimestamp": NOW}))
+        return op
+    assert delete_of(copy.deepcopy(SNAPSHOTS["ready"])).stop_create is False
+    for waiting in ("new", "created, csi requested", "created, csi completed"):
+        assert delete_of(copy.deepcopy(SNAPSHOTS[waiting])).stop_create is True, waiting

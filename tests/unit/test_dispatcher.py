@@ -15,7 +15,7 @@ from activities.payloads import Operation, OperationKind, VMRef, vm_queue_workfl
 from api.names import CSI_VOLUME_SYNC_ANNOTATION, SNAPSHOT_PLURAL, VM_PLURAL
 from bridge import metrics
 from bridge.dispatcher import Dispatcher
-from bridge.informer import Event
+from runtime.informer import Event
 
 NS = "ns-1"
 NOW = "2025-01-01T00:00:00Z"

@@ -50,6 +50,31 @@ class FakeCustomObjects:
 
     replace_namespaced_custom_object_status = replace_namespaced_custom_object
 
+    def patch_namespaced_custom_object_status(self, group, version, namespace, plural, name, body, _content_type):
+        """A JSON patch (test, add, replace, remove on /metadata/<field> and /status/<field>); a failed test is a
+        422, as the apiserver answers."""
+        assert _content_type == "application/json-patch+json"
+        self.requests.append("PATCH")
+        current = self.objects.get(name)
+        if current is None:
+            raise ApiException(status=404)
+        obj = copy.deepcopy(current)
+        for op in body:
+            _, part, field = op["path"].split("/")
+            target = obj.setdefault(part, {})
+            if op["op"] == "test" and target.get(field) != op["value"]:
+                raise ApiException(status=422)
+            if op["op"] in ("add", "replace"):
+                target[field] = op["value"]
+            elif op["op"] == "remove":
+                del target[field]
+        return self.put(obj)
+
+    def someone_else_writes_status(self, name: str, field: str, value: Any) -> None:
+        obj = copy.deepcopy(self.objects[name])
+        obj.setdefault("status", {})[field] = value
+        self.put(obj)
+
 
 def kube_with(fake: FakeCustomObjects) -> Kube:
     kube = Kube(api=None)  # type: ignore[arg-type]
@@ -59,7 +84,8 @@ def kube_with(fake: FakeCustomObjects) -> Kube:
 
 def snapshot(name: str = "s-1") -> dict[str, Any]:
     return {"apiVersion": "vmoperator.vmware.com/v1alpha6", "kind": "VirtualMachineSnapshot",
-            "metadata": {"name": name, "namespace": "ns", "uid": f"uid-{name}"}, "spec": {"vmName": "vm"}}
+            "metadata": {"name": name, "namespace": "ns", "uid": f"uid-{name}", "generation": 1},
+            "spec": {"vmName": "vm"}}
 
 
 def add_label(key: str):
@@ -126,3 +152,62 @@ def test_an_object_read_by_the_caller_is_written_without_a_get_and_a_gone_one_is
 
     assert kube.update_snapshot("ns", "s-1", add_label("b")) is None
     assert fake.requests == ["PUT", "PUT"]  # the second: at the remembered version, answered 404
+
+
+def set_status(field: str, value: Any):
+    def mutate(s: VirtualMachineSnapshot) -> bool:
+        if getattr(s.status, field) == value:
+            return False
+        setattr(s.status, field, value)
+        return True
+    return mutate
+
+
+def written_with_status(fake: FakeCustomObjects, kube: Kube) -> None:
+    fake.put(snapshot())
+    kube.update_snapshot("ns", "s-1", set_status("power_state", "PoweredOff"), status=True)
+    fake.requests.clear()
+
+
+def test_a_status_write_after_someone_else_wrote_other_fields_is_one_patch():
+    """The CSI driver's annotation, or another status field, changed since this process wrote: a JSON patch
+    that tests only the fields it changes applies at once and keeps theirs."""
+    fake = FakeCustomObjects()
+    kube = kube_with(fake)
+    written_with_status(fake, kube)
+    fake.someone_else_writes("s-1", "theirs")
+    fake.someone_else_writes_status("s-1", "uniqueID", "snapshot-7")
+
+    kube.update_snapshot("ns", "s-1", set_status("quiesced", True), status=True)
+
+    assert fake.requests == ["PATCH"]
+    obj = fake.objects["s-1"]
+    assert obj["metadata"]["labels"] == {"theirs": "x"}
+    assert obj["status"] == {"powerState": "PoweredOff", "uniqueID": "snapshot-7", "quiesced": True}
+
+
+def test_a_status_write_over_a_field_someone_else_changed_reads_again():
+    fake = FakeCustomObjects()
+    kube = kube_with(fake)
+    written_with_status(fake, kube)
+    fake.someone_else_writes_status("s-1", "powerState", "PoweredOn")
+
+    kube.update_snapshot("ns", "s-1", set_status("power_state", "Suspended"), status=True)
+
+    assert fake.requests == ["PATCH", "GET", "PUT"]  # the test of powerState failed (422): decided on a fresh read
+    assert fake.objects["s-1"]["status"] == {"powerState": "Suspended"}
+
+
+def test_a_status_write_after_the_spec_changed_reads_again():
+    """A status computed from the object (observedGeneration, a condition's generation) is not patched onto a
+    newer generation."""
+    fake = FakeCustomObjects()
+    kube = kube_with(fake)
+    written_with_status(fake, kube)
+    obj = copy.deepcopy(fake.objects["s-1"])
+    obj["metadata"]["generation"] = 2
+    fake.put(obj)
+
+    kube.update_snapshot("ns", "s-1", set_status("quiesced", True), status=True)
+
+    assert fake.requests == ["PATCH", "GET", "PUT"]

@@ -237,7 +237,8 @@ class FakeWorld:
         def prepare_snapshot(ref: SnapshotRef) -> SnapshotPlan | None:
             # as today's prepare: Created=False/InProgress written and the requested storage computed in it
             return SnapshotPlan(snapshot=ref, vm=vm, vm_moref=VM_MOREF, description="before the upgrade",
-                                memory=True, vm_yaml=VM_YAML, generation=1, prepared=True, requested=REQUESTED)
+                                memory=True, vm_yaml=VM_YAML, generation=1, prepared=True, requested=REQUESTED,
+                                release_queue_if_csi_slow=True)
 
         @fake("kube_update_snapshot_status")
         def update_snapshot_status(change: SnapshotStatusChange) -> None:

@@ -7,6 +7,7 @@ a create of the same snapshot still waiting for the CSI driver."""
 from __future__ import annotations
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import CancelledError
 
@@ -121,6 +122,16 @@ async def test_an_object_already_gone_is_left_alone(wf: Harness):
     assert await wf.run(delete_op(wf.vm, "snap")) == "already gone"
 
     assert wf.world.steps() == ["kube_prepare_delete"]
+
+
+async def test_a_delete_of_a_snapshot_seen_ready_sends_no_cancel_request(wf: Harness):
+    delete = delete_op(wf.vm, "snap").model_copy(update={"stop_create": False})
+    assert await wf.run(delete) == "removed"
+
+    history = await wf.client.get_workflow_handle(delete.workflow_id).fetch_history()
+    assert not [e for e in history.events
+                if e.event_type == EventType.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED]
+    assert wf.world.steps()[0] == "kube_prepare_delete"
 
 
 async def test_a_delete_cancels_the_create_of_its_snapshot_waiting_for_the_csi_driver(wf: Harness):

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
@@ -66,7 +67,7 @@ async def test_operations_run_one_at_a_time_in_arrival_order(wf: Harness):
             wf.world.index("kube_prepare_snapshot", lambda ref: ref.name == after)
 
 
-async def test_a_create_releases_the_queue_before_its_csi_wait(wf: Harness):
+async def test_a_create_whose_csi_driver_is_slow_releases_the_queue(wf: Harness):
     a, b = create_op(wf.vm, "a"), create_op(wf.vm, "b")
     wf.world.on("kube_request_csi_sync", lambda ref: ref.name != "a")  # the driver answers b at once, a never
     await wf.enqueue(a)
@@ -81,6 +82,22 @@ async def test_a_create_releases_the_queue_before_its_csi_wait(wf: Harness):
     assert await wf.outcome(waiting) == "Ready"
     assert wf.world.index("kube_request_csi_sync", lambda ref: ref.name == "a") < \
         wf.world.index("kube_prepare_snapshot", lambda ref: ref.name == "b")
+
+
+async def test_a_create_answered_at_once_just_ends_without_releasing_the_queue(wf: Harness):
+    """The release is a signal (an event and a workflow task on each side): not sent when nothing waits."""
+    a, b = create_op(wf.vm, "a"), create_op(wf.vm, "b")
+    await wf.enqueue(a)
+    await wf.enqueue(b)
+    assert await wf.result(b.workflow_id) == "Ready"
+
+    create = await wf.client.get_workflow_handle(a.workflow_id).fetch_history()
+    assert not [e for e in create.events
+                if e.event_type == EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED]
+    queue = await wf.queue().fetch_history()
+    assert [e.workflow_execution_signaled_event_attributes.signal_name for e in queue.events
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED] == ["enqueue", "enqueue"]
+    assert created(wf) == ["a", "b"]
 
 
 async def test_an_operation_sent_again_runs_once(wf: Harness):

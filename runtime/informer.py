@@ -22,10 +22,9 @@ from typing import Any
 from kubernetes import watch
 from kubernetes.client.rest import ApiException
 
-from bridge.metrics import RELISTS
 from runtime.kube import LIST_PAGE_SIZE, Kube
 
-log = logging.getLogger("vmsnap.bridge.informer")
+log = logging.getLogger("vmsnap.informer")
 
 WATCH_SECONDS = 300
 PAGE_SIZE = LIST_PAGE_SIZE
@@ -62,7 +61,7 @@ class Event:
 class Informer:
     def __init__(self, kube: Kube, plural: str, deliver: Callable[[Event], None], resync_seconds: float = 300.0,
                  namespace: str = "", transform: Callable[[dict[str, Any]], dict[str, Any]] = without_managed_fields,
-                 page_size: int = PAGE_SIZE):
+                 page_size: int = PAGE_SIZE, on_list: Callable[[str, int], None] | None = None):
         self.kube = kube
         self.namespace = namespace
         self.plural = plural
@@ -70,6 +69,7 @@ class Informer:
         self.transform = transform
         self.page_size = page_size
         self.resync_seconds = resync_seconds
+        self.on_list = on_list  # (plural, full lists so far): the bridge's relist gauge
         self.cache: dict[str, bytes] = {}   # uid → transformed object, encoded
         self.resource_version: str | None = None
         self.synced = threading.Event()
@@ -97,7 +97,8 @@ class Informer:
             self.deliver(Event("SYNC", self.plural, raw))
         self.resource_version = resource_version
         self.relists += 1
-        RELISTS.labels(self.plural).set(self.relists)
+        if self.on_list is not None:
+            self.on_list(self.plural, self.relists)
         self.synced.set()
 
     def _watch_once(self) -> None:
