@@ -29,13 +29,14 @@ SCHEDULES_STATUS = (SCHEDULE_GROUP, SCHEDULE_PLURAL, "status")
 
 NEEDED: dict[str, dict[tuple[str, str, str], set[str]]] = {
     "vmsnap-worker": {
-        SNAPSHOTS: {"get", "list", "update", "create", "delete"},  # Kube.get_snapshot, list_snapshots, _update
-        # (PUT); a schedule's runs: ScheduleKube.create_snapshot, delete_snapshot (pruning)
+        SNAPSHOTS: {"get", "list", "update", "patch", "create", "delete"},  # Kube.get_snapshot, list_snapshots,
+        # _update (PUT), annotate_snapshot (merge patch); a schedule's runs: ScheduleKube.create_snapshot,
+        # delete_snapshot (pruning)
         SCHEDULES: {"get"},                        # ScheduleKube.get_schedule
         SCHEDULES_STATUS: {"patch"},               # ScheduleKube.update_schedule_status (a run's record)
-        SNAPSHOTS_STATUS: {"update"},              # Kube._update(status=True)
-        VMS: {"get", "list", "update"},            # Kube.get_vm, list_vms (cluster-wide), _update (revert)
-        VMS_STATUS: {"update"},                    # tree status, the revert condition
+        SNAPSHOTS_STATUS: {"update", "patch"},     # Kube._update(status=True): PUT or JSON patch
+        VMS: {"get", "list", "watch", "update"},   # Kube.get_vm, BoundVMs (list + watch), _update (revert)
+        VMS_STATUS: {"update", "patch"},           # tree status, the revert condition
         ("", "persistentvolumeclaims", ""): {"get"},  # kube_compute_requested_storage
         VOLUME_SNAPSHOTS: {"list"},                # Kube.list_volume_snapshots (revert preflight)
         ("", "events", ""): {"create"},            # EventRecorder.record
@@ -124,7 +125,9 @@ def test_the_importer_role_is_granted_per_namespace(importer_kubeconfig, namespa
 # each make one kind of request) and of the kubernetes client, and the rows of NEEDED they need
 KNOWN_CALLS = {
     "vmsnap-worker": {"get_snapshot", "get_vm", "list_vm_snapshots", "list_vms", "list_volume_snapshots",
-                      "update_snapshot", "update_vm",
+                      "update_snapshot", "update_vm", "annotate_snapshot",
+                      # BoundVMs' informer (runtime/informer.py): the VMs bound to vCenter VMs
+                      "list_object_pages", "watch_objects", "Watch",
                       "read_namespaced_persistent_volume_claim", "create_namespaced_event",
                       # a schedule's runs (activities/kube_schedule.py; runtime/kube_schedule.py's ScheduleKube);
                       # create_snapshot also matches VSphereSnapshotActivities.create_snapshot in worker/main.py
@@ -132,7 +135,8 @@ KNOWN_CALLS = {
     "vmsnap-bridge": {"get_object", "list_objects", "list_object_pages", "watch_objects", "Watch",
                       "update_schedule_status"},
 }
-SOURCES = {"vmsnap-worker": ["activities/**/*.py", "worker/main.py"], "vmsnap-bridge": ["bridge/**/*.py"]}
+SOURCES = {"vmsnap-worker": ["activities/**/*.py", "worker/main.py", "runtime/informer.py"],
+           "vmsnap-bridge": ["bridge/**/*.py", "runtime/informer.py"]}
 API_METHOD = re.compile(r"^(get|list|read|create|replace|patch|delete|connect)_\w*(namespaced|cluster|custom_object)"
                         r"\w*$|^Watch$")
 KUBE_METHODS = {name for layer in (Kube, ScheduleKube) for name in vars(layer) if not name.startswith("_")}

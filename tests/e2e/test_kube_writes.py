@@ -9,8 +9,9 @@ from typing import Any
 
 from kubernetes import client
 
-from api import VirtualMachineSnapshot, names
+from api import names
 from runtime.kube import Kube
+from tests.unit.test_kube_writes import set_status
 
 
 class CountingCustomObjects:
@@ -32,15 +33,6 @@ def their(kube_api) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(kube_api)
 
 
-def setter(field: str, value: Any) -> Callable[[VirtualMachineSnapshot], bool]:
-    def mutate(s: VirtualMachineSnapshot) -> bool:
-        if getattr(s.status, field) == value:
-            return False
-        setattr(s.status, field, value)
-        return True
-    return mutate
-
-
 def counted_kube(kube_api, namespace: str) -> tuple[Kube, CountingCustomObjects]:
     their(kube_api).create_namespaced_custom_object(names.GROUP, names.VERSION, namespace, names.SNAPSHOT_PLURAL, {
         "apiVersion": f"{names.GROUP}/{names.VERSION}", "kind": names.SNAPSHOT_KIND, "metadata": {"name": "s"},
@@ -48,7 +40,7 @@ def counted_kube(kube_api, namespace: str) -> tuple[Kube, CountingCustomObjects]
     kube = Kube(kube_api)
     counting = CountingCustomObjects(kube.custom)
     kube.custom = counting  # type: ignore[assignment]
-    kube.update_snapshot(namespace, "s", setter("power_state", "PoweredOff"), status=True)
+    kube.update_snapshot(namespace, "s", set_status("power_state", "PoweredOff"), status=True)
     counting.calls.clear()
     return kube, counting
 
@@ -60,7 +52,7 @@ def test_other_writers_fields_cost_no_conflict(kube_api, namespace):
     their(kube_api).patch_namespaced_custom_object_status(names.GROUP, names.VERSION, namespace,
                                                           names.SNAPSHOT_PLURAL, "s", {"status": {"quiesced": True}})
 
-    written = kube.update_snapshot(namespace, "s", setter("unique_id", "snapshot-9"), status=True)
+    written = kube.update_snapshot(namespace, "s", set_status("unique_id", "snapshot-9"), status=True)
 
     assert counting.calls == ["patch_namespaced_custom_object_status"]
     assert written is not None
@@ -75,7 +67,7 @@ def test_a_field_someone_else_changed_is_read_again_before_writing(kube_api, nam
                                                           names.SNAPSHOT_PLURAL, "s",
                                                           {"status": {"powerState": "PoweredOn"}})
 
-    written = kube.update_snapshot(namespace, "s", setter("power_state", "Suspended"), status=True)
+    written = kube.update_snapshot(namespace, "s", set_status("power_state", "Suspended"), status=True)
 
     # the patch's test of powerState failed on the real apiserver; the write was decided again on a fresh read
     assert counting.calls == ["patch_namespaced_custom_object_status", "get_namespaced_custom_object",
