@@ -43,6 +43,8 @@ MMDEBSTRAP = [
 BASE_REPO = "local/debian-python"
 LABEL = "io.vmsnap.built-by-testbed"
 DOCKERD_ARGS = ["--bridge=none", "--iptables=false", "--ip-masq=false"]
+# dockerd's own pid file (its default): left behind by a dockerd that was killed, it stops the next from starting
+DOCKERD_PID_FILE = Path("/var/run/docker.pid")
 
 
 class ImageError(RuntimeError):
@@ -93,6 +95,7 @@ def ensure_docker(timeout: float = 60) -> str:
     data_root = cache_dir() / "docker"
     data_root.mkdir(parents=True, exist_ok=True)
     log_file = cache_dir() / "dockerd.log"
+    remove_stale_pid_file(DOCKERD_PID_FILE)
     log(f"starting dockerd (data root {data_root}, log {log_file})")
     with open(log_file, "ab") as out:
         daemon = subprocess.Popen([dockerd, *DOCKERD_ARGS, f"--data-root={data_root}"], stdout=out,
@@ -107,6 +110,22 @@ def ensure_docker(timeout: float = 60) -> str:
             return docker
         time.sleep(0.5)
     raise ImageError(f"dockerd (pid {daemon.pid}) did not answer within {timeout:.0f} s (log {log_file})")
+
+
+def remove_stale_pid_file(pid_file: Path) -> None:
+    """Remove dockerd's pid file when the process it names is no longer a dockerd (killed, machine restarted):
+    no engine answered, so no live dockerd owns it."""
+    try:
+        pid = int(pid_file.read_text().strip() or 0)
+    except (FileNotFoundError, ValueError):
+        return
+    try:
+        alive = Path(f"/proc/{pid}/comm").read_text().strip() == "dockerd"
+    except OSError:
+        alive = False
+    if not alive:
+        log(f"removing the stale {pid_file} (pid {pid} is not a running dockerd)")
+        pid_file.unlink(missing_ok=True)
 
 
 def image_exists(docker: str, ref: str) -> bool:

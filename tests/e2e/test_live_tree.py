@@ -3,6 +3,8 @@ through vCenter's change notifications (no operation of ours runs in between).""
 
 from __future__ import annotations
 
+import asyncio
+
 from pyVim.connect import Disconnect
 
 from activities.vsphere.properties import virtual_machine
@@ -67,6 +69,18 @@ async def test_operations_are_not_resynced_by_the_tree_watch(product, product_en
     create_vm(kube_api, vcsim, namespace, "bystander", bystander)
     create_vm(kube_api, vcsim, namespace, "sentinel", sentinel)
     create_vm(kube_api, vcsim, namespace, "my-vm", sim_vm)
+    watch_id = tree_watch_workflow_id(product_env["VMSNAP_TASK_QUEUE"])
+
+    async def rounds() -> list[set[str]]:
+        return [{target["vm"]["name"] for target in targets}
+                for targets in await local_activity_results(temporal_client, watch_id, "kube_list_vm_targets")]
+    # the watch's first round is a full resync (every bound VM, within its 30 s wait): the operations come after
+    for _ in range(240):
+        if await rounds():
+            break
+        await asyncio.sleep(0.5)
+    else:
+        raise AssertionError("the tree watch made no first round in 120 s")
 
     create(kube_api, namespace, snapshot_manifest("first", "my-vm"))
     eventually(lambda: ready(kube_api, namespace, "first"))
@@ -81,8 +95,7 @@ async def test_operations_are_not_resynced_by_the_tree_watch(product, product_en
     eventually(lambda: (current := get_vm(kube_api, namespace, "sentinel").status.current_snapshot) is not None
                and current.type == SnapshotReferenceType.UNMANAGED, what="the sentinel's Unmanaged snapshot")
 
-    rounds = [{target["vm"]["name"] for target in targets} for targets in await local_activity_results(
-        temporal_client, tree_watch_workflow_id(product_env["VMSNAP_TASK_QUEUE"]), "kube_list_vm_targets")]
-    assert any(names == {"sentinel"} for names in rounds), rounds  # the vCenter change: resynced on its own
-    echoes = [names for names in rounds if "my-vm" in names and "bystander" not in names]
-    assert echoes == [], f"the tree watch resynced my-vm after its own operations: {rounds}"
+    made = await rounds()
+    assert any(names == {"sentinel"} for names in made), made  # the vCenter change: resynced on its own
+    echoes = [names for names in made if "my-vm" in names and "bystander" not in names]
+    assert echoes == [], f"the tree watch resynced my-vm after its own operations: {made}"
