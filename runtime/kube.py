@@ -1,7 +1,7 @@
 """The one way the product talks to Kubernetes (worker, bridge, admission, importer): one API client per
 process; reads that answer None for a missing object; lists in pages; a watch; typed reads of our two kinds;
-read-modify-write with optimistic concurrency (a 409 re-reads and re-applies, so writes converge) and merge
-patches."""
+read-modify-write with optimistic concurrency (a 409, or a status patch's failed test, re-reads and re-applies,
+so writes converge) and merge patches."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ Model = TypeVar("Model", VirtualMachineSnapshot, VirtualMachine)
 CONFLICT_RETRIES = 10
 LIST_PAGE_SIZE = 500
 # objects this process wrote last, kept so the next read-modify-write of the same object (an operation's next
-# status step) starts from them instead of a GET: one request instead of two. The write is still at that
-# resourceVersion, so if anyone else wrote since, it is refused (409) and the object is read again.
+# status step) starts from them instead of a GET: one request instead of two. A metadata write is still at that
+# resourceVersion (anyone else's write since: 409); a status write is a JSON patch that tests the uid, the
+# generation and each field it changes (one of those changed since: 422). Either way the object is read again.
 REMEMBERED_WRITES = 512
 JSON_PATCH = "application/json-patch+json"
 
