@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from functools import cached_property
 from typing import Any, TypeVar
 
 from kubernetes import client, config, watch
@@ -40,9 +41,14 @@ class Kube:
     def __init__(self, api: client.ApiClient):
         self.api = api
         self.custom = client.CustomObjectsApi(api)
-        self.core = client.CoreV1Api(api)
         self._written: OrderedDict[tuple[str, str, str], dict[str, Any]] = OrderedDict()
         self._written_lock = threading.Lock()
+
+    @cached_property
+    def core(self) -> client.CoreV1Api:
+        """The core API (events, PVCs), made on first use: its module alone is ~22 MB resident, which a process
+        that only watches our kinds (the bridge) does not need."""
+        return client.CoreV1Api(self.api)
 
     # --- any of our group's kinds, as JSON objects ---
     def get_object(self, plural: str, namespace: str, name: str, *,

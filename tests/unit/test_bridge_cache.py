@@ -204,3 +204,25 @@ def test_a_delete_stops_the_create_only_of_a_snapshot_never_seen_ready():
     assert delete_of(copy.deepcopy(SNAPSHOTS["ready"])).stop_create is False
     for waiting in ("new", "created, csi requested", "created, csi completed"):
         assert delete_of(copy.deepcopy(SNAPSHOTS[waiting])).stop_create is True, waiting
+
+
+def test_a_watch_only_process_never_loads_the_core_api():
+    """kubernetes.client loads an API class on first use; CoreV1Api's module alone is ~22 MB resident. A process
+    that makes Kube clients and informers of our kinds (the bridge) must not load it; the first use of `core` does."""
+    import subprocess
+    import sys
+    code = (
+        "import sys\n"
+        "from kubernetes import client\n"
+        "from bridge.decisions import snapshot_fields\n"
+        "from runtime.informer import Informer\n"
+        "from runtime.kube import Kube\n"
+        "from runtime.kube_schedule import ScheduleKube\n"
+        "kube = Kube(client.ApiClient())\n"
+        "Informer(kube, 'virtualmachinesnapshots', print, transform=snapshot_fields)\n"
+        "ScheduleKube(Kube(client.ApiClient()))\n"
+        "print('kubernetes.client.api.core_v1_api' in sys.modules)\n"
+        "kube.core\n"
+        "print('kubernetes.client.api.core_v1_api' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True"]
