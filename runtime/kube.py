@@ -30,11 +30,28 @@ REMEMBERED_WRITES = 512
 JSON_PATCH = "application/json-patch+json"
 
 
+class TimedApiClient(client.ApiClient):
+    """An ApiClient whose requests carry a timeout unless the call sets its own (a watch does): the kubernetes
+    client's default is to wait forever for an apiserver that accepted the connection and went quiet."""
+
+    def __init__(self, configuration: client.Configuration, request_timeout: float):
+        super().__init__(configuration)
+        self.request_timeout = (request_timeout / 3, request_timeout)  # (connect, read)
+
+    def call_api(self, method, url, header_params=None, body=None, post_params=None,  # type: ignore[no-untyped-def]
+                 _request_timeout=None):
+        return super().call_api(method, url, header_params, body, post_params,
+                                _request_timeout=_request_timeout or self.request_timeout)
+
+
 def api_client(settings: Settings) -> client.ApiClient:
+    """KUBECONFIG when set, else the in-cluster service account."""
+    configuration = client.Configuration()
     if settings.kubeconfig:
-        return config.new_client_from_config(str(settings.kubeconfig))
-    config.load_incluster_config()
-    return client.ApiClient()
+        config.load_kube_config(str(settings.kubeconfig), client_configuration=configuration)
+    else:
+        config.load_incluster_config(client_configuration=configuration)
+    return TimedApiClient(configuration, settings.kube_request_timeout_seconds)
 
 
 class Kube:
@@ -88,7 +105,7 @@ class Kube:
         w = watch.Watch()
         return w, w.stream(self._lister(namespace), *self._list_args(plural, namespace),
                            resource_version=resource_version, allow_watch_bookmarks=True,
-                           timeout_seconds=timeout_seconds)
+                           timeout_seconds=timeout_seconds, _request_timeout=watch_request_timeout(timeout_seconds))
 
     def create_object(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
@@ -247,6 +264,12 @@ def status_patch(written: dict[str, Any], wanted: dict[str, Any]) -> list[dict[s
         else:
             ops.append({"op": "add", "path": path, "value": after[field]})
     return ops
+
+
+def watch_request_timeout(timeout_seconds: int) -> tuple[float, float]:
+    """A watch's own (connect, read) timeout: the apiserver ends it after timeout_seconds and sends a bookmark
+    about every minute meanwhile, so a read that waits longer than the watch itself means the connection is dead."""
+    return (10.0, timeout_seconds + 30.0)
 
 
 def _timeout(seconds: float | None) -> dict[str, Any]:

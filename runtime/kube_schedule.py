@@ -14,7 +14,7 @@ from kubernetes.client.rest import ApiException
 from api.names import GROUP, SNAPSHOT_PLURAL, VERSION
 from api.schedule import VirtualMachineSnapshotSchedule
 from api.schedule_names import SCHEDULE_GROUP, SCHEDULE_PLURAL, SCHEDULE_VERSION
-from runtime.kube import CONFLICT_RETRIES, LIST_PAGE_SIZE, Kube
+from runtime.kube import CONFLICT_RETRIES, LIST_PAGE_SIZE, Kube, watch_request_timeout
 
 
 class ScheduleKube:
@@ -38,7 +38,8 @@ class ScheduleKube:
                       timeout_seconds: int) -> tuple[watch.Watch, Iterator[dict[str, Any]]]:
         w = watch.Watch()
         return w, w.stream(self._lister(namespace), *self._args(namespace), resource_version=resource_version,
-                           allow_watch_bookmarks=True, timeout_seconds=timeout_seconds)
+                           allow_watch_bookmarks=True, timeout_seconds=timeout_seconds,
+                           _request_timeout=watch_request_timeout(timeout_seconds))
 
     def _lister(self, namespace: str):  # type: ignore[no-untyped-def]
         return self.custom.list_namespaced_custom_object if namespace else self.custom.list_cluster_custom_object

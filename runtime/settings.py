@@ -56,6 +56,10 @@ class Settings(BaseSettings):
 
     # Kubernetes: KUBECONFIG when set, else the in-cluster service account
     kubeconfig: Path | None = Field(None, validation_alias=_env("KUBECONFIG"))
+    # every Kubernetes request but a watch gives up after this long without an answer (connecting: a third of
+    # it): a half-open connection fails the step's attempt, to be retried, instead of holding its thread past
+    # the step's 30 s start-to-close
+    kube_request_timeout_seconds: float = Field(15.0, gt=0)
 
     # vCenter snapshot tasks this worker runs at once (the deployment's cap is replicas × slots)
     vcenter_task_slots: int = Field(8, ge=1)
