@@ -68,11 +68,11 @@ class Kube:
         return client.CoreV1Api(self.api)
 
     # --- any of our group's kinds, as JSON objects ---
-    def get_object(self, plural: str, namespace: str, name: str, *,
-                   timeout: float | None = None) -> dict[str, Any] | None:
+    def get_object(self, plural: str, namespace: str, name: str, *, timeout: float | None = None,
+                   group: str = GROUP, version: str = VERSION) -> dict[str, Any] | None:
         """The object, or None if it does not exist."""
         try:
-            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name,
+            return self.custom.get_namespaced_custom_object(group, version, namespace, plural, name,
                                                             **_timeout(timeout))
         except ApiException as e:
             if e.status == 404:
@@ -80,12 +80,13 @@ class Kube:
             raise
 
     def list_object_pages(self, plural: str, namespace: str = "", *, label_selector: str | None = None,
-                   page_size: int = LIST_PAGE_SIZE, timeout: float | None = None) -> Iterator[dict[str, Any]]:
+                          page_size: int = LIST_PAGE_SIZE, timeout: float | None = None,
+                          group: str = GROUP, version: str = VERSION) -> Iterator[dict[str, Any]]:
         """The pages of one consistent list (every page carries the list's resourceVersion); an expired continue
         token raises 410 Gone, and the caller lists again from scratch."""
         token = None
         while True:
-            page = self._lister(namespace)(*self._list_args(plural, namespace), limit=page_size,
+            page = self._lister(namespace)(*_list_args(group, version, plural, namespace), limit=page_size,
                                            **({"_continue": token} if token else {}),
                                            **({"label_selector": label_selector} if label_selector else {}),
                                            **_timeout(timeout))
@@ -99,11 +100,11 @@ class Kube:
         return [item for page in self.list_object_pages(plural, namespace, **kwargs)
                 for item in page.get("items") or []]
 
-    def watch_objects(self, plural: str, namespace: str, resource_version: str | None,
-              timeout_seconds: int) -> tuple[watch.Watch, Iterator[dict[str, Any]]]:
+    def watch_objects(self, plural: str, namespace: str, resource_version: str | None, timeout_seconds: int, *,
+                      group: str = GROUP, version: str = VERSION) -> tuple[watch.Watch, Iterator[dict[str, Any]]]:
         """A watch from `resource_version` with bookmarks; the Watch (to stop it) and its events."""
         w = watch.Watch()
-        return w, w.stream(self._lister(namespace), *self._list_args(plural, namespace),
+        return w, w.stream(self._lister(namespace), *_list_args(group, version, plural, namespace),
                            resource_version=resource_version, allow_watch_bookmarks=True,
                            timeout_seconds=timeout_seconds, _request_timeout=watch_request_timeout(timeout_seconds))
 
@@ -120,9 +121,6 @@ class Kube:
     def _lister(self, namespace: str):
         return self.custom.list_namespaced_custom_object if namespace else self.custom.list_cluster_custom_object
 
-    @staticmethod
-    def _list_args(plural: str, namespace: str) -> tuple[str, ...]:
-        return (GROUP, VERSION, namespace, plural) if namespace else (GROUP, VERSION, plural)
 
     # --- reads (None when the object does not exist) ---
     def get_snapshot(self, namespace: str, name: str) -> VirtualMachineSnapshot | None:
@@ -264,6 +262,10 @@ def status_patch(written: dict[str, Any], wanted: dict[str, Any]) -> list[dict[s
         else:
             ops.append({"op": "add", "path": path, "value": after[field]})
     return ops
+
+
+def _list_args(group: str, version: str, plural: str, namespace: str) -> tuple[str, ...]:
+    return (group, version, namespace, plural) if namespace else (group, version, plural)
 
 
 def watch_request_timeout(timeout_seconds: int) -> tuple[float, float]:

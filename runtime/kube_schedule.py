@@ -14,7 +14,7 @@ from kubernetes.client.rest import ApiException
 from api.names import GROUP, SNAPSHOT_PLURAL, VERSION
 from api.schedule import VirtualMachineSnapshotSchedule
 from api.schedule_names import SCHEDULE_GROUP, SCHEDULE_PLURAL, SCHEDULE_VERSION
-from runtime.kube import CONFLICT_RETRIES, LIST_PAGE_SIZE, Kube, watch_request_timeout
+from runtime.kube import CONFLICT_RETRIES, LIST_PAGE_SIZE, Kube
 
 
 class ScheduleKube:
@@ -22,43 +22,21 @@ class ScheduleKube:
         self.kube = kube
         self.custom = kube.custom
 
-    # --- the informer's interface (runtime/informer.py) ---
+    # --- the informer's interface (runtime/informer.py): Kube's list and watch, for our group's schedules ---
     def list_object_pages(self, plural: str, namespace: str = "", *, page_size: int = LIST_PAGE_SIZE,
                           **_: Any) -> Iterator[dict[str, Any]]:
-        token = None
-        while True:
-            page = self._lister(namespace)(*self._args(namespace), limit=page_size,
-                                           **({"_continue": token} if token else {}))
-            yield page
-            token = (page.get("metadata") or {}).get("continue")
-            if not token:
-                return
+        return self.kube.list_object_pages(SCHEDULE_PLURAL, namespace, page_size=page_size,
+                                           group=SCHEDULE_GROUP, version=SCHEDULE_VERSION)
 
     def watch_objects(self, plural: str, namespace: str, resource_version: str | None,
                       timeout_seconds: int) -> tuple[watch.Watch, Iterator[dict[str, Any]]]:
-        w = watch.Watch()
-        return w, w.stream(self._lister(namespace), *self._args(namespace), resource_version=resource_version,
-                           allow_watch_bookmarks=True, timeout_seconds=timeout_seconds,
-                           _request_timeout=watch_request_timeout(timeout_seconds))
-
-    def _lister(self, namespace: str):  # type: ignore[no-untyped-def]
-        return self.custom.list_namespaced_custom_object if namespace else self.custom.list_cluster_custom_object
-
-    @staticmethod
-    def _args(namespace: str) -> tuple[str, ...]:
-        return ((SCHEDULE_GROUP, SCHEDULE_VERSION, namespace, SCHEDULE_PLURAL) if namespace
-                else (SCHEDULE_GROUP, SCHEDULE_VERSION, SCHEDULE_PLURAL))
+        return self.kube.watch_objects(SCHEDULE_PLURAL, namespace, resource_version, timeout_seconds,
+                                       group=SCHEDULE_GROUP, version=SCHEDULE_VERSION)
 
     # --- schedules ---
     def get_schedule(self, namespace: str, name: str) -> VirtualMachineSnapshotSchedule | None:
-        try:
-            obj = self.custom.get_namespaced_custom_object(SCHEDULE_GROUP, SCHEDULE_VERSION, namespace,
-                                                           SCHEDULE_PLURAL, name)
-        except ApiException as e:
-            if e.status == 404:
-                return None
-            raise
-        return VirtualMachineSnapshotSchedule.model_validate(obj)
+        obj = self.kube.get_object(SCHEDULE_PLURAL, namespace, name, group=SCHEDULE_GROUP, version=SCHEDULE_VERSION)
+        return None if obj is None else VirtualMachineSnapshotSchedule.model_validate(obj)
 
     def update_schedule_status(self, namespace: str, name: str,
                                mutate: Callable[[VirtualMachineSnapshotSchedule], bool],
