@@ -67,7 +67,7 @@ class Kube:
         that only watches our kinds (the bridge) does not need."""
         return client.CoreV1Api(self.api)
 
-    # --- any of our group's kinds, as JSON objects ---
+    # --- custom objects as JSON (VM Operator's group unless `group` says otherwise) ---
     def get_object(self, plural: str, namespace: str, name: str, *, timeout: float | None = None,
                    group: str = GROUP, version: str = VERSION) -> dict[str, Any] | None:
         """The object, or None if it does not exist."""
@@ -120,7 +120,6 @@ class Kube:
 
     def _lister(self, namespace: str):
         return self.custom.list_namespaced_custom_object if namespace else self.custom.list_cluster_custom_object
-
 
     # --- reads (None when the object does not exist) ---
     def get_snapshot(self, namespace: str, name: str) -> VirtualMachineSnapshot | None:

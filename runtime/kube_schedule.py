@@ -1,5 +1,5 @@
 """Kubernetes access for VirtualMachineSnapshotSchedule (our own group, vmsnap.io) and for the snapshot writes a
-schedule makes (create, delete), beside runtime/kube.py, whose calls are bound to VM Operator's group. Status
+schedule makes (create, delete), on top of runtime/kube.py (its list, watch and get, given our group). Status
 writes are merge patches carrying the resourceVersion read, so they are optimistic like Kube._update: a 409 reads
 again and re-applies (the bridge and the runs both write a schedule's status)."""
 
