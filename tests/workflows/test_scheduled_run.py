@@ -1,7 +1,7 @@
 """ScheduledSnapshotRun's logic with fake activities on the dev server: what it creates (and skips), the spread
 over durable timers, waiting for Ready or failed, pruning, the record (counts, failing VMs), auto-suspension, and
-an orphaned Schedule removing itself. The last test starts it from a real Temporal Schedule: the snapshots'
-names come from the run's scheduled time."""
+an orphaned Schedule removing itself, the metrics it counts. One test starts it from a real Temporal Schedule: the
+snapshots' names come from the run's scheduled time."""
 
 from __future__ import annotations
 
@@ -238,3 +238,30 @@ async def test_a_run_started_by_a_schedule_names_its_snapshots_after_the_schedul
     assert {c.target.snapshot for c in world.creates} == {scheduled_snapshot_name("nightly", vm, scheduled)
                                                           for vm in world.vms}
     assert all(c.scheduled_time == scheduled for c in world.creates)
+
+
+async def test_a_run_counts_itself_and_what_it_pruned_in_the_workers_metrics(temporal_address: str,
+                                                                            temporal_client: Client, world: World):
+    """`vmsnap_schedule_runs{result}` and `vmsnap_schedule_snapshots_pruned`, as the worker's Temporal runtime
+    exports them (here into a buffer instead of Prometheus)."""
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.runtime import MetricBuffer, Runtime, TelemetryConfig
+
+    buffer = MetricBuffer(1000)
+    client = await Client.connect(temporal_address, namespace=temporal_client.namespace,
+                                  data_converter=pydantic_data_converter,
+                                  runtime=Runtime(telemetry=TelemetryConfig(metrics=buffer)))
+    world.fail = {"vm-a": "GenericVmConfigFault: disk full"}
+    world.pruned = ["old-1", "old-2"]
+    async with running(client, world) as run:
+        summary, _ = await run()
+    assert summary.result == RunResult.PARTIALLY_FAILED
+
+    added: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+    for update in buffer.retrieve_updates():
+        if update.metric.name.startswith("vmsnap_schedule"):
+            key = (update.metric.name, tuple(sorted((k, str(v)) for k, v in update.attributes.items()
+                                                    if k == "result")))
+            added[key] = added.get(key, 0) + int(update.value)
+    assert added == {("vmsnap_schedule_runs", (("result", RunResult.PARTIALLY_FAILED.value),)): 1,
+                     ("vmsnap_schedule_snapshots_pruned", ()): 2}
