@@ -6,6 +6,7 @@ Every failure names the part and points at its log, so a broken test bed is neve
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -27,11 +28,32 @@ class PartFailed(RuntimeError):
         self.log = log
 
 
+def _ephemeral_ports() -> range:
+    """The kernel's range for ports it hands out itself (bind to port 0, outgoing connections' source ports)."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
+_handed_out: set[int] = set()
+_random = random.SystemRandom()  # independent of any seeding of the random module by tests
+
+
 def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nobody listens on right now, chosen below the kernel's ephemeral range: a server that picks
+    its own ports by binding port 0 (the Temporal dev server does for its internal services) or an outgoing
+    connection's source port cannot take it between this choice and the bind of the part it is meant for. Never
+    the same port twice in one process, since the part it went to may not have bound it yet."""
+    ephemeral = _ephemeral_ports()
+    ours = range(10000, ephemeral.start) if ephemeral.start > 11000 else range(ephemeral.stop, 65536)
+    for _ in range(200):
+        port = _random.choice(ours)
+        if port not in _handed_out and port_is_free(port):
+            _handed_out.add(port)
+            return port
+    raise PartFailed("ports", f"no free loopback port in {ours.start}-{ours.stop - 1} after 200 tries")
 
 
 def port_is_free(port: int) -> bool:
