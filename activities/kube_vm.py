@@ -95,19 +95,22 @@ class KubeVMActivities:
         this VM records it as its own (VM Operator matches by name only, which would claim a snapshot someone
         else made with that name). Two syncs of one VM may run at once (an operation's, the live tree's): each
         re-lists the objects after writing, so a uniqueID recorded meanwhile is never overwritten by a stale
-        view."""
+        view — unless the operation asking holds the VM's queue, when no uniqueID but its own `claimed` one can
+        be recorded meanwhile."""
         ns = sync.vm.namespace
         listed = self.kube.list_vm_snapshots(ns, sync.vm.name)
         managed = managed_snapshots(listed, sync.claimed)
         for _ in range(TREE_SYNC_ROUNDS):
             self._write_tree(sync, managed, {s.name: s for s in listed})
-            listed = self.kube.list_vm_snapshots(ns, sync.vm.name)
-            again = managed_snapshots(listed, sync.claimed)
-            if again == managed:
-                if sync.vm_moref:  # vCenter's report of this very tree needs no second sync (the change feed)
-                    self.written.record(sync.vm_moref, sync.tree)
-                return
-            managed = again
+            if not sync.queue_held:
+                listed = self.kube.list_vm_snapshots(ns, sync.vm.name)
+                again = managed_snapshots(listed, sync.claimed)
+                if again != managed:
+                    managed = again
+                    continue
+            if sync.vm_moref:  # vCenter's report of this very tree needs no second sync (the change feed)
+                self.written.record(sync.vm_moref, sync.tree)
+            return
 
     def _write_tree(self, sync: TreeSync, managed: dict[str, str],
                     listed: dict[str | None, VirtualMachineSnapshot]) -> None:
@@ -137,8 +140,6 @@ class KubeVMActivities:
             if seen is not None and _dump(seen.status.children) == _dump(children):
                 continue
             self.kube.update_snapshot(ns, name, write_children, status=True, current=seen)
-
-
 
 
 def _refuse(reason: str, message: str) -> ApplicationError:

@@ -228,6 +228,9 @@ class TreeSync(BaseModel):
     # vSphere snapshot → object name, for a snapshot whose object may not show its uniqueID yet (the create that
     # made it records it at the same time)
     claimed: dict[str, str] = Field(default_factory=dict)
+    # asked by an operation holding the VM's queue: no other create records a uniqueID of this VM meanwhile
+    # (creates record theirs before they release the queue), so the objects need listing only once
+    queue_held: bool = False
 
 
 class DeletePlan(BaseModel):

@@ -87,8 +87,12 @@ async def sync_snapshot_tree(vm: VMRef, vm_moref: str, claimed: dict[str, str] |
 async def write_snapshot_tree(vm: VMRef, vm_moref: str, tree: SnapshotTree,
                               claimed: dict[str, str] | None = None) -> None:
     """A tree already read (by the vCenter task's activity, right after the task) onto the VM and its snapshots."""
+    # an operation run by the VM's queue holds it while it syncs (the tree watch, and an operation started
+    # directly, do not)
+    queue_held = workflow.info().parent is not None
     await kube(KubeVMActivities.sync_snapshot_tree,
-               TreeSync(vm=vm, vm_moref=vm_moref, tree=tree, claimed=claimed or {}), "tree onto VM and snapshots")
+               TreeSync(vm=vm, vm_moref=vm_moref, tree=tree, claimed=claimed or {}, queue_held=queue_held),
+               "tree onto VM and snapshots")
 
 
 async def together(*steps: Awaitable[Any]) -> list[Any]:

@@ -84,6 +84,8 @@ async def test_a_create_takes_every_step_in_order_and_is_ready_when_the_driver_h
     assert world.args("kube_sync_snapshot_tree")[0].claimed == {moref: "snap-1"}
     assert world.args("kube_sync_snapshot_tree")[0].vm == wf.vm
     assert world.args("kube_sync_snapshot_tree")[0].tree == SnapshotTree()  # the one the task's activity read
+    # started directly, not by the VM's queue: another operation may record a uniqueID meanwhile
+    assert world.args("kube_sync_snapshot_tree")[0].queue_held is False
 
     assert conditions(world) == [
         [(CREATED, True, ""), (CSI_SYNCED, False, SnapshotReason.CSI_SYNC_IN_PROGRESS)],

@@ -61,6 +61,8 @@ async def test_operations_run_one_at_a_time_in_arrival_order(wf: Harness):
     assert [await wf.result(op.workflow_id) for op in (a, b, c)] == ["Ready"] * 3
 
     assert [r.name for r in wf.world.args("vsphere_create_snapshot")] == ["a", "b", "c"]
+    # each synced the tree while holding the queue (its sync lists the VM's snapshots once)
+    assert [sync.queue_held for sync in wf.world.args("kube_sync_snapshot_tree")] == [True] * 3
     # each create started only once the one before it had finished with vCenter
     for before, after in (("a", "b"), ("b", "c")):
         assert wf.world.index("kube_request_csi_sync", lambda ref: ref.name == before) < \
