@@ -1,13 +1,15 @@
 """What the VM queue's shape costs in CPU per operation (issue #15's last open question): today's queue starts each
 operation as a child workflow and waits for the child's completion; the alternative starts it from a local
 activity with a client call and waits for the operation's "done" signal, sent by a local activity at its end.
-Both on the same dev server (on disk, as `bench.overhead`), same worker, alternating, N operations each round;
-the operations do nothing but one local activity, so what differs is only the queue's shape.
+Both on one dev server (on disk, as `bench.overhead`) and one worker, in rounds of the two shapes in ABBA order;
+each operation only runs one local activity of 0.3 s (so a child's start and end reach its queue as two events,
+as the product's do), so what differs is only the queue's shape. The alternative here lacks what a product
+queue would need besides (a watchdog for an operation ended by hand, which sends no signal).
 
-    .venv/bin/python -m bench.queue_shapes --n 60 --rounds 4
+    .venv/bin/python -m bench.queue_shapes            # --n 60 operations per round over --vms 10, --rounds 4
 
-Prints CPU ms per operation (the dev server + this process, which is the worker and the driver), workflow tasks
-and history events per operation from the histories, and Temporal's RPCs per operation."""
+Prints CPU ms per operation (the dev server; this process, which is the worker and the driver), workflow tasks
+and history events per operation from the histories, and the dev server's frontend RPCs per operation."""
 
 from __future__ import annotations
 
@@ -186,7 +188,8 @@ async def main(args: argparse.Namespace) -> None:
                          f"{mean['rpcs']:.1f}", " / ".join(f"{r['temporal'] + r['worker']:.0f}" for r in rounds)])
         print(table(["queue shape", "temporal CPU ms/op", "worker+driver CPU ms/op", "sum", "workflow tasks/op",
                      "history events/op", "frontend RPCs/op", "sum per round"], rows,
-                    f"## {args.n} operations per round over {args.vms} queues, {args.rounds} rounds, the order alternating (ABBA)"))
+                    f"## {args.n} operations per round over {args.vms} queues, {args.rounds} rounds, "
+                    "the order alternating (ABBA)"))
     finally:
         server.stop()
 
