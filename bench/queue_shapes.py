@@ -18,6 +18,7 @@ import asyncio
 import os
 import tempfile
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -72,9 +73,8 @@ class Operation:
             await workflow.execute_local_activity(signal_done, [queue_id, workflow.info().workflow_id], **LA)
 
 
-@workflow.defn
-class ChildQueue:
-    """Today's shape: a child workflow per operation."""
+class QueueLoop:
+    """What both shapes share: operations in arrival order, one at a time; ends after 10 idle minutes."""
 
     def __init__(self) -> None:
         self.pending: list[str] = []
@@ -83,31 +83,36 @@ class ChildQueue:
     def enqueue(self, workflow_id: str) -> None:
         self.pending.append(workflow_id)
 
-    @workflow.run
-    async def run(self) -> None:
+    async def serve(self, run_one: Callable[[str], Awaitable[None]]) -> None:
         while True:
             try:
                 await workflow.wait_condition(lambda: bool(self.pending), timeout=timedelta(minutes=10))
             except asyncio.TimeoutError:
                 return
-            op = self.pending.pop(0)
-            child = await workflow.start_child_workflow(
-                Operation.run, "", id=op, parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY)
-            await child
+            await run_one(self.pending.pop(0))
 
 
 @workflow.defn
-class SignalledQueue:
+class ChildQueue(QueueLoop):
+    """Today's shape: a child workflow per operation."""
+
+    @workflow.run
+    async def run(self) -> None:
+        await self.serve(self.run_child)
+
+    async def run_child(self, op: str) -> None:
+        await workflow.execute_child_workflow(
+            Operation.run, "", id=op, parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY)
+
+
+@workflow.defn
+class SignalledQueue(QueueLoop):
     """The alternative: a local activity starts the operation, which signals "done"."""
 
     def __init__(self) -> None:
-        self.pending: list[str] = []
+        super().__init__()
         self.finished: set[str] = set()
-
-    @workflow.signal
-    def enqueue(self, workflow_id: str) -> None:
-        self.pending.append(workflow_id)
 
     @workflow.signal
     def done(self, workflow_id: str) -> None:
@@ -115,15 +120,12 @@ class SignalledQueue:
 
     @workflow.run
     async def run(self) -> None:
-        while True:
-            try:
-                await workflow.wait_condition(lambda: bool(self.pending), timeout=timedelta(minutes=10))
-            except asyncio.TimeoutError:
-                return
-            op = self.pending.pop(0)
-            await workflow.execute_local_activity(start_operation, op, **LA)
-            # a real queue would also need a watchdog here, for an operation ended by hand without its signal
-            await workflow.wait_condition(lambda: op in self.finished)
+        await self.serve(self.start_and_wait)
+
+    async def start_and_wait(self, op: str) -> None:
+        await workflow.execute_local_activity(start_operation, op, **LA)
+        # a real queue would also need a watchdog here, for an operation ended by hand without its signal
+        await workflow.wait_condition(lambda: op in self.finished)
 
 
 async def one_round(client: Client, server: TemporalDevServer, shape: type, n: int, vms: int) -> dict[str, float]:
