@@ -11,7 +11,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.kube_vm import KubeVMActivities
-    from activities.payloads import SnapshotTree, TreeSync, VMRef
+    from activities.payloads import SnapshotTree, TreeSync, VMRef, vm_queue_workflow_id
     from activities.vsphere_snapshot import VSphereSnapshotActivities
     from workflows import options
     from workflows.vm_snapshot_queue import VirtualMachineSnapshotQueue
@@ -87,9 +87,10 @@ async def sync_snapshot_tree(vm: VMRef, vm_moref: str, claimed: dict[str, str] |
 async def write_snapshot_tree(vm: VMRef, vm_moref: str, tree: SnapshotTree,
                               claimed: dict[str, str] | None = None) -> None:
     """A tree already read (by the vCenter task's activity, right after the task) onto the VM and its snapshots."""
-    # an operation run by the VM's queue holds it while it syncs (the tree watch, and an operation started
+    # an operation run by this VM's queue holds it while it syncs (the tree watch, and an operation started
     # directly, do not)
-    queue_held = workflow.info().parent is not None
+    parent = workflow.info().parent
+    queue_held = parent is not None and parent.workflow_id == vm_queue_workflow_id(vm)
     await kube(KubeVMActivities.sync_snapshot_tree,
                TreeSync(vm=vm, vm_moref=vm_moref, tree=tree, claimed=claimed or {}, queue_held=queue_held),
                "tree onto VM and snapshots")
