@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import os
 import tempfile
+import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -161,7 +162,6 @@ async def finished(client: Client, workflow_id: str) -> None:
 
 
 def temporal_rpcs(server: TemporalDevServer) -> float:
-    import urllib.request
     with urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10) as response:
         text = response.read().decode()
     return sum(v for labels, v in prometheus_counter(text, "service_requests")

@@ -12,17 +12,13 @@ from activities.kube_vm import KubeVMActivities
 from activities.payloads import SnapshotNode, SnapshotTree, TreeSync, VMRef
 from api import names
 from runtime.kube import Kube
-from tests.e2e.test_kube_writes import CountingCustomObjects
+from tests.e2e.test_kube_writes import CountingCustomObjects, their
 
 LIST = "list_namespaced_custom_object"
 # vCenter's tree: snap-1 (object "first"), its child snap-2 (object "second", being recorded by its create)
 TREE = SnapshotTree(current="snap-2", roots=[SnapshotNode(
     name="first", moref="snap-1", power_state="PoweredOff",
     children=[SnapshotNode(name="second", moref="snap-2", power_state="PoweredOff")])])
-
-
-def their(kube_api) -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(kube_api)
 
 
 def make_objects(kube_api, namespace: str) -> None:
