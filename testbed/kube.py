@@ -21,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from testbed.health import Watched
 from testbed.pki import CertificateAuthority, service_account_key
 from testbed.process import PartFailed, Process, cache_dir, free_port, repo_root
 
@@ -188,6 +189,9 @@ class ControlPlane:
     def check_alive(self) -> None:
         for p in self.processes:
             p.check_alive()
+
+    def watched(self) -> Watched:
+        return Watched(processes=lambda: list(self.processes), probes=self.ready_probes)
 
     def stop(self) -> None:
         for p in reversed(self.processes):

@@ -28,10 +28,12 @@ import socket
 import subprocess
 import tarfile
 import time
+import urllib.request
 from pathlib import Path
 
 import yaml
 
+from testbed.health import Watched
 from testbed.kube import ControlPlane, _healthz
 from testbed.process import PartFailed, Process, cache_dir, free_port, repo_root
 
@@ -251,6 +253,15 @@ state = "{base / 'state'}"
         ], self.workdir / "kube-scheduler.log").start()
         self.processes.append(scheduler)
         scheduler.wait_ready(lambda: _healthz(f"https://127.0.0.1:{port}/healthz"), timeout=60, what="healthy")
+
+    def watched(self) -> Watched:
+        """containerd, kubelet and scheduler alive; containerd and the kubelet answering."""
+        def kubelet_healthy() -> bool:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.kubelet_healthz_port}/healthz", timeout=10) as r:
+                return r.status == 200
+        return Watched(processes=lambda: list(self.processes), probes=lambda: {
+            "containerd": lambda: self.ctr("version", check=False, timeout=10).returncode == 0,
+            "kubelet": kubelet_healthy})
 
     # --- use ----------------------------------------------------------------------------------------------
     def kubectl(self, *args: str, check: bool = True, timeout: float = 120,

@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
+from testbed.health import Watched
 from testbed.process import PartFailed, Process, free_port, port_is_free
 
 PART = "temporal"
@@ -74,6 +75,9 @@ class TemporalDevServer:
     def check_alive(self) -> None:
         if self.process:
             self.process.check_alive()
+
+    def watched(self) -> Watched:
+        return Watched(processes=lambda: [self.process] if self.process else [], probes=lambda: {PART: self._healthy})
 
     def stop(self) -> None:
         if self.process:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from testbed.health import Watched
 from testbed.postgres import PASSWORD, USER, PrivatePostgres
 from testbed.process import PartFailed, Process, cache_dir, free_port, port_is_free, repo_root
 from testbed.temporal import temporal_cli
@@ -133,6 +134,12 @@ class TemporalCluster:
         self.postgres.check_alive()
         for process in self.processes.values():
             process.check_alive()
+
+    def watched(self) -> Watched:
+        """Postgres and the four services alive, the frontend answering a health check."""
+        def processes() -> list[Process]:
+            return [p for p in (self.postgres.process, *self.processes.values()) if p is not None]
+        return Watched(processes=processes, probes=lambda: {"temporal-frontend": self._healthy})
 
     def stop(self) -> None:
         for process in self.processes.values():

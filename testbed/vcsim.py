@@ -12,13 +12,16 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from testbed.health import PROBE_SECONDS, Watched
 from testbed.process import PartFailed, Process, repo_root
 
 PART = "vcsim"
@@ -168,7 +171,8 @@ class VCSim(Endpoint):
         binary = self.binary or build()
         argv = [binary, "-l", "127.0.0.1:0", "-control", "127.0.0.1:0", *self.args]
         self._log_start = self.log.stat().st_size if self.log.exists() else 0  # the log is appended to
-        self.process = Process(PART, argv, self.log).start()
+        # GOTRACEBACK=all: SIGQUIT dumps every goroutine, not only the running one (dump_goroutines)
+        self.process = Process(PART, argv, self.log, env={"GOTRACEBACK": "all"}).start()
         try:
             self.process.wait_ready(self._announced, self.timeout, "announcing its URLs")
             self.process.wait_ready(self.control.healthy, self.timeout, "healthy")
@@ -193,6 +197,57 @@ class VCSim(Endpoint):
         if self.process is None:
             raise PartFailed(PART, "not started", self.log)
         self.process.check_alive()
+
+    # -- health (testbed/health.py) --
+
+    def watched(self) -> Watched:
+        return Watched(processes=lambda: [self.process] if self.process else [], probes=lambda: {PART: self.answers},
+                       dump=self.dump_goroutines)
+
+    def answers(self, timeout: float = PROBE_SECONDS) -> bool:
+        """A client's round trip through the locks a product call takes (sessions, a ContainerView, the VMs'):
+        log in, read every VM's name through a ContainerView, destroy the view, log out. The control API's
+        /healthz takes none of them, so it answers even when the vSphere API is deadlocked."""
+        from pyVim.connect import Disconnect, SmartConnect
+        from pyVmomi import vim, vmodl
+
+        pc = vmodl.query.PropertyCollector
+        si = SmartConnect(host=self.host, port=self.port, user=self.username, pwd=self.password,
+                          disableSslCertValidation=True, connectionPoolTimeout=int(timeout))
+        try:
+            content = si.RetrieveContent()
+            view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
+            try:
+                spec = pc.FilterSpec(
+                    objectSet=[pc.ObjectSpec(obj=view, skip=True, selectSet=[
+                        pc.TraversalSpec(type=vim.view.ContainerView, path="view", skip=False)])],
+                    propSet=[pc.PropertySpec(type=vim.VirtualMachine, pathSet=["name"])])
+                return bool(content.propertyCollector.RetrieveContents([spec]))
+            finally:
+                view.DestroyView()
+        finally:
+            Disconnect(si)
+
+    def dump_goroutines(self, part: str = PART) -> str:
+        """SIGQUIT: Go prints every goroutine's stack and exits. The dump (from the log) is saved as
+        goroutines.txt beside the log; the simulator is gone afterwards (it was stuck anyway)."""
+        if self.process is None or not self.process.alive():
+            return "no goroutine dump: the simulator is not running"
+        assert self.process.popen is not None
+        start = self.log.stat().st_size if self.log.exists() else 0
+        for sig in (signal.SIGQUIT, signal.SIGCONT):  # SIGCONT: a stopped process handles the SIGQUIT too
+            self.process.popen.send_signal(sig)
+        deadline = time.monotonic() + 10
+        while self.process.alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.process.kill()
+        with open(self.log, "rb") as f:
+            f.seek(start)
+            dump = f.read()
+        path = self.workdir / "goroutines.txt"
+        path.write_bytes(dump)
+        goroutines = dump.count(b"\ngoroutine ") + dump.startswith(b"goroutine ")
+        return f"goroutine dump ({goroutines} goroutines, taken with SIGQUIT): {path}"
 
     def stop(self) -> None:
         """Stop it; fails (naming the log) if it did not exit cleanly."""

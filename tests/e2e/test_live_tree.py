@@ -4,6 +4,7 @@ through vCenter's change notifications (no operation of ours runs in between).""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timezone
 
 from pyVim.connect import Disconnect
 
@@ -71,16 +72,20 @@ async def test_operations_are_not_resynced_by_the_tree_watch(product, product_en
     create_vm(kube_api, vcsim, namespace, "my-vm", sim_vm)
     watch_id = tree_watch_workflow_id(product_env["VMSNAP_TASK_QUEUE"])
 
-    async def rounds() -> list[set[str]]:
-        return [{target["vm"]["name"] for target in targets}
-                for targets in await local_activity_results(temporal_client, watch_id, "kube_list_vm_targets")]
+    async def rounds(since: datetime) -> list[set[str]]:
+        """The VMs (of this test's namespace: other tests bind VMs of the same names) each round of the watch
+        resynced since `since`, over every run (the watch continues as new every so many rounds)."""
+        made = await local_activity_results(temporal_client, watch_id, "kube_list_vm_targets", since=since)
+        return [{target["vm"]["name"] for target in targets if target["vm"]["namespace"] == namespace}
+                for targets in made]
     # the watch's first round is a full resync (every bound VM, within its 30 s wait): the operations come after
     for _ in range(240):
-        if await rounds():
+        if await rounds(since=datetime.min.replace(tzinfo=timezone.utc)):
             break
         await asyncio.sleep(0.5)
     else:
         raise AssertionError("the tree watch made no first round in 120 s")
+    began = datetime.now(timezone.utc)
 
     create(kube_api, namespace, snapshot_manifest("first", "my-vm"))
     eventually(lambda: ready(kube_api, namespace, "first"))
@@ -95,7 +100,7 @@ async def test_operations_are_not_resynced_by_the_tree_watch(product, product_en
     eventually(lambda: (current := get_vm(kube_api, namespace, "sentinel").status.current_snapshot) is not None
                and current.type == SnapshotReferenceType.UNMANAGED, what="the sentinel's Unmanaged snapshot")
 
-    made = await rounds()
+    made = await rounds(since=began)
     assert any(names == {"sentinel"} for names in made), made  # the vCenter change: resynced on its own
     echoes = [names for names in made if "my-vm" in names and "bystander" not in names]
     assert echoes == [], f"the tree watch resynced my-vm after its own operations: {made}"

@@ -38,11 +38,12 @@ from api import VirtualMachineSnapshot
 from api.names import GROUP, SNAPSHOT_PLURAL, VERSION
 from testbed.process import Process
 from testbed.product import Product
-from testbed.temporal_cluster import TemporalCluster
+from testbed.temporal_cluster import SERVICES, TemporalCluster
 from testbed.vcsim import VCSim
 from testbed.vms import connect, create_vm, eventually, snapshot_manifest, vsphere_snapshot_names
 from tests.e2e.temporal_views import activity_attempts
 from tests.e2e.test_create_snapshot import create, created_workflow_id
+from tests.fixtures.health import watch
 
 pytestmark = pytest.mark.cluster
 
@@ -87,9 +88,10 @@ class Bed:
 
 
 @pytest.fixture(scope="module")
-def outage_vcsim(testbed_dir: Path):
+def outage_vcsim(testbed_dir: Path, request: pytest.FixtureRequest):
     """A simulator of its own: the scenarios take 25 fresh VMs each, more than the shared one spares."""
     sim = VCSim(testbed_dir / "vcsim-outage", vms_per_pool=(VMS * len(SCENARIOS)) // 2 + 1).start()
+    watch(request, sim.watched())
     yield sim
     sim.stop()
 
@@ -124,6 +126,7 @@ async def bed(temporal_cluster: TemporalCluster, outage_vcsim: VCSim, kube_api, 
 
 
 @pytest.mark.timeout(1500)  # a hang guard: the 200-snapshot burst with its set-up takes minutes on a busy machine
+@pytest.mark.takes_down(*(f"temporal-{service}" for service in SERVICES))
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
 async def test_a_service_outage_mid_burst_loses_and_doubles_nothing(bed: Bed, scenario: Scenario):
     tag = f"{scenario.service[0]}{scenario.outage:g}"

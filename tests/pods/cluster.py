@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from testbed.health import Watched
 from testbed.kube import ControlPlane
 from testbed.kubelet import PodNode
 from testbed.pki import CertificateAuthority
@@ -35,6 +36,12 @@ class PodCluster:
 
     def kubectl(self, *args: str, **kwargs):
         return self.node.kubectl(*args, **kwargs)
+
+    def watched(self) -> Watched:
+        """The pods' own control plane and node."""
+        plane, node = self.plane.watched(), self.node.watched()
+        return Watched(processes=lambda: [*plane.processes(), *node.processes()],
+                       probes=lambda: {**plane.probes(), **node.probes()})
 
     def pods(self, selector: str) -> list[dict]:
         return json.loads(self.kubectl("-n", NAMESPACE, "get", "pod", f"--selector={selector}", "-o",

@@ -12,6 +12,7 @@ import pytest
 from kubernetes import client, config
 
 from testbed.image import ImageError, build_image, ensure_docker
+from tests.fixtures.health import watch
 from tests.pods.cluster import PodCluster, deploy, teardown
 
 IMAGE = "vmsnap:test"  # tests/pods/overlay names this tag
@@ -25,7 +26,8 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="session")
-def pod_cluster(testbed_dir: Path, temporal_address: str, vcsim) -> Iterator[PodCluster]:
+def pod_cluster(testbed_dir: Path, temporal_address: str, vcsim,
+                request: pytest.FixtureRequest) -> Iterator[PodCluster]:
     started = time.monotonic()
     try:
         docker = ensure_docker()
@@ -36,6 +38,7 @@ def pod_cluster(testbed_dir: Path, temporal_address: str, vcsim) -> Iterator[Pod
     cluster = deploy(testbed_dir / "pods", image, docker, temporal_address, vcsim)
     cluster.timings["image build"] = built
     print("\npods: " + ", ".join(f"{k} {v:.1f} s" for k, v in cluster.timings.items()))
+    watch(request, cluster.watched())
     yield cluster
     teardown(cluster)
 
