@@ -27,8 +27,11 @@ testbins:
 	bash testbed/go/build-temporal.sh
 	bash testbed/go/build-compose.sh
 
+# Two test sessions side by side (pytest-xdist), each with test-bed parts of its own; the tiers that share a
+# machine-wide part stay in one session (tests/conftest.py). TEST_SESSIONS=0 runs one session in this process.
+TEST_SESSIONS ?= 2
 test: setup
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest $(if $(filter-out 0 1,$(TEST_SESSIONS)),-n $(TEST_SESSIONS) --dist loadgroup) $(PYTEST_ARGS)
 
 # Fast feedback on logic: the pure helpers and the workflows with fake activities; no Kubernetes, no vCenter, no Go
 # builds (the Temporal dev server comes with the Python package and the fixtures start it). Under a minute.

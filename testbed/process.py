@@ -47,13 +47,25 @@ def free_port() -> int:
     connection's source port cannot take it between this choice and the bind of the part it is meant for. Never
     the same port twice in one process, since the part it went to may not have bound it yet."""
     ephemeral = _ephemeral_ports()
-    ours = range(10000, ephemeral.start) if ephemeral.start > 11000 else range(ephemeral.stop, 65536)
+    ours = _worker_slice(range(10000, ephemeral.start) if ephemeral.start > 11000 else range(ephemeral.stop, 65536))
     for _ in range(200):
         port = _random.choice(ours)
         if port not in _handed_out and port_is_free(port):
             _handed_out.add(port)
             return port
     raise PartFailed("ports", f"no free loopback port in {ours.start}-{ours.stop - 1} after 200 tries")
+
+
+def _worker_slice(ports: range) -> range:
+    """Test sessions run side by side (pytest-xdist workers, PYTEST_XDIST_WORKER=gwN) each choose from a slice of
+    their own: two processes could otherwise both find one port free and hand it to two parts. Processes a worker
+    starts inherit the variable, so they stay in its slice."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if not (worker.startswith("gw") and worker[2:].isdigit() and count.isdigit() and int(count) > 1):
+        return ports
+    size = len(ports) // int(count)
+    start = ports.start + int(worker[2:]) * size
+    return range(start, start + size)
 
 
 def port_is_free(port: int) -> bool:
