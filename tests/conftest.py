@@ -18,6 +18,12 @@ pytest_plugins = [
     "tests.fixtures.product",
 ]
 
+# Fixtures that start something slow (the pod tier's image build and deployment took 7.3 min here with two sessions
+# running, compose's build and up 3.4 min), each step under a deadline of its own (builds, rollouts, wait_ready).
+# pytest-timeout counts only the call of the tests that use them: whichever test happens to set one up stays
+# within the same per-test timeout as the others.
+SLOW_STARTS = {"pod_cluster", "compose", "image", "temporal_cluster"}
+
 HERE = Path(__file__).parent
 ON_DOCKER = {HERE / "pods", HERE / "deploy" / "test_image.py", HERE / "deploy" / "test_compose_up.py"}
 
@@ -32,7 +38,11 @@ def tier_group(item: pytest.Item) -> str | None:
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if (group := tier_group(item)) is not None:
             item.add_marker(pytest.mark.xdist_group(group))
+        if SLOW_STARTS & set(getattr(item, "fixturenames", ())):
+            marker = item.get_closest_marker("timeout")
+            own = float(marker.args[0]) if marker and marker.args else float(config.getini("timeout"))
+            item.add_marker(pytest.mark.timeout(own, func_only=True))

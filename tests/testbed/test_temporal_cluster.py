@@ -65,6 +65,7 @@ async def test_product_search_attributes_find_a_workflow(temporal_cluster: Tempo
         await asyncio.sleep(0.5)
 
 
+@pytest.mark.takes_down(*(f"temporal-{service}" for service in SERVICES))
 @pytest.mark.parametrize("service", ["history", "matching", "frontend"])
 async def test_workflow_finishes_through_a_service_crash(temporal_cluster: TemporalCluster, tmp_path: Path,
                                                          service: str):
