@@ -2,12 +2,12 @@ package main
 
 // How our behaviours reach the simulator: Registry.Handler (public API) is asked for every SOAP call and may
 // return another object to dispatch the call to. For the methods we change it returns a thin wrapper around the
-// registered VirtualMachine or VirtualMachineSnapshot whose same-named Go method shadows upstream's. The global
-// registry keeps the original objects (vcsim type-asserts *VirtualMachine in many places). But for a logged-in
-// call vcsim then prefers what the session's own registry returns for the moref, so the wrapper is also put
-// there, and taken out again as soon as the call reaches the wrapper (otherwise a removed snapshot would live
-// on in that session). Wrappers implement Get() so that the PropertyCollector, which reads through the session,
-// reads the original meanwhile.
+// registered VirtualMachine, VirtualMachineSnapshot or SessionManager whose same-named Go method shadows
+// upstream's. The global registry keeps the original objects (vcsim type-asserts *VirtualMachine in many
+// places). But for a logged-in call vcsim then prefers what the session's own registry returns for the moref, so
+// the wrapper is also put there, and taken out again as soon as the call reaches the wrapper (otherwise a removed
+// snapshot would live on in that session). Wrappers implement Get() so that the PropertyCollector, which reads
+// through the session, reads the original meanwhile.
 
 import (
 	"context"
@@ -47,6 +47,10 @@ func (b *behaviours) handler(ctx *simulator.Context, m *simulator.Method) (mo.Re
 		switch m.Name {
 		case "RevertToSnapshot_Task", "RemoveSnapshot_Task":
 			w = &snapshotMethods{obj, b}
+		}
+	case *simulator.SessionManager:
+		if m.Name == "Logout" {
+			w = &sessionMethods{obj}
 		}
 	}
 	if w != nil && ctx.Session != nil {
@@ -161,6 +165,40 @@ func (w *snapshotMethods) RemoveSnapshotTask(ctx *simulator.Context, req *types.
 		return nil, w.b.removeSnapshot(c, vm, snap, req.RemoveChildren)
 	})
 	return &methods.RemoveSnapshot_TaskBody{Res: &types.RemoveSnapshot_TaskResponse{Returnval: ref}}
+}
+
+type sessionMethods struct {
+	*simulator.SessionManager
+}
+
+func (w *sessionMethods) Get() mo.Reference { return w.SessionManager }
+
+// Logout is upstream's, but unregisters the session's objects after releasing its registry's mutex.
+//
+// The simulator's lock order is a VM's lock, then a ContainerView's, then the session registry's mutex:
+// registering or unregistering anything (tasks and snapshots, under their VM's lock) runs every ContainerView's
+// PutObject or RemoveObject, which lock that view, and a property collector reading through a ContainerView
+// holds the view's lock (or a VM's) while it looks objects up in the session registry. Upstream's Logout holds
+// that mutex while it unregisters the session's views, filters and collectors, so while it locks every view: a
+// Logout racing a read through a view of its own session (a change feed's WaitForUpdatesEx as the worker closes
+// the session) deadlocked with it, and then every task (registering one waits for that view, holding the VM's
+// lock) and every read of those VMs. So upstream's Logout only ends the session and posts the event here, given a
+// registry of its own that holds nothing.
+func (w *sessionMethods) Logout(ctx *simulator.Context, req *types.Logout) soap.HasFault {
+	unwrap(ctx, w.Self)
+	s := ctx.Session
+	alone := *ctx
+	alone.Session = &simulator.Session{UserSession: s.UserSession, Registry: simulator.NewRegistry(), Map: s.Map}
+	res := w.SessionManager.Logout(&alone, req)
+	for _, obj := range s.AllReference("") { // a copy
+		if _, pc := obj.(*compatPC); pc {
+			continue // the session's instance of the PropertyCollector singleton: upstream keeps it too
+		}
+		if _, ok := obj.(simulator.RegisterObject); ok {
+			ctx.Map.Remove(ctx, obj.Reference())
+		}
+	}
+	return res
 }
 
 // waitUpstream waits for the task an upstream *_Task method started and returns its outcome.

@@ -39,6 +39,9 @@
 //   - RemoveSnapshot_Task(removeChildren=True) unregisters the whole subtree and never leaves currentSnapshot
 //     dangling; parents' childSnapshot lists are kept; RefreshStorageInfo no longer renumbers layoutEx keys.
 //   - Faults and delays injected per method and VM through the control API (rules.go, control.go).
+//   - Logout unregisters the session's views, filters and collectors without holding the session registry's
+//     mutex (behaviours.go): vcsim's order deadlocked a Logout with a read through a ContainerView of the same
+//     session, and then every task and every read of the VMs those tasks were on.
 //   - pyvmomi compatibility (compat.go): unset properties, task names, runtime enums, several sessions waiting.
 //
 // -stock runs plain vcsim (none of the above; the control API's faults and delays then do nothing).

@@ -154,7 +154,10 @@ func (b *behaviours) runTask(ctx *simulator.Context, vm *simulator.VirtualMachin
 	// "createSnapshotTask" gives info.name CreateSnapshot_Task and descriptionId VirtualMachine.createSnapshot.
 	id := strings.TrimSuffix(method, "_Task")
 	task := simulator.CreateTask(vm, strings.ToLower(id[:1])+id[1:]+"Task", nil)
-	ctx.WithLock(vm, func() { ctx.Map.Put(task) }) // assigns the moref and adds it to the VM's recentTask
+	// Put assigns the moref and adds the task to the VM's recentTask. It runs every ContainerView's PutObject,
+	// which takes that view's lock, with the VM's held, as vcsim's own tasks do: the simulator's lock order is a
+	// VM, then a view, then the session registry (see sessionMethods.Logout in behaviours.go).
+	ctx.WithLock(vm, func() { ctx.Map.Put(task) })
 	ctx.Map.AtomicUpdate(ctx, task, []types.PropertyChange{
 		{Name: "info.key", Val: task.Self.Value},
 		{Name: "info.task", Val: task.Self},

@@ -45,6 +45,9 @@ func (b *behaviours) createSnapshot(ctx *simulator.Context, vm *simulator.Virtua
 	snap := &simulator.VirtualMachineSnapshot{DataSets: copyDataSets(vm.DataSets)}
 	snap.Vm = vm.Self
 	snap.Config = config
+	// Registered under the VM's lock, as vcsim does: the tree published below names it, so it must exist by then.
+	// Put takes every ContainerView's lock, which is in the simulator's lock order (VM, view, session registry:
+	// see sessionMethods.Logout in behaviours.go).
 	ctx.Map.Put(snap) // assigns the moref
 
 	node := types.VirtualMachineSnapshotTree{
@@ -166,6 +169,7 @@ func (b *behaviours) dropSnapshots(ctx *simulator.Context, vm *simulator.Virtual
 	changes := snapshotChanges(vm.Snapshot, info)
 	changes = append(changes, b.layoutRemove(vm, removed, info == nil)...)
 	ctx.Update(vm, changes)
+	// Unregistered before the task ends, under the VM's lock (in lock order, like Put in createSnapshot).
 	for _, r := range removed {
 		ctx.Map.Remove(ctx, r)
 	}
