@@ -28,7 +28,7 @@ testbins:
 	bash testbed/go/build-compose.sh
 
 # Two test sessions side by side (pytest-xdist), each with test-bed parts of its own; the tiers that share a
-# machine-wide part stay in one session (tests/conftest.py). TEST_SESSIONS=0 runs one session in this process.
+# machine-wide part stay in one session (tests/conftest.py). TEST_SESSIONS=1 runs one session in this process.
 TEST_SESSIONS ?= 2
 test: setup
 	$(VENV)/bin/pytest $(if $(filter-out 0 1,$(TEST_SESSIONS)),-n $(TEST_SESSIONS) --dist loadgroup) $(PYTEST_ARGS)

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from testbed.process import Process
+from testbed.process import PartFailed, Process
 
 PROBE_SECONDS = 10.0  # a health probe that takes longer than this is a part that does not answer
-LOG_TAIL_LINES = 25
 
 
 @dataclass
@@ -24,8 +23,7 @@ class Watched:
     processes: Callable[[], Iterable[Process]]  # every one must be alive
     probes: Callable[[], dict[str, Callable[[], bool]]] = dict  # part name -> answers (True) within PROBE_SECONDS
     # a stuck part's extra evidence (the simulator's goroutines), taken once; returns what to say about it
-    dump: Callable[[str], str] | None = None
-    logs: dict[str, Path] = field(default_factory=dict)  # part name -> its log, for parts no Process names
+    dump: Callable[[], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -35,12 +33,13 @@ class Problem:
     log: Path | None
     stuck: bool  # alive but not answering (a dead process is not stuck)
 
-    def describe(self, tail_lines: int = LOG_TAIL_LINES) -> str:
-        text = f"[{self.part}] {self.what}" + (f" (log: {self.log})" if self.log else "")
-        if self.log is not None and self.log.exists():
-            lines = self.log.read_text(errors="replace").splitlines()[-tail_lines:]
-            text += f"\n--- last lines of {self.log} ---\n" + "\n".join(lines)
-        return text
+    @property
+    def headline(self) -> str:
+        return f"[{self.part}] {self.what}"
+
+    def describe(self) -> str:
+        """The headline, the log's path and its last lines, as every other failure of the test bed says it."""
+        return str(PartFailed(self.part, self.what, self.log))
 
 
 def answers(probe: Callable[[], bool], timeout: float = PROBE_SECONDS) -> bool:
@@ -63,9 +62,8 @@ def answers(probe: Callable[[], bool], timeout: float = PROBE_SECONDS) -> bool:
 def check(watched: Watched, skip: Iterable[str] = (), timeout: float = PROBE_SECONDS) -> Problem | None:
     """The first part that is dead or does not answer, or None. Parts named in `skip` are not looked at."""
     skip = set(skip)
-    logs = dict(watched.logs)
+    logs = log_paths(watched)
     for process in watched.processes():
-        logs.setdefault(process.part, process.log)
         if process.part in skip or process.alive():
             continue
         code = process.popen.returncode if process.popen else None
@@ -78,5 +76,5 @@ def check(watched: Watched, skip: Iterable[str] = (), timeout: float = PROBE_SEC
 
 
 def log_paths(watched: Watched) -> dict[str, Path]:
-    """Part name -> log file, for every process and extra log of `watched`."""
-    return {**{p.part: p.log for p in watched.processes()}, **watched.logs}
+    """Part name -> log file, for every process of `watched`."""
+    return {p.part: p.log for p in watched.processes()}

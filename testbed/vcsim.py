@@ -228,7 +228,7 @@ class VCSim(Endpoint):
         finally:
             Disconnect(si)
 
-    def dump_goroutines(self, part: str = PART) -> str:
+    def dump_goroutines(self) -> str:
         """SIGQUIT: Go prints every goroutine's stack and exits. The dump (from the log) is saved as
         goroutines.txt beside the log; the simulator is gone afterwards (it was stuck anyway)."""
         if self.process is None or not self.process.alive():
