@@ -34,16 +34,23 @@ from api import (
 from api.conditions import Condition, set_condition, set_false, set_true
 from api.errors import ErrorType
 from api.names import (
+    CREATE_FAILED_REASONS,
     CSI_VOLUME_SYNC_ANNOTATION,
+    FAILURE_DEADLINE_ANNOTATION,
+    QUIESCE_FALLBACK_ANNOTATION,
+    READY_REPEATS_REASONS,
+    SNAPSHOT_CONSISTENCY_CONDITION,
     SNAPSHOT_FINALIZER,
     VM_NAME_LABEL,
     VSPHERE_VM_ANNOTATION,
     ConditionStatus,
     CSIVolumeSync,
     EventReason,
+    QuiesceFallback,
     SnapshotConditionType,
     SnapshotReason,
 )
+from api.operation_policy import OperationDefaults, failure_deadline, quiesce_fallback
 from api.quantity import format_binary_bytes, format_plain_bytes
 from runtime.kube import Kube
 from runtime.settings import CSISyncMode
@@ -59,9 +66,13 @@ def derive_ready(conditions: list[Condition], now: datetime, generation: int | N
         if created is not None and created.reason == SnapshotReason.WAITING_FOR_DISK_REGISTRATION:
             return set_false(conditions, ready, SnapshotReason.WAITING_FOR_DISK_REGISTRATION,
                              messages.READY_WAITING_FOR_DISK_REGISTRATION, now, generation)
+        if created is not None and created.reason in READY_REPEATS_REASONS:  # ours: why it never will be
+            return set_false(conditions, ready, created.reason, created.message, now, generation)
         return set_false(conditions, ready, SnapshotReason.WAITING_FOR_CREATION,
                          messages.READY_WAITING_FOR_CREATION, now, generation)
     if synced is None or synced.status != ConditionStatus.TRUE:
+        if synced is not None and synced.reason in READY_REPEATS_REASONS:
+            return set_false(conditions, ready, synced.reason, synced.message, now, generation)
         return set_false(conditions, ready, SnapshotReason.WAITING_FOR_CSI_SYNC,
                          messages.READY_WAITING_FOR_CSI_SYNC, now, generation)
     return set_true(conditions, ready, now, generation)
@@ -69,6 +80,9 @@ def derive_ready(conditions: list[Condition], now: datetime, generation: int | N
 
 def apply_condition(conditions: list[Condition], change: ConditionChange, now: datetime,
                     generation: int | None) -> list[Condition]:
+    if change.status and change.type == SNAPSHOT_CONSISTENCY_CONDITION:  # ours: True says what, in its reason
+        return set_condition(conditions, change.type, ConditionStatus.TRUE, change.reason, change.message, now,
+                             generation)
     if change.status:
         return set_true(conditions, change.type, now, generation)
     return set_condition(conditions, change.type, ConditionStatus.FALSE, change.reason, change.message, now,
@@ -80,16 +94,17 @@ TRUE_EVENTS = {SnapshotConditionType.CREATED: EventReason.SNAPSHOT_CREATED,
                SnapshotConditionType.READY: EventReason.SNAPSHOT_READY}
 
 
-WARNING_REASONS = frozenset({SnapshotReason.CREATION_FAILED, SnapshotReason.DELETION_FAILED})
+WARNING_REASONS = CREATE_FAILED_REASONS | {SnapshotReason.DELETION_FAILED}
 
 
 def transition_events(before: list[Condition], after: list[Condition]) -> list[tuple[str, str, bool]]:
     """(reason, message, warning) for each condition that changed: True transitions, and Created/CSISynced
-    turning False (Ready's waiting reasons only repeat those)."""
+    turning False (Ready's waiting reasons only repeat those). The Consistency condition has Events of its own
+    (the workflow's, saying why the snapshot differs from the spec)."""
     old = {c.type: (c.status, c.reason) for c in before}
     events = []
     for c in after:
-        if old.get(c.type) == (c.status, c.reason):
+        if old.get(c.type) == (c.status, c.reason) or c.type == SNAPSHOT_CONSISTENCY_CONDITION:
             continue
         if c.status == ConditionStatus.TRUE and c.type in TRUE_EVENTS:
             events.append((TRUE_EVENTS[c.type], messages.condition_is_true(c.type), False))
@@ -108,12 +123,14 @@ class DeleteRetry:
 
 class KubeSnapshotActivities:
     def __init__(self, kube: Kube, events: EventRecorder, csi_sync: CSISyncMode = CSISyncMode.HANDSHAKE,
-                 links: WorkflowLinks = WorkflowLinks(), delete_retry: DeleteRetry = DeleteRetry()):
+                 links: WorkflowLinks = WorkflowLinks(), delete_retry: DeleteRetry = DeleteRetry(),
+                 defaults: OperationDefaults = OperationDefaults()):
         self.kube = kube
         self.events = events
         self.csi_sync = csi_sync
         self.links = links
         self.delete_retry = delete_retry
+        self.defaults = defaults
 
     @activity.defn(name="kube_prepare_snapshot")
     def prepare_snapshot(self, ref: SnapshotRef) -> SnapshotPlan | None:
@@ -157,15 +174,21 @@ class KubeSnapshotActivities:
         snapshot = self.kube.update_snapshot(ref.namespace, ref.name, own, current=snapshot)  # as just read
         if snapshot is None or snapshot.is_being_deleted:
             return None
-        try:
+        meta = snapshot.metadata
+        try:  # only an object that bypassed admission fails here
             quiesce_minutes = snapshot.spec.quiesce_minutes
-        except ValueError as e:  # only an object that bypassed admission gets here
+            deadline, deadline_limit = failure_deadline(meta.annotation(FAILURE_DEADLINE_ANNOTATION), self.defaults,
+                                                        quiesce_minutes)
+            fallback = quiesce_fallback(meta.annotation(QUIESCE_FALLBACK_ANNOTATION), self.defaults.quiesce_fallback)
+        except ValueError as e:
             raise ApplicationError(str(e), type=ErrorType.PRECONDITION_FAILED, non_retryable=True) from e
         plan = SnapshotPlan(
             snapshot=ref, vm=VMRef(namespace=ref.namespace, name=vm_name), vm_moref=vm.status.unique_id,
             description=snapshot.spec.description or "", memory=snapshot.spec.includes_memory,
             quiesce_minutes=quiesce_minutes, generation=snapshot.metadata.generation or 0,
-            vm_yaml=encode_vm_yaml(vm.to_kube()))  # every field: the model keeps the ones it does not type
+            vm_yaml=encode_vm_yaml(vm.to_kube()),  # every field: the model keeps the ones it does not type
+            deadline=(meta.creation_timestamp or datetime.now(UTC)) + deadline, deadline_limit=deadline_limit,
+            quiesce_fallback=quiesce_minutes is not None and fallback is QuiesceFallback.CRASH_CONSISTENT)
         # the two steps that always follow, here rather than as activities of their own (each a history marker
         # and, for the storage, a second read of the VM): Created=False/InProgress, and the requested storage
         self.update_snapshot_status(SnapshotStatusChange(snapshot=ref, conditions=[ConditionChange(

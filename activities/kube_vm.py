@@ -30,11 +30,13 @@ from api.conditions import remove_condition, set_false
 from api.errors import ErrorType
 from api.meta import kube_time_from
 from api.names import (
+    FAILURE_DEADLINE_ANNOTATION,
     IMPORTED_SNAPSHOT_ANNOTATION,
     EventReason,
     RevertReason,
     VMConditionType,
 )
+from api.operation_policy import OperationDefaults, failure_deadline
 from runtime.kube import Kube
 from runtime.telemetry import WorkflowLinks
 
@@ -157,10 +159,12 @@ def approximate_vm_spec(current: VirtualMachine) -> dict:
 
 
 class KubeVMRevertActivities:
-    def __init__(self, kube: Kube, events: EventRecorder, links: WorkflowLinks = WorkflowLinks()):
+    def __init__(self, kube: Kube, events: EventRecorder, links: WorkflowLinks = WorkflowLinks(),
+                 defaults: OperationDefaults = OperationDefaults()):
         self.kube = kube
         self.events = events
         self.links = links
+        self.defaults = defaults
 
     @activity.defn(name="kube_prepare_revert")
     def prepare_revert(self, op: Operation) -> RevertPlan | None:
@@ -185,9 +189,14 @@ class KubeVMRevertActivities:
             raise _refuse(RevertReason.FAILED, messages.revert_crosses_volume_snapshots(blocking, op.snapshot_name))
         if not vm.status.unique_id:
             raise _refuse(RevertReason.FAILED, messages.vm_has_no_unique_id(op.vm.name))
+        try:  # the VM's own annotation: only a VM that bypassed admission has one that does not parse
+            deadline, limit = failure_deadline(vm.metadata.annotation(FAILURE_DEADLINE_ANNOTATION), self.defaults, None)
+        except ValueError as e:
+            raise _refuse(RevertReason.FAILED, str(e)) from e
         return RevertPlan(vm=op.vm, vm_moref=vm.status.unique_id, snapshot_name=op.snapshot_name,
                           snapshot_moref=snapshot.status.unique_id,
-                          imported=snapshot.metadata.annotation(IMPORTED_SNAPSHOT_ANNOTATION) is not None)
+                          imported=snapshot.metadata.annotation(IMPORTED_SNAPSHOT_ANNOTATION) is not None,
+                          deadline=datetime.now(UTC) + deadline, deadline_limit=limit)
 
     def _volume_snapshots_after(self, vm: VirtualMachine, snapshot: VirtualMachineSnapshot) -> list[str]:
         """CSI VolumeSnapshots of the VM's PVCs taken after the target: vSphere cannot revert across them."""

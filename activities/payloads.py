@@ -6,6 +6,7 @@ They are pydantic models so the pydantic data converter carries them, and they c
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
@@ -47,6 +48,9 @@ class Operation(BaseModel):
     # a delete: a create of this snapshot may still be running (the bridge saw the object not Ready); False
     # spares the delete a cancel request to a create that has ended (an event and a workflow task)
     stop_create: bool = True
+    # a delete from today's bridge: when this snapshot's create is the VM's running operation, the queue cancels
+    # it (its vCenter task too) instead of waiting for it; deletes in older histories carry False
+    cancel_create: bool = False
     trace_context: dict[str, str] = Field(default_factory=dict)
 
     @property
@@ -63,8 +67,9 @@ class Operation(BaseModel):
         return SnapshotRef(namespace=self.vm.namespace, name=self.snapshot_name, uid=self.snapshot_uid)
 
 
-# the per-VM queue: its workflow type, its ID, and the state it carries across continue-as-new
+# the per-VM queue: its workflow type, its signals, its ID, and the state it carries across continue-as-new
 VM_QUEUE_WORKFLOW = "VirtualMachineSnapshotQueue"
+VM_QUEUE_VM_DELETED_SIGNAL = "vm_deleted"
 
 
 class QueueState(BaseModel):
@@ -141,6 +146,12 @@ class SnapshotPlan(BaseModel):
     # set by today's prepare: the VM's queue is released early only when the CSI driver is slow to answer; a
     # create whose handshake is answered at once just ends (older plans: released before every handshake)
     release_queue_if_csi_slow: bool = False
+    # set by today's prepare (plans of older workers have none, and their workflows run no deadline timer): when
+    # the create must have ended (the object's creation + its failure deadline), the limit as the user set it,
+    # and whether a guest that will not freeze gets a crash-consistent snapshot instead of a failure
+    deadline: datetime | None = None
+    deadline_limit: str = ""
+    quiesce_fallback: bool = False
 
 
 class VSphereSnapshotRequest(BaseModel):
@@ -153,6 +164,8 @@ class VSphereSnapshotRequest(BaseModel):
     # read the tree (with usage) and the snapshot's size right after the task and return them: asked for by
     # today's workflow code only, so a workflow of an older version never sees a result it does not expect
     read_after: bool = False
+    # a request of today's workflow: a cancel from the workflow (a deadline, a delete) cancels the vCenter task
+    cancel_task_on_cancel: bool = False
 
 
 class CreatedSnapshot(BaseModel):
@@ -163,6 +176,8 @@ class CreatedSnapshot(BaseModel):
     # (None from workers before they were: the workflow then reads them itself)
     tree: SnapshotTree | None = None
     used_bytes: int | None = None
+    # the VM's power state read with them (api PowerState value; None from workers before it was)
+    vm_power_state: str | None = None
 
 
 class RevertedSnapshot(BaseModel):
@@ -184,6 +199,7 @@ class SnapshotLocation(BaseModel):
     vm_moref: str
     snapshot_moref: str
     read_after: bool = False  # revert: return the VM YAML and the tree read right after the task (see above)
+    cancel_task_on_cancel: bool = False  # revert: as VSphereSnapshotRequest's
 
 
 class SnapshotLookup(BaseModel):
@@ -253,6 +269,9 @@ class RevertPlan(BaseModel):
     snapshot_name: str
     snapshot_moref: str | None = None
     imported: bool = False               # the snapshot may carry no VM YAML (reference §3.8)
+    # set by today's prepare (see SnapshotPlan.deadline): when vCenter must have reverted the VM
+    deadline: datetime | None = None
+    deadline_limit: str = ""
 
 
 class RevertConditionChange(BaseModel):

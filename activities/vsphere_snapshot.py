@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 from pyVmomi import vim, vmodl
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.payloads import (
     CreatedSnapshot,
@@ -29,7 +29,7 @@ from activities.vsphere.snapshots import (
     read_used_bytes,
     snapshot_owner,
 )
-from activities.vsphere.tasks import TaskFailed, running_snapshot_tasks, wait_for_task
+from activities.vsphere.tasks import TaskFailed, cancel_task, running_snapshot_tasks, wait_for_task
 from api import messages
 from api.errors import ErrorType
 from api.names import SNAPSHOT_OWNER_EXTRA_CONFIG_KEY, VM_RESOURCE_YAML_EXTRA_CONFIG_KEY
@@ -37,10 +37,46 @@ from runtime.telemetry import tracer
 from runtime.vsphere import VSphereSession
 
 
+class _StopWaiting(Exception):
+    """The activity was cancelled: leave the task wait at a safe point (between two vCenter calls)."""
+
+
 def _heartbeat_progress(task: vim.Task, step: str):
     def beat(percent: int) -> None:
         activity.heartbeat({"task": task._moId, "step": step, "progress": percent})
+        if activity.is_cancelled():
+            raise _StopWaiting
     return beat
+
+
+def _cancel_requested() -> bool:
+    """The workflow asked for the cancel (a deadline, a delete): not a worker shutting down, whose tasks go on
+    in vCenter for the retry on another worker to re-attach to."""
+    details = activity.cancellation_details()
+    return details is not None and details.cancel_requested
+
+
+def _wait_for_own_task(si, task: vim.Task, step: str, cancel_task_on_cancel: bool):
+    """Wait for a task (one this activity started or re-attached to, or another's it must wait out). The SDK's
+    cancel exception is held back while a vCenter call is in flight, so it never lands inside one; it is taken
+    between calls (at a heartbeat). A cancel the workflow asked for with `cancel_task_on_cancel` cancels the
+    vCenter task and waits for its end first, so what the workflow does next (undo, report) sees vCenter
+    settled."""
+    finished = None
+    try:
+        with activity.shield_thread_cancel_exception():  # the pending CancelledError is raised as this block ends
+            try:
+                return wait_for_task(si, task, _heartbeat_progress(task, step))
+            except _StopWaiting:
+                if cancel_task_on_cancel and _cancel_requested():
+                    activity.logger.info("cancelling vCenter task %s (%s): the workflow asked", task._moId, step)
+                    finished = cancel_task(si, task)
+                return None
+    except CancelledError:
+        if finished is not None and finished.succeeded:
+            # vCenter finished the task before the cancel reached it: the workflow must learn what it did
+            return finished.result
+        raise
 
 
 def _recorded_task(si) -> vim.Task | None:
@@ -121,38 +157,40 @@ class VSphereSnapshotActivities:
         self.session = session
 
     @staticmethod
-    def _finish_earlier_tasks(si, vm: vim.VirtualMachine, step: str) -> EarlierTask:
+    def _finish_earlier_tasks(si, vm: vim.VirtualMachine, step: str, cancel_task_on_cancel: bool) -> EarlierTask:
         """Re-attach to the task an earlier attempt started (from its heartbeat), then wait out any other
         snapshot task running on the VM (an attempt that died before heartbeating, or one started in vCenter):
-        vSphere runs one snapshot task per VM, and only after them does a lookup tell the truth."""
+        vSphere runs one snapshot task per VM, and only after them does a lookup tell the truth. A cancel stops
+        the waits; only the earlier attempt's own task is ever cancelled in vCenter."""
         earlier = EarlierTask()
         recorded = _recorded_task(si)
         if recorded is not None:
             try:
-                earlier = EarlierTask(True, wait_for_task(si, recorded, _heartbeat_progress(recorded, step)))
+                earlier = EarlierTask(True, _wait_for_own_task(si, recorded, step, cancel_task_on_cancel))
             except (vmodl.fault.ManagedObjectNotFound, TaskFailed):
                 pass  # forgotten by vCenter, or failed transiently (why this attempt is a retry)
         for running in running_snapshot_tasks(si, vm):
             try:
-                wait_for_task(si, running, _heartbeat_progress(running, f"{step}: waiting for a running task"))
+                _wait_for_own_task(si, running, f"{step}: waiting for a running task", cancel_task_on_cancel=False)
             except TaskFailed:
                 pass  # not ours to report
         return earlier
 
-    def _run_task(self, vm_moref: str, step: str, work) -> object:
+    def _run_task(self, vm_moref: str, step: str, work, cancel_task_on_cancel: bool = False) -> object:
         """Run `work(si, vm, earlier: EarlierTask)` -> task | result with the session, mapping vSphere's answers
-        to Temporal errors; a returned task is heartbeated (its reference is the checkpoint) and waited for."""
+        to Temporal errors; a returned task is heartbeated (its reference is the checkpoint) and waited for (see
+        _wait_for_own_task for what a cancel does)."""
         def run(si):
             vm = properties.virtual_machine(si, vm_moref)
             try:
-                outcome = work(si, vm, self._finish_earlier_tasks(si, vm, step))
+                outcome = work(si, vm, self._finish_earlier_tasks(si, vm, step, cancel_task_on_cancel))
                 if isinstance(outcome, vim.Task):
                     activity.heartbeat({"task": outcome._moId, "step": step, "progress": 0})
                     started = time.monotonic()
                     with tracer().start_as_current_span(f"vCenter task: {step}", attributes={
                             "vsphere.vm": vm_moref, "vsphere.task": outcome._moId}):
                         try:
-                            return wait_for_task(si, outcome, _heartbeat_progress(outcome, step))
+                            return _wait_for_own_task(si, outcome, step, cancel_task_on_cancel)
                         finally:
                             activity.metric_meter().create_histogram_float(
                                 "vmsnap_vcenter_task_seconds", "vCenter task latency", "s").record(
@@ -192,7 +230,7 @@ class VSphereSnapshotActivities:
             own = find_own_snapshot(si, vm, req.name, req.owner_uid)
             return properties.snapshot(si, own.moref) if own else self._start_create(vm, req)
 
-        made = self._run_task(req.vm_moref, "create snapshot", create)
+        made = self._run_task(req.vm_moref, "create snapshot", create, req.cancel_task_on_cancel)
         if not isinstance(made, vim.vm.Snapshot):
             raise ApplicationError(messages.snapshot_task_returned_nothing(req.name),
                                    type=ErrorType.SNAPSHOT_MISSING_AFTER_TASK)
@@ -204,15 +242,17 @@ class VSphereSnapshotActivities:
                 tree = read_tree(si, vm)
             else:  # the tree, its usage and the snapshot's size in one read: what the workflow records next
                 try:
-                    tree, used = read_tree_and_used_bytes(si, vm, made._moId)
+                    tree, used, vm_power = read_tree_and_used_bytes(si, vm, made._moId)
                 except LookupError:  # no layoutEx entry yet: the workflow reads the size itself
                     tree = read_tree(si, vm, usage=True)
+                    vm_power = None
             node = tree.by_moref(made._moId)
             if node is None:
                 raise ApplicationError(messages.snapshot_missing_after_task(req.name, made._moId),
                                        type=ErrorType.SNAPSHOT_MISSING_AFTER_TASK)
             return CreatedSnapshot(node=node, same_name=[n.moref for n in tree.find(req.name) if n.moref != node.moref],
-                                   tree=tree if req.read_after else None, used_bytes=used)
+                                   tree=tree if req.read_after else None, used_bytes=used,
+                                   vm_power_state=vm_power if req.read_after else None)
         return self.session.run(created)
 
     @activity.defn(name="vsphere_find_snapshot")
@@ -236,7 +276,7 @@ class VSphereSnapshotActivities:
             # allowed), so only the earlier attempt's own task says it
             return None if earlier.done else properties.snapshot(si, loc.snapshot_moref).RevertToSnapshot_Task(
                 suppressPowerOn=False)
-        self._run_task(loc.vm_moref, "revert to snapshot", revert)
+        self._run_task(loc.vm_moref, "revert to snapshot", revert, loc.cancel_task_on_cancel)
         if not loc.read_after:
             return None
 

@@ -57,8 +57,15 @@ _SECONDS_PER_UNIT: dict[str, Fraction] = {
 _ISO_SECONDS_PER_PART = {"days": 86400, "hours": 3600, "minutes": 60, "seconds": 1}
 
 
-def parse_duration_seconds(text: str, *, field: str = SPEC_QUIESCE_TIMEOUT_PATH) -> Fraction:
-    """The exact length of `text` in seconds. ValueError, naming `field`, if it is malformed, zero or negative."""
+# why a quiesce timeout must be positive, said when it is not
+QUIESCE_TIMEOUT_NEEDED = (f"vSphere needs a quiesce timeout of {MIN_QUIESCE_TIMEOUT_MINUTES} to "
+                          f"{MAX_QUIESCE_TIMEOUT_MINUTES} minutes")
+
+
+def parse_duration_seconds(text: str, *, field: str = SPEC_QUIESCE_TIMEOUT_PATH,
+                           needed: str = QUIESCE_TIMEOUT_NEEDED) -> Fraction:
+    """The exact length of `text` in seconds. ValueError, naming `field`, if it is malformed, zero or negative
+    (then saying `needed`: why the field must be a positive duration)."""
     if not isinstance(text, str):
         raise ValueError(f"{field} must be a string such as 10m, not {type(text).__name__} {text!r}")
     body = text.strip(" ")
@@ -70,11 +77,9 @@ def parse_duration_seconds(text: str, *, field: str = SPEC_QUIESCE_TIMEOUT_PATH)
     unsigned = body.lstrip("+-").strip(" ")
     seconds = _iso_seconds(unsigned) if unsigned[0] in "pP" else _units_seconds(unsigned)
     if seconds == 0:
-        raise ValueError(f"{field} {text!r} is zero: vSphere needs a quiesce timeout of "
-                         f"{MIN_QUIESCE_TIMEOUT_MINUTES} to {MAX_QUIESCE_TIMEOUT_MINUTES} minutes")
+        raise ValueError(f"{field} {text!r} is zero: {needed}")
     if negative:
-        raise ValueError(f"{field} {text!r} is negative: vSphere needs a quiesce timeout of "
-                         f"{MIN_QUIESCE_TIMEOUT_MINUTES} to {MAX_QUIESCE_TIMEOUT_MINUTES} minutes")
+        raise ValueError(f"{field} {text!r} is negative: {needed}")
     return seconds
 
 

@@ -204,3 +204,41 @@ def unsupported_volume_type(volume_name: str, volume_type: str) -> str:
 
 
 VM_YAML_HAS_NO_SPEC = "the stored VM YAML has no spec"
+
+
+# --- ours: what a snapshot captured (the Consistency condition's message and the Event when it differs) -------------
+
+CONSISTENCY_QUIESCED = "the guest was quiesced by VMware Tools before the snapshot (application-consistent)"
+CONSISTENCY_NOT_QUIESCED = "the guest was running and not quiesced (crash-consistent)"
+CONSISTENCY_POWERED_OFF = "the VM was powered off: its disks were at rest"
+CONSISTENCY_WITH_MEMORY = "; its memory was captured, so a revert resumes the running VM"
+# why it differs from the spec
+QUIESCE_SKIPPED_POWERED_OFF = (
+    "quiescing was asked for, but the VM was powered off: vSphere does not quiesce a powered-off guest (its disks "
+    "were at rest, which is at least as consistent)")
+MEMORY_SKIPPED_POWERED_OFF = "memory was asked for, but the VM was powered off: there was no memory to capture"
+QUIESCE_NOT_DONE = "quiescing was asked for, but vSphere reports the snapshot as not quiesced"
+
+
+def quiesce_fell_back(reason: str, error: str) -> str:
+    return (f"quiescing failed ({reason}: {error}); the snapshot was taken again without quiescing, as "
+            f"vmsnap.io/quiesce-fallback asks: it is crash-consistent")
+
+
+# --- ours: a guest that will not freeze (the create fails; vSphere made nothing) ------------------------------------
+
+def quiesce_refused(error: str) -> str:
+    return (f"{error} (vSphere made no snapshot; to take a crash-consistent one instead, set the annotation "
+            f"vmsnap.io/quiesce-fallback: crash-consistent, or leave out spec.quiesce)")
+
+
+# --- ours: deadlines and cancellations -------------------------------------------------------------------------------
+
+def deadline_exceeded(deadline: str, limit: str, step: str, undone: str) -> str:
+    return f"the operation did not finish by its deadline {deadline} ({limit}); it was at step: {step}. {undone}"
+
+
+CREATE_UNDONE = "The vCenter task was cancelled and nothing this create made was left in vCenter."
+CREATE_KEPT_FOR_CSI = ("The vSphere snapshot exists and is kept; the CSI driver has not answered the volume sync "
+                       "(the snapshot becomes Ready if it still does; delete the object to remove it).")
+REVERT_UNDONE = "The vCenter task was cancelled: the VM keeps its previous state."

@@ -86,6 +86,20 @@ WORKFLOW_URL_ANNOTATION = "vmsnap.io/workflow-url"
 # where deleting the object does not delete the vCenter VM).
 VSPHERE_VM_ANNOTATION = "vmsnap.io/vsphere-vm"
 
+# Ours: per-object choices about what happens when an operation cannot finish (api/operation_policy.py reads
+# them; the snapshot webhook refuses bad values, naming the annotation). On a VirtualMachineSnapshot they govern
+# its create; on a VirtualMachine, its reverts.
+# The longest an operation may take, from the object's creation (a create) or the revert's start: a duration.
+FAILURE_DEADLINE_ANNOTATION = "vmsnap.io/failure-deadline"
+# What a create does when the guest cannot be quiesced: `fail` (the default) or `crash-consistent`.
+QUIESCE_FALLBACK_ANNOTATION = "vmsnap.io/quiesce-fallback"
+
+
+class QuiesceFallback(StrEnum):
+    FAIL = "fail"                          # the snapshot fails with the reason the guest did not freeze
+    CRASH_CONSISTENT = "crash-consistent"  # taken again without quiescing, and reported as crash-consistent
+
+
 # --- vSphere ExtraConfig ---------------------------------------------------------------------------------------
 
 # gzip+base64 YAML of the VirtualMachine object, refreshed before each snapshot so that a revert restores it.
@@ -141,6 +155,23 @@ class SnapshotConditionType(StrEnum):
 # Ours, beside VM Operator's three: present only while a requested delete cannot finish in vCenter (the object
 # and its finalizer stay until it does).
 SNAPSHOT_DELETED_CONDITION = "VirtualMachineSnapshotDeleted"
+# Ours: what the snapshot vCenter made captured (its tree node, never the request). The reason is the consistency
+# (ConsistencyReason); the status is False when that is less than the spec asked for, and the message says why.
+# VM Operator's schema keeps any condition type, so this survives its CRD where a new status field would not.
+SNAPSHOT_CONSISTENCY_CONDITION = "VirtualMachineSnapshotConsistency"
+
+
+class ConsistencyReason(StrEnum):
+    """What a snapshot captured, as the reason of its Consistency condition."""
+
+    # the guest was quiesced by VMware Tools (file systems flushed, VSS writers on Windows): application-consistent
+    APPLICATION_CONSISTENT = "ApplicationConsistent"
+    APPLICATION_CONSISTENT_WITH_MEMORY = "ApplicationConsistentWithMemory"
+    # a running guest, not quiesced: what a power cut would leave on disk
+    CRASH_CONSISTENT = "CrashConsistent"
+    CRASH_CONSISTENT_WITH_MEMORY = "CrashConsistentWithMemory"
+    # the VM was powered off: its disks were at rest (nothing to quiesce, no memory)
+    POWERED_OFF = "PoweredOff"
 
 
 class VMConditionType(StrEnum):
@@ -167,6 +198,30 @@ class SnapshotReason(StrEnum):
     WAITING_FOR_CSI_SYNC = "VirtualMachineSnapshotWaitingForCSISync"
     # Deleted (ours): vCenter refused or kept failing the removal; retried on a slower schedule
     DELETION_FAILED = "VirtualMachineSnapshotDeletionFailed"
+    # Created and Ready (ours): the guest could not be quiesced, and the object did not ask for the crash-consistent
+    # fallback; vSphere made nothing
+    TOOLS_NOT_RUNNING = "ToolsNotRunning"
+    QUIESCE_FAILED = "QuiesceFailed"
+    QUIESCE_TIMED_OUT = "QuiesceTimedOut"
+    # Created (or CSISynced) and Ready (ours): the create passed its failure deadline; the message names the step
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+
+
+# A create that ended with one of these on Created is over: the bridge never starts it again (delete and recreate
+# the object to retry), and Ready repeats the reason rather than "waiting for creation".
+CREATE_FAILED_REASONS = frozenset({SnapshotReason.CREATION_FAILED, SnapshotReason.TOOLS_NOT_RUNNING,
+                                   SnapshotReason.QUIESCE_FAILED, SnapshotReason.QUIESCE_TIMED_OUT,
+                                   SnapshotReason.DEADLINE_EXCEEDED})
+# vSphere's faults (their type names) for a guest that did not freeze, and the reason each becomes. Reference
+# (vSphere API): ToolsUnavailable, Tools not running; ApplicationQuiesceFault, a pre-freeze script or VSS writer
+# failed; FilesystemQuiesceFault, the freeze outlasted the time vSphere holds off I/O in the frozen guest.
+QUIESCE_FAULT_REASONS: dict[str, SnapshotReason] = {
+    "ToolsUnavailable": SnapshotReason.TOOLS_NOT_RUNNING,
+    "ApplicationQuiesceFault": SnapshotReason.QUIESCE_FAILED,
+    "FilesystemQuiesceFault": SnapshotReason.QUIESCE_TIMED_OUT,
+}
+# ... and of those, ours: Ready repeats them (VM Operator's own CreationFailed keeps Ready's waiting reason)
+READY_REPEATS_REASONS = CREATE_FAILED_REASONS - {SnapshotReason.CREATION_FAILED}
 
 
 class RevertReason(StrEnum):
@@ -177,6 +232,8 @@ class RevertReason(StrEnum):
     FAILED_INVALID_VM_MANIFEST = "VirtualMachineSnapshotRevertFailedInvalidVMManifest"
     SKIPPED = "VirtualMachineSnapshotRevertSkipped"
     FAILED = "VirtualMachineSnapshotRevertFailed"
+    # ours: the revert passed its failure deadline before vCenter reverted; the VM keeps its previous state
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
 
 
 class EventReason(StrEnum):
@@ -191,6 +248,10 @@ class EventReason(StrEnum):
     # beside it (vSphere allows duplicate names) and is tracked by its reference; the other one is left alone
     SAME_NAME_SNAPSHOT_LEFT_ALONE = "SameNameSnapshotLeftAlone"
     SNAPSHOT_REVERTED = "SnapshotReverted"
+    # what the snapshot captured differs from what the spec asked for (the message says why)
+    SNAPSHOT_CONSISTENCY = "SnapshotConsistency"
+    # a delete came while the create was still running: the create was cancelled (and what it made removed)
+    CREATE_CANCELLED = "SnapshotCreateCancelled"
 
 
 # --- field paths used in refusals ------------------------------------------------------------------------------

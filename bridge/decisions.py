@@ -6,23 +6,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from activities.payloads import Operation, OperationKind, VMRef
+from activities.payloads import Operation, OperationKind, VMRef, vm_queue_workflow_id
 from api import VirtualMachine, VirtualMachineSnapshot
 from api.conditions import Condition
 from api.names import (
+    CREATE_FAILED_REASONS,
     CSI_VOLUME_SYNC_ANNOTATION,
     VM_PLURAL,
     WORKFLOW_ID_ANNOTATION,
     CSIVolumeSync,
     RevertReason,
     SnapshotConditionType,
-    SnapshotReason,
 )
 
 
 @dataclass(frozen=True)
 class SignalCSISynced:
     """Tell a waiting CreateSnapshot that the CSI driver answered."""
+    workflow_id: str
+
+
+@dataclass(frozen=True)
+class StopVMOperations:
+    """The VirtualMachine is being deleted: its queue cancels the running operation (its vCenter task too) and
+    drops the creates and reverts not yet started."""
     workflow_id: str
 
 
@@ -35,30 +42,34 @@ def snapshot_actions(obj: dict[str, Any]) -> list[Operation | SignalCSISynced]:
     if snapshot.is_being_deleted:
         if not snapshot.has_finalizer:
             return []
+        # Ready is a create's last write: after it, the create has nothing left to do
+        running = not snapshot.is_ready
         return [Operation(kind=OperationKind.DELETE, vm=vm, snapshot_name=meta.name, snapshot_uid=meta.uid,
-                          summary=f"delete snapshot {meta.name} of {vm_name}",
-                          # Ready is a create's last write: after it, the create has nothing left to do
-                          stop_create=not snapshot.is_ready)]
+                          summary=f"delete snapshot {meta.name} of {vm_name}", stop_create=running,
+                          cancel_create=running)]
     if snapshot.is_created:
         if snapshot.csi_volume_sync == CSIVolumeSync.COMPLETED and not snapshot.is_csi_synced:
             create = Operation(kind=OperationKind.CREATE, vm=vm, snapshot_name=meta.name, snapshot_uid=meta.uid)
             return [SignalCSISynced(create.workflow_id)]
         return []
     created = snapshot.condition(SnapshotConditionType.CREATED)
-    if created is not None and created.reason == SnapshotReason.CREATION_FAILED:
+    if created is not None and created.reason in CREATE_FAILED_REASONS:
         return []  # a finished attempt that failed: the condition says why; delete and recreate to retry
     return [Operation(kind=OperationKind.CREATE, vm=vm, snapshot_name=meta.name, snapshot_uid=meta.uid,
                       summary=snapshot.summary())]
 
 
-def vm_actions(obj: dict[str, Any]) -> list[Operation]:
+def vm_actions(obj: dict[str, Any], deleted: bool = False) -> list[Operation | StopVMOperations]:
     """A revert per VM generation while spec.currentSnapshotName is set; an abort (empty name) when it was
-    cleared and a failed revert's condition is still on the VM."""
+    cleared and a failed revert's condition is still on the VM; its operations stopped once it is being deleted
+    (or is gone: `deleted`)."""
     vm = VirtualMachine.model_validate(obj)
     meta = vm.metadata
-    if not meta.name or not meta.namespace or vm.metadata.is_being_deleted:
+    if not meta.name or not meta.namespace:
         return []
     ref = VMRef(namespace=meta.namespace, name=meta.name)
+    if deleted or vm.metadata.is_being_deleted:
+        return [StopVMOperations(vm_queue_workflow_id(ref))]
     generation = meta.generation or 0
     target = vm.requested_snapshot_name
     if target:

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.payloads import Operation
+from activities.payloads import VM_QUEUE_VM_DELETED_SIGNAL, Operation
 from activities.temporal_queue import enqueue_operation
 from api.names import SNAPSHOT_PLURAL
 from bridge import metrics
-from bridge.decisions import SignalCSISynced, snapshot_actions, vm_actions, vm_key
+from bridge.decisions import SignalCSISynced, StopVMOperations, snapshot_actions, vm_actions, vm_key
 from runtime.informer import Event
 from runtime.telemetry import current_trace_context, tracer
 from runtime.temporal import is_outage, outage_text
@@ -158,13 +158,15 @@ class Dispatcher:
                         barrier.done.set_result(None)
 
     async def handle(self, event: Event) -> None:
-        if event.kind == "DELETED":
-            return
         obj = event.obj
-        actions = snapshot_actions(obj) if event.plural == SNAPSHOT_PLURAL else vm_actions(obj)
+        actions: list[Operation | SignalCSISynced | StopVMOperations]
+        if event.plural == SNAPSHOT_PLURAL:
+            actions = [] if event.kind == "DELETED" else list(snapshot_actions(obj))
+        else:
+            actions = list(vm_actions(obj, deleted=event.kind == "DELETED"))
         meta = obj.get("metadata", {})
         for action in actions:
-            sent_key = f"{action.workflow_id}#{'csi' if isinstance(action, SignalCSISynced) else 'op'}"
+            sent_key = f"{action.workflow_id}#{_sent_kind(action)}"
             if event.kind != "SYNC" and self._sent_recently(sent_key):
                 metrics.RESENDS_SKIPPED.inc()
                 continue
@@ -172,11 +174,14 @@ class Dispatcher:
             with tracer().start_as_current_span(f"bridge {event.kind} {event.plural}", attributes={
                     "k8s.namespace": meta.get("namespace", ""), "k8s.name": meta.get("name", ""),
                     "k8s.resource_version": meta.get("resourceVersion", ""),
-                    "vmsnap.action": type(action).__name__ if isinstance(action, SignalCSISynced)
-                    else action.kind.value}):
+                    "vmsnap.action": action.kind.value if isinstance(action, Operation)
+                    else type(action).__name__}):
                 if isinstance(action, SignalCSISynced):
                     await self._signal(action.workflow_id, "csi_sync_completed")
                     metrics.SIGNALS_SENT.labels("csi_sync_completed").inc()
+                elif isinstance(action, StopVMOperations):
+                    await self._signal(action.workflow_id, VM_QUEUE_VM_DELETED_SIGNAL)
+                    metrics.SIGNALS_SENT.labels(VM_QUEUE_VM_DELETED_SIGNAL).inc()
                 else:
                     action.trace_context = current_trace_context()
                     await self.enqueue(action)
@@ -203,6 +208,10 @@ class Dispatcher:
             if e.status != RPCStatusCode.NOT_FOUND:
                 raise
             log.debug("%s is not running; nothing to signal", workflow_id)
+
+
+def _sent_kind(action: Operation | SignalCSISynced | StopVMOperations) -> str:
+    return "op" if isinstance(action, Operation) else "csi" if isinstance(action, SignalCSISynced) else "stop"
 
 
 async def log_when_caught_up(dispatcher: Dispatcher, started: float) -> None:

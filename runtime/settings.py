@@ -7,6 +7,7 @@ Secrets are `SecretStr`: they never appear in logs, reprs or traces.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -16,6 +17,9 @@ from urllib.parse import unquote, urlsplit
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.envconfig import ClientConfig
+
+from api.names import QuiesceFallback
+from api.operation_policy import parse_failure_deadline
 
 DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
 DEFAULT_TEMPORAL_NAMESPACE = "default"
@@ -64,6 +68,11 @@ class Settings(BaseSettings):
     # vCenter snapshot tasks this worker runs at once (the deployment's cap is replicas × slots)
     vcenter_task_slots: int = Field(8, ge=1)
     csi_sync: CSISyncMode = CSISyncMode.HANDSHAKE
+    # how long an operation may take before it is stopped, undone and reported DeadlineExceeded (a duration; an
+    # object's vmsnap.io/failure-deadline annotation overrides it), and what a create does when the guest cannot
+    # be quiesced (`fail`, or `crash-consistent`: take it again without quiescing; vmsnap.io/quiesce-fallback)
+    failure_deadline: str = "1h"
+    quiesce_fallback: QuiesceFallback = QuiesceFallback.FAIL
     # a delete that vCenter fails for its whole retry schedule is queued again after this long, doubling up to
     # the maximum, until it succeeds or the finalizer is removed by hand
     delete_retry_seconds: float = Field(300.0, gt=0)
@@ -129,6 +138,15 @@ class Settings(BaseSettings):
             self.vsphere_password = SecretStr(unquote(parts.password))
         if self.vsphere_password_file:
             self.vsphere_password = SecretStr(self.vsphere_password_file.read_text().strip())
+        return self
+
+    @property
+    def failure_deadline_default(self) -> timedelta:
+        return parse_failure_deadline(self.failure_deadline, field="VMSNAP_FAILURE_DEADLINE")
+
+    @model_validator(mode="after")
+    def _failure_deadline_parses(self) -> "Settings":
+        self.failure_deadline_default  # noqa: B018 - a bad value stops the process at start, naming the setting
         return self
 
     @property

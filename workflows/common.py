@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.kube_vm import KubeVMActivities
@@ -50,6 +50,11 @@ def failure_message(error: BaseException) -> str:
     return str(cause or error)
 
 
+def cancelled(error: BaseException) -> bool:
+    """The step failed because this workflow cancelled it (a deadline, a delete), not on its own."""
+    return isinstance(_cause(error), CancelledError)
+
+
 def failure_type(error: BaseException) -> str | None:
     cause = _cause(error)
     return cause.type if isinstance(cause, ApplicationError) else None
@@ -61,10 +66,11 @@ def failure_detail(error: BaseException) -> object | None:
     return cause.details[0] if isinstance(cause, ApplicationError) and cause.details else None
 
 
-def count_operation(kind: str, result: str) -> None:
-    """`vmsnap_operations` on the worker's metrics endpoint, by kind and result."""
+def count_operation(kind: str, result: str, reason: str = "") -> None:
+    """`vmsnap_operations` on the worker's metrics endpoint, by kind, result and (for a failure, a fallback, a
+    cancel) the reason."""
     workflow.metric_meter().create_counter("vmsnap_operations", "snapshot operations finished").add(
-        1, {"kind": kind, "result": result})
+        1, {"kind": kind, "result": result, "reason": reason})
 
 
 async def release_vm_queue() -> None:

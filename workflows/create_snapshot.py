@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.kube_snapshot import KubeSnapshotActivities
@@ -18,17 +19,26 @@ with workflow.unsafe.imports_passed_through():
         RequestedStorageEntry,
         SnapshotExtraConfig,
         SnapshotLocation,
+        SnapshotLookup,
         SnapshotPlan,
         SnapshotStatusChange,
         VSphereSnapshotRequest,
     )
     from activities.vsphere_snapshot import VSphereSnapshotActivities
     from api import messages
-    from api.names import EventReason, SnapshotConditionType, SnapshotReason
+    from api.consistency import consistency
+    from api.names import (
+        QUIESCE_FAULT_REASONS,
+        SNAPSHOT_CONSISTENCY_CONDITION,
+        EventReason,
+        SnapshotConditionType,
+        SnapshotReason,
+    )
     from workflows import options
     from workflows.common import (
         StepFailed,
         count_operation,
+        failure_detail,
         failure_message,
         kube,
         release_vm_queue,
@@ -43,12 +53,30 @@ with workflow.unsafe.imports_passed_through():
 # activity, asked with `read_after`, returns the tree and the size it read after the task. An older workflow
 # never asks for them, so even a newer worker running its task returns what it expects (tests/workflows/
 # test_replay_histories.py). No workflow.patched: its marker and search-attribute upsert cost history events.
+# Likewise the deadline, the crash-consistent fallback and the undo on a cancel: only a plan of today's prepare
+# carries a deadline, and only then does the workflow run its timer and the steps that follow from it.
 CREATED, CSI_SYNCED = SnapshotConditionType.CREATED, SnapshotConditionType.CSI_SYNCED
+SNAPSHOT_CONSISTENCY = SNAPSHOT_CONSISTENCY_CONDITION
 # if the bridge's signal is missed, the annotation is re-read this often
 CSI_POLL = timedelta(minutes=1)
 # a CSI driver that has not answered by then no longer holds the VM's queue (its next operation may start);
 # one that answers sooner costs no release signal (a history event and a workflow task in each workflow)
 CSI_SLOW = timedelta(seconds=2)
+
+
+class QuiesceRefused(Exception):
+    """The guest did not freeze and the object did not ask for the crash-consistent fallback."""
+
+    def __init__(self, reason: SnapshotReason, message: str):
+        super().__init__(message)
+        self.reason, self.message = reason, message
+
+
+def quiesce_failure_reason(plan: SnapshotPlan, error: BaseException) -> SnapshotReason | None:
+    """The reason a quiesced create's task failed because the guest did not freeze; None for any other failure."""
+    detail = failure_detail(error)
+    fault = detail.get("fault") if isinstance(detail, dict) else None
+    return QUIESCE_FAULT_REASONS.get(fault or "") if plan.quiesce_minutes is not None else None
 
 
 @workflow.defn(name="CreateSnapshot")
@@ -81,19 +109,109 @@ class CreateSnapshot:
         if plan is None:
             await release_vm_queue()
             return "snapshot deleted before creation"
+        if plan.deadline is None:  # a plan of an older worker: no deadline, no fallback
+            try:
+                requested, created = await self._create_in_vsphere(plan)
+            except StepFailed as e:
+                return await self._failed(op, failure_message(e))
+            return await self._record_and_sync(plan, created, requested)
+        return await self._create_by_deadline(op, plan)
 
+    async def _create_by_deadline(self, op: Operation, plan: SnapshotPlan) -> str:
+        """The vCenter part (ExtraConfig, the task, recording it) raced against the deadline. Past it, or on a
+        cancel (a delete of the object, or of its VM), the running vCenter task is cancelled and whatever this
+        create made is removed; then the handshake, whose own deadline only marks the object."""
+        assert plan.deadline is not None
+        left = (plan.deadline - workflow.now()).total_seconds()
+        if left <= 0:
+            return await self._deadline_exceeded(plan, "queued behind the VM's other operations")
+        work = asyncio.ensure_future(self._vcenter_part(plan))
         try:
-            requested, created = await self._create_in_vsphere(plan)
+            await workflow.wait_condition(work.done, timeout=left)
+        except asyncio.TimeoutError:
+            step = self.step
+            await self._stop(work)
+            return await self._deadline_exceeded(plan, step)
+        except asyncio.CancelledError:
+            await self._stop(work)
+            await self._undo(plan)
+            count_operation("create", "cancelled", reason="Deleted")
+            raise
+        try:
+            created, quiesce_failure = work.result()
+        except QuiesceRefused as refused:
+            return await self._failed(op, refused.message, refused.reason)
         except StepFailed as e:
             return await self._failed(op, failure_message(e))
+        return await self._record_and_sync(plan, created, plan.requested, quiesce_failure)
 
+    async def _vcenter_part(self, plan: SnapshotPlan) -> tuple[CreatedSnapshot, str | None]:
+        """ExtraConfig and the task; when the guest will not freeze and the plan allows it, the task again without
+        quiescing. Returns the snapshot and, after such a fallback, why quiescing failed."""
+        await self._store_extra_config(plan)
+        try:
+            _, created = await self._vsphere_task(plan, plan.requested, plan.quiesce_minutes)
+            return created, None
+        except StepFailed as e:
+            reason = quiesce_failure_reason(plan, e)
+            if reason is None:
+                raise
+            if not plan.quiesce_fallback:
+                raise QuiesceRefused(reason, messages.quiesce_refused(failure_message(e))) from e
+            failure = messages.quiesce_fell_back(reason, failure_message(e))
+        workflow.logger.warning("%s: %s", plan.snapshot, failure)
+        count_operation("create", "quiesce_fallback", reason=reason)
+        self._at("create the vSphere snapshot without quiescing (crash-consistent fallback)")
+        _, created = await self._vsphere_task(plan, plan.requested, None)
+        return created, failure
+
+    @staticmethod
+    async def _stop(work: asyncio.Future[Any]) -> None:
+        """Cancel the vCenter part and wait until it has stopped (its task activity cancels the vCenter task
+        and waits for its end: see VSphereSnapshotActivities)."""
+        work.cancel()
+        try:
+            await work
+        except (asyncio.CancelledError, QuiesceRefused, *StepFailed):
+            pass
+
+    async def _undo(self, plan: SnapshotPlan) -> None:
+        """Remove the snapshot this create made, if its task got that far: recognised by the object's UID in
+        its config, never by its name."""
+        self._at("remove what this create made in vCenter")
+        await workflow.execute_activity_method(
+            VSphereSnapshotActivities.remove_snapshot,
+            SnapshotLookup(vm_moref=plan.vm_moref, name=plan.snapshot.name, owner_uid=plan.snapshot.uid),
+            summary=f"RemoveSnapshot_Task {plan.snapshot.name}, if this create made it",
+            **options.vsphere_snapshot_task(None))
+
+    async def _deadline_exceeded(self, plan: SnapshotPlan, step: str) -> str:
+        workflow.logger.warning("%s passed its deadline at step: %s", plan.snapshot, step)
+        await self._undo(plan)
+        message = messages.deadline_exceeded(self._deadline_text(plan), plan.deadline_limit, step,
+                                             messages.CREATE_UNDONE)
+        self._at(f"failed: {message}")
+        await together(self._status(plan, conditions=[ConditionChange(
+                           type=CREATED, status=False, reason=SnapshotReason.DEADLINE_EXCEEDED, message=message)]),
+                       release_vm_queue())
+        count_operation("create", "failed", reason=SnapshotReason.DEADLINE_EXCEEDED)
+        return f"{SnapshotReason.DEADLINE_EXCEEDED}: {message}"
+
+    @staticmethod
+    def _deadline_text(plan: SnapshotPlan) -> str:
+        assert plan.deadline is not None
+        return plan.deadline.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    async def _record_and_sync(self, plan: SnapshotPlan, created: CreatedSnapshot,
+                               requested: list[RequestedStorageEntry] | None,
+                               quiesce_failure: str | None = None) -> str:
         self._at("record the created snapshot and the VM's tree")
         claimed = {created.node.moref: plan.snapshot.name}
         if created.tree is not None and created.used_bytes is not None:  # read by the task's activity
-            await together(self._record_created(plan, created, requested, created.used_bytes),
+            await together(self._record_created(plan, created, requested, created.used_bytes, quiesce_failure),
                            write_snapshot_tree(plan.vm, plan.vm_moref, created.tree, claimed))
         else:
-            await together(self._record_created(plan, created, requested),
+            await together(self._record_created(plan, created, requested, quiesce_failure=quiesce_failure),
                            sync_snapshot_tree(plan.vm, plan.vm_moref, claimed))
         self._at("CSI volume sync handshake")
         if plan.release_queue_if_csi_slow:
@@ -107,35 +225,41 @@ class CreateSnapshot:
 
     async def _create_in_vsphere(self, plan: SnapshotPlan) -> tuple[list[RequestedStorageEntry] | None,
                                                                     CreatedSnapshot]:
+        """(plans of older workers)"""
         self._at("store the VM's YAML and the snapshot's owner in ExtraConfig, mark the creation in progress")
         if plan.prepared:
             # prepare marked the creation in progress and computed the requested storage already
             await self._store_extra_config(plan)
-            return await self._vsphere_task(plan, plan.requested)
+            return await self._vsphere_task(plan, plan.requested, plan.quiesce_minutes)
         _, _, requested = await together(
             self._store_extra_config(plan),
             self._status(plan, conditions=[ConditionChange(type=CREATED, status=False,
                                                            reason=SnapshotReason.CREATION_IN_PROGRESS,
                                                            message=messages.CREATION_IN_PROGRESS)]),
             self._requested_storage(plan))
-        return await self._vsphere_task(plan, requested)
+        return await self._vsphere_task(plan, requested, plan.quiesce_minutes)
 
     async def _store_extra_config(self, plan: SnapshotPlan) -> None:
+        self._at("store the VM's YAML and the snapshot's owner in ExtraConfig")
         await vcenter(VSphereSnapshotActivities.store_snapshot_extra_config,
                       SnapshotExtraConfig(vm_moref=plan.vm_moref, vm_yaml=plan.vm_yaml, owner_uid=plan.snapshot.uid),
                       "VM YAML and owner UID into ExtraConfig")
 
-    async def _vsphere_task(self, plan: SnapshotPlan, requested: list[RequestedStorageEntry] | None
-                            ) -> tuple[list[RequestedStorageEntry] | None, CreatedSnapshot]:
+    async def _vsphere_task(self, plan: SnapshotPlan, requested: list[RequestedStorageEntry] | None,
+                            quiesce_minutes: int | None) -> tuple[list[RequestedStorageEntry] | None,
+                                                                  CreatedSnapshot]:
         self._at("create the vSphere snapshot")
-        quiesce = f", quiesce {plan.quiesce_minutes}m" if plan.quiesce_minutes is not None else ""
+        quiesce = f", quiesce {quiesce_minutes}m" if quiesce_minutes is not None else ""
+        deadline = plan.deadline is not None  # today's plan: a cancel (deadline, delete) cancels the task
         created = await workflow.execute_activity_method(
             VSphereSnapshotActivities.create_snapshot,
             VSphereSnapshotRequest(vm_moref=plan.vm_moref, name=plan.snapshot.name, owner_uid=plan.snapshot.uid,
                                    description=plan.description, memory=plan.memory,
-                                   quiesce_minutes=plan.quiesce_minutes, read_after=True),
+                                   quiesce_minutes=quiesce_minutes, read_after=True, cancel_task_on_cancel=deadline),
             summary=f"CreateSnapshotEx_Task {plan.snapshot.name}{' memory' if plan.memory else ''}{quiesce}",
-            **options.vsphere_snapshot_task(plan.quiesce_minutes))
+            cancellation_type=(ActivityCancellationType.WAIT_CANCELLATION_COMPLETED if deadline
+                               else ActivityCancellationType.TRY_CANCEL),
+            **options.vsphere_snapshot_task(quiesce_minutes))
         return requested, created
 
     async def _requested_storage(self, plan: SnapshotPlan) -> list[RequestedStorageEntry] | None:
@@ -146,7 +270,9 @@ class CreateSnapshot:
             return None
 
     async def _record_created(self, plan: SnapshotPlan, created: CreatedSnapshot,
-                              requested: list[RequestedStorageEntry] | None, used: int | None = None) -> None:
+                              requested: list[RequestedStorageEntry] | None, used: int | None = None,
+                              quiesce_failure: str | None = None) -> None:
+        """uniqueID, and what the snapshot captured as vCenter made it (its tree node, never the request)."""
         node = created.node
         if used is None:
             used = await vcenter(VSphereSnapshotActivities.read_snapshot_used_bytes,
@@ -156,38 +282,69 @@ class CreateSnapshot:
                             message=messages.same_name_snapshot_left_alone(plan.snapshot.name, node.moref,
                                                                            created.same_name))
                   ] if created.same_name else []
+        conditions = [ConditionChange(type=CREATED, status=True),
+                      ConditionChange(type=CSI_SYNCED, status=False, reason=SnapshotReason.CSI_SYNC_IN_PROGRESS,
+                                      message=messages.CSI_SYNC_REQUESTED)]
+        if plan.deadline is not None:  # today's plan (older workflows wrote no Consistency condition)
+            captured = consistency(quiesced=node.quiesced, power_state=node.power_state,
+                                   vm_power_state=created.vm_power_state,
+                                   asked_quiesce=plan.quiesce_minutes is not None, asked_memory=plan.memory,
+                                   quiesce_failure=quiesce_failure)
+            conditions.append(ConditionChange(type=SNAPSHOT_CONSISTENCY, status=captured.as_asked,
+                                              reason=captured.reason, message=captured.message))
+            if captured.difference is not None:
+                events.append(EventNote(reason=EventReason.SNAPSHOT_CONSISTENCY, message=captured.difference,
+                                        warning=captured.warning))
         await self._status(plan, unique_id=node.moref, power_state=node.power_state, events=events,
-                           quiesced=plan.quiesce_minutes is not None, requested=requested, used_bytes=used,
-                           conditions=[ConditionChange(type=CREATED, status=True),
-                                       ConditionChange(type=CSI_SYNCED, status=False,
-                                                       reason=SnapshotReason.CSI_SYNC_IN_PROGRESS,
-                                                       message=messages.CSI_SYNC_REQUESTED)])
+                           quiesced=node.quiesced, requested=requested, used_bytes=used, conditions=conditions)
 
     async def _csi_sync(self, plan: SnapshotPlan, release_after: timedelta | None = None) -> None:
         """Request the sync and wait for the driver's answer; with `release_after`, release the VM's queue
-        if the answer takes longer than that (else the queue moves on when this workflow ends)."""
+        if the answer takes longer than that (else the queue moves on when this workflow ends). Past the plan's
+        deadline the object says so (DeadlineExceeded on CSISynced, so on Ready) and the wait goes on: the
+        snapshot exists, and the driver's late answer still makes it Ready."""
         done = await kube(KubeSnapshotActivities.request_csi_sync, plan.snapshot, "csi.vsphere.volume.sync: requested")
+        deadline = plan.deadline
         while not (done or self.csi_sync_done):
+            wait = release_after or CSI_POLL
+            if deadline is not None:
+                wait = max(min(wait, deadline - workflow.now()), timedelta(0))
             try:
-                await workflow.wait_condition(lambda: self.csi_sync_done, timeout=release_after or CSI_POLL)
+                if wait <= timedelta(0):
+                    raise asyncio.TimeoutError
+                await workflow.wait_condition(lambda: self.csi_sync_done, timeout=wait)
             except asyncio.TimeoutError:
+                if deadline is not None and workflow.now() >= deadline:
+                    deadline = None
+                    await self._csi_deadline_exceeded(plan)
+                    continue
                 if release_after is not None:
                     release_after = None
                     await release_vm_queue()
                     continue
                 done = await kube(KubeSnapshotActivities.csi_sync_completed, plan.snapshot, "re-read CSI annotation")
 
+    async def _csi_deadline_exceeded(self, plan: SnapshotPlan) -> None:
+        message = messages.deadline_exceeded(self._deadline_text(plan), plan.deadline_limit,
+                                             "CSI volume sync handshake", messages.CREATE_KEPT_FOR_CSI)
+        workflow.logger.warning("%s: %s", plan.snapshot, message)
+        await self._status(plan, conditions=[ConditionChange(type=CSI_SYNCED, status=False,
+                                                             reason=SnapshotReason.DEADLINE_EXCEEDED, message=message)])
+        count_operation("create", "csi_sync_late", reason=SnapshotReason.DEADLINE_EXCEEDED)
+
     async def _status(self, plan: SnapshotPlan, **fields: Any) -> None:
         await kube(KubeSnapshotActivities.update_snapshot_status,
                    SnapshotStatusChange(snapshot=plan.snapshot, **fields), "status")
 
-    async def _failed(self, op: Operation, message: str) -> str:
-        """Created=False/CreationFailed with vSphere's (or the precondition's) message: never a stuck object."""
+    async def _failed(self, op: Operation, message: str,
+                      reason: SnapshotReason = SnapshotReason.CREATION_FAILED) -> str:
+        """Created=False with the reason (CreationFailed: vSphere's or the precondition's message): never a
+        stuck object."""
         self._at(f"failed: {message}")
         await kube(KubeSnapshotActivities.update_snapshot_status,
                    SnapshotStatusChange(snapshot=op.snapshot, conditions=[ConditionChange(
-                       type=CREATED, status=False, reason=SnapshotReason.CREATION_FAILED, message=message)]),
+                       type=CREATED, status=False, reason=reason, message=message)]),
                    "record the failure")
         await release_vm_queue()
-        count_operation("create", "failed")
-        return f"CreationFailed: {message}"
+        count_operation("create", "failed", reason=reason)
+        return f"{reason.removeprefix('VirtualMachineSnapshot')}: {message}"

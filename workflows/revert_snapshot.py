@@ -4,11 +4,24 @@ the VM is never left blocked. An empty snapshot name is an abort: the failure co
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from temporalio import workflow
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.kube_vm import KubeVMRevertActivities
-    from activities.payloads import Operation, RevertConditionChange, SnapshotLocation, SnapshotLookup, VMRestore
+    from activities.payloads import (
+        Operation,
+        RevertConditionChange,
+        RevertedSnapshot,
+        RevertPlan,
+        SnapshotLocation,
+        SnapshotLookup,
+        SnapshotNode,
+        VMRestore,
+    )
     from activities.vsphere_snapshot import VSphereSnapshotActivities
     from api import messages
     from api.errors import ErrorType
@@ -16,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import options
     from workflows.common import (
         StepFailed,
+        cancelled,
         count_operation,
         failure_detail,
         failure_message,
@@ -43,7 +57,48 @@ class RevertSnapshot:
                                       failure_message(e))
         if plan is None:
             return "superseded"
+        if plan.deadline is not None:  # today's plan (older ones carry no deadline, and run no timer)
+            return await self._revert_by_deadline(op, plan)
+        in_vcenter = await self._revert_in_vcenter(op, plan)
+        if isinstance(in_vcenter, str):
+            return in_vcenter
+        return await self._restore(op, plan, *in_vcenter)
 
+    async def _revert_by_deadline(self, op: Operation, plan: RevertPlan) -> str:
+        """The vCenter part raced against the deadline: past it (or on a cancel: the VM was deleted), the
+        revert task is cancelled and the VM keeps its previous state. Once vCenter has reverted (even as the
+        cancel was on its way), the Kubernetes restore runs: the VM object must match what vCenter now runs."""
+        assert plan.deadline is not None
+        work = asyncio.ensure_future(self._revert_in_vcenter(op, plan))
+        try:
+            await workflow.wait_condition(work.done, timeout=max((plan.deadline - workflow.now()).total_seconds(), 0))
+        except asyncio.TimeoutError:
+            await _stop(work)
+            if work.cancelled() or work.exception() is not None:
+                return await self._deadline_exceeded(op, plan)
+            workflow.logger.info("%s: vCenter ended the revert before the deadline's cancel reached it", op.vm)
+        except asyncio.CancelledError:
+            await _stop(work)
+            count_operation("revert", "cancelled", reason="Deleted")
+            raise
+        in_vcenter = work.result()
+        if isinstance(in_vcenter, str):
+            return in_vcenter
+        return await self._restore(op, plan, *in_vcenter)
+
+    async def _deadline_exceeded(self, op: Operation, plan: RevertPlan) -> str:
+        assert plan.deadline is not None
+        message = messages.deadline_exceeded(plan.deadline.strftime("%Y-%m-%dT%H:%M:%SZ"), plan.deadline_limit,
+                                             f"revert to snapshot {plan.snapshot_name} in vCenter",
+                                             messages.REVERT_UNDONE)
+        await self._condition(op, RevertReason.DEADLINE_EXCEEDED, message, generation=op.vm_generation)
+        count_operation("revert", "failed", reason=RevertReason.DEADLINE_EXCEEDED)
+        return f"{RevertReason.DEADLINE_EXCEEDED}: {message}"
+
+    async def _revert_in_vcenter(self, op: Operation, plan: RevertPlan
+                                 ) -> tuple[SnapshotNode, RevertedSnapshot | None] | str:
+        """The InProgress condition, the vSphere snapshot found, the task: the node and what the task's activity
+        read after it, or the outcome of a failure (already on the VM's condition)."""
         try:
             _, node = await together(
                 self._condition(op, RevertReason.IN_PROGRESS, messages.REVERT_IN_PROGRESS, op.vm_generation),
@@ -52,16 +107,30 @@ class RevertSnapshot:
                                        snapshot_moref=plan.snapshot_moref),
                         f"find vSphere snapshot {plan.snapshot_name}"))
         except StepFailed as e:
+            if cancelled(e):
+                raise
             return await self._failed(op, RevertReason.FAILED, messages.revert_failed_to_find_vsphere_snapshot(
                 plan.snapshot_name, failure_message(e)))
 
         location = SnapshotLocation(vm_moref=plan.vm_moref, snapshot_moref=node.moref)
+        cancel = plan.deadline is not None  # today's plan: a cancel (deadline, deleted VM) cancels the task
         try:
             reverted = await workflow.execute_activity_method(
-                VSphereSnapshotActivities.revert_snapshot, location.model_copy(update={"read_after": True}),
-                summary=f"RevertToSnapshot_Task {plan.snapshot_name}", **options.vsphere_snapshot_task(None))
+                VSphereSnapshotActivities.revert_snapshot,
+                location.model_copy(update={"read_after": True, "cancel_task_on_cancel": cancel}),
+                summary=f"RevertToSnapshot_Task {plan.snapshot_name}",
+                cancellation_type=(ActivityCancellationType.WAIT_CANCELLATION_COMPLETED if cancel
+                                   else ActivityCancellationType.TRY_CANCEL),
+                **options.vsphere_snapshot_task(None))
         except StepFailed as e:
+            if cancelled(e):
+                raise
             return await self._failed(op, RevertReason.TASK_FAILED, failure_message(e))
+        return node, reverted
+
+    async def _restore(self, op: Operation, plan: RevertPlan, node: SnapshotNode,
+                       reverted: RevertedSnapshot | None) -> str:
+        location = SnapshotLocation(vm_moref=plan.vm_moref, snapshot_moref=node.moref)
 
         # the task's activity read the VM YAML and the tree too (asked with read_after; histories of older
         # versions carry no result, and replay the reads they made)
@@ -100,3 +169,13 @@ class RevertSnapshot:
         await self._condition(op, reason, message, generation=op.vm_generation)
         count_operation("revert", "failed")
         return f"{reason}: {message}"
+
+
+async def _stop(work: asyncio.Future[Any]) -> None:
+    """Cancel the vCenter part and wait until it has stopped (its task activity cancels the vCenter task and
+    waits for its end)."""
+    work.cancel()
+    try:
+        await work
+    except (asyncio.CancelledError, *StepFailed):
+        pass

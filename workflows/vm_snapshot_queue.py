@@ -16,7 +16,13 @@ with workflow.unsafe.imports_passed_through():
     from opentelemetry import trace
     from opentelemetry.propagate import extract
 
-    from activities.payloads import VM_QUEUE_WORKFLOW, Operation, OperationKind, QueueState
+    from activities.payloads import (
+        VM_QUEUE_VM_DELETED_SIGNAL,
+        VM_QUEUE_WORKFLOW,
+        Operation,
+        OperationKind,
+        QueueState,
+    )
     from runtime import search_attributes as sa
 
 # a queue with nothing to do ends; the next operation starts a new run (signal-with-start)
@@ -39,6 +45,9 @@ class VirtualMachineSnapshotQueue:
         self.seen: list[str] = list(state.seen)
         self.released: set[str] = set()
         self.running: str | None = None
+        self.running_op: Operation | None = None
+        # the running operation is to be cancelled: a delete of the snapshot it creates, or the VM's deletion
+        self.cancel_running = False
 
     @workflow.signal
     def enqueue(self, op: Operation) -> None:
@@ -50,7 +59,20 @@ class VirtualMachineSnapshotQueue:
             # a create that never started has nothing in vCenter: drop it; the delete still runs (finalizer)
             self.pending = [p for p in self.pending
                             if not (p.kind is OperationKind.CREATE and p.snapshot_uid == op.snapshot_uid)]
+            running = self.running_op
+            if op.cancel_create and running is not None and running.kind is OperationKind.CREATE and \
+                    running.snapshot_uid == op.snapshot_uid:
+                # its create is running: cancelled (its vCenter task too, and what it made removed), not waited for
+                self.cancel_running = True
         self.pending.append(op)
+
+    @workflow.signal(name=VM_QUEUE_VM_DELETED_SIGNAL)
+    def vm_deleted(self) -> None:
+        """The VirtualMachine object is being deleted: the running operation is cancelled, and creates and
+        reverts not yet started are dropped (deletes stay: they remove the snapshots and their finalizers)."""
+        self.pending = [p for p in self.pending if p.kind is OperationKind.DELETE]
+        if self.running_op is not None and self.running_op.kind is not OperationKind.DELETE:
+            self.cancel_running = True
 
     @workflow.signal
     def release(self, workflow_id: str) -> None:
@@ -85,17 +107,21 @@ class VirtualMachineSnapshotQueue:
             len(self.pending), {"vm": str(self.vm)})
 
     async def _run(self, op: Operation) -> None:
-        self.running = op.workflow_id
+        self.running, self.running_op, self.cancel_running = op.workflow_id, op, False
         try:
             child = await self._start(op)
         except WorkflowAlreadyStartedError:
-            self.running = None
+            self.running, self.running_op = None, None
             return
         # a released child ends later (a create's CSI handshake, a delete's retry wait): its outcome is logged then
         child.add_done_callback(lambda done: _log_failure(op, done))
-        await workflow.wait_condition(lambda: child.done() or op.workflow_id in self.released)
+        await workflow.wait_condition(lambda: child.done() or op.workflow_id in self.released or self.cancel_running)
+        if self.cancel_running and not (child.done() or op.workflow_id in self.released):
+            workflow.logger.info("cancelling %s", op.workflow_id)
+            child.cancel()  # the child undoes its vCenter work and ends; the queue moves on after that
+            await workflow.wait_condition(lambda: child.done() or op.workflow_id in self.released)
         self.released.discard(op.workflow_id)
-        self.running = None
+        self.running, self.running_op, self.cancel_running = None, None, False
 
     async def _start(self, op: Operation) -> workflow.ChildWorkflowHandle[Any, Any]:
         # the child joins the trace of the watched change that asked for it, not this queue's own trace

@@ -127,13 +127,14 @@ def snapshots_usage(layout: vim.vm.FileLayoutEx | None, devices: list) -> Snapsh
 
 
 def read_tree_and_used_bytes(si: vim.ServiceInstance, vm: vim.VirtualMachine,
-                             snapshot_moref: str) -> tuple[SnapshotTree, int]:
-    """The VM's tree with its snapshots' usage, and one snapshot's size, from one read."""
-    props = retrieve(si, vm, ["snapshot", "layoutEx", "config.hardware.device"])
+                             snapshot_moref: str) -> tuple[SnapshotTree, int, PowerState]:
+    """The VM's tree with its snapshots' usage, one snapshot's size, and the VM's power state, from one read."""
+    props = retrieve(si, vm, ["snapshot", "layoutEx", "config.hardware.device", "runtime.powerState"])
     devices = props.get("config.hardware.device") or []
     tree = tree_from_info(props.get("snapshot"))
     tree.usage = snapshots_usage(props.get("layoutEx"), devices)
-    return tree, snapshot_used_bytes(props.get("layoutEx"), devices, snapshot_moref)
+    return (tree, snapshot_used_bytes(props.get("layoutEx"), devices, snapshot_moref),
+            power_state(props.get("runtime.powerState")))
 
 
 def read_used_bytes(si: vim.ServiceInstance, vm: vim.VirtualMachine, snapshot_moref: str) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyVmomi import vim, vmodl
 
@@ -134,6 +134,27 @@ def _apply(task: vim.Task, info: dict[str, Any], update: PC.UpdateSet, first: bo
     if first and not seen:
         # the first update describes every object of the filter; an absent task is one vCenter forgot
         raise vmodl.fault.ManagedObjectNotFound(obj=task, msg=f"{task._moId} not found")
+
+
+class CancelOutcome(NamedTuple):
+    succeeded: bool          # the task ended in success: the cancel came too late, its work is done
+    result: Any = None
+
+
+def cancel_task(si: vim.ServiceInstance, task: vim.Task) -> CancelOutcome:
+    """Ask vCenter to cancel the task and wait until it has ended, however it ends: cancelled, failed, or done
+    before the cancel reached it (then the caller must know: what it did stands). A task that can no longer be
+    cancelled is simply waited for; one vCenter no longer knows counts as not done."""
+    try:
+        task.CancelTask()
+    except (vim.fault.InvalidState, vmodl.fault.NotSupported) as e:  # over already, or past its cancelable part
+        log.info("task %s not cancelled (%s): waiting for its end", task._moId, type(e).__name__)
+    except vmodl.fault.ManagedObjectNotFound:
+        return CancelOutcome(False)
+    try:
+        return CancelOutcome(True, wait_for_task(si, task, lambda _percent: None))
+    except (TaskFailed, vmodl.fault.ManagedObjectNotFound):
+        return CancelOutcome(False)
 
 
 def running_snapshot_tasks(si: vim.ServiceInstance, vm: vim.VirtualMachine) -> list[vim.Task]:

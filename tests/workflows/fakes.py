@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio import activity
@@ -62,7 +63,9 @@ from activities.vsphere_tree_watch import VSphereTreeWatchActivities
 from api import messages
 from api.errors import ErrorType
 from api.names import (
+    SNAPSHOT_CONSISTENCY_CONDITION,
     SNAPSHOT_DELETED_CONDITION,
+    ConsistencyReason,
     EventReason,
     PowerState,
     RevertReason,
@@ -80,7 +83,8 @@ __all__ = [
     # product names the tests use
     "CreateSnapshot", "DeleteSnapshot", "RevertSnapshot", "VirtualMachineSnapshotQueue", "QueueState",
     "create_snapshot", "vm_snapshot_queue", "enqueue_operation", "vm_queue_workflow_id", "messages",
-    "SNAPSHOT_DELETED_CONDITION", "EventReason", "PowerState", "RevertReason", "SnapshotConditionType",
+    "SNAPSHOT_DELETED_CONDITION", "SNAPSHOT_CONSISTENCY_CONDITION", "ConsistencyReason",
+    "EventReason", "PowerState", "RevertReason", "SnapshotConditionType",
     "SnapshotReason", "ConditionChange", "CreatedSnapshot", "RevertedSnapshot", "DeletePlan", "EventNote",
     "FinalizerRemoval", "Operation",
     "OperationKind", "RequestedStorageEntry", "RevertConditionChange", "RevertPlan", "SnapshotExtraConfig",
@@ -97,6 +101,10 @@ WORKFLOWS = [VirtualMachineSnapshotQueue, CreateSnapshot, RevertSnapshot, Delete
 # the classes whose activities the product's worker registers (test_fakes.py compares the names)
 PRODUCT_ACTIVITY_CLASSES = [KubeSnapshotActivities, KubeVMActivities, KubeVMRevertActivities,
                             VSphereSnapshotActivities, VSphereTreeWatchActivities, VMQueueActivities]
+
+# the deadline of today's plans: far enough for every test that does not set its own
+DEADLINE = timedelta(hours=1)
+DEADLINE_LIMIT = "the deployment's failure deadline of 60 minutes"
 
 # what the fake vCenter and cluster hold
 VM_MOREF = "vm-17"
@@ -235,10 +243,12 @@ class FakeWorld:
 
         @fake("kube_prepare_snapshot")
         def prepare_snapshot(ref: SnapshotRef) -> SnapshotPlan | None:
-            # as today's prepare: Created=False/InProgress written and the requested storage computed in it
+            # as today's prepare: Created=False/InProgress written and the requested storage computed in it, and
+            # the deadline (the object created just now)
             return SnapshotPlan(snapshot=ref, vm=vm, vm_moref=VM_MOREF, description="before the upgrade",
                                 memory=True, vm_yaml=VM_YAML, generation=1, prepared=True, requested=REQUESTED,
-                                release_queue_if_csi_slow=True)
+                                release_queue_if_csi_slow=True, deadline=datetime.now(UTC) + DEADLINE,
+                                deadline_limit=DEADLINE_LIMIT)
 
         @fake("kube_update_snapshot_status")
         def update_snapshot_status(change: SnapshotStatusChange) -> None:
@@ -272,7 +282,8 @@ class FakeWorld:
         @fake("kube_prepare_revert")
         def prepare_revert(op: Operation) -> RevertPlan | None:
             return RevertPlan(vm=op.vm, vm_moref=VM_MOREF, snapshot_name=op.snapshot_name,
-                              snapshot_moref=snapshot_moref(op.snapshot_name))
+                              snapshot_moref=snapshot_moref(op.snapshot_name),
+                              deadline=datetime.now(UTC) + DEADLINE, deadline_limit=DEADLINE_LIMIT)
 
         @fake("kube_set_revert_condition")
         def set_revert_condition(change: RevertConditionChange) -> None:
@@ -311,10 +322,14 @@ class FakeWorld:
         # the vCenter snapshot tasks: regular activities on their own task queue
         @fake("vsphere_create_snapshot")
         def create_snapshot_task(req: VSphereSnapshotRequest) -> CreatedSnapshot:
-            # as today's task activity: the tree and the size read with it, when asked
+            # as today's task activity: the tree, the size and the VM's power state read with it, when asked; as
+            # vCenter makes it for a running VM: quiesced when asked, memory when asked
             return CreatedSnapshot(node=SnapshotNode(name=req.name, moref=snapshot_moref(req.name),
-                                                     power_state=PowerState.POWERED_ON),
-                                   **({"tree": SnapshotTree(), "used_bytes": USED_BYTES} if req.read_after else {}))
+                                                     power_state=PowerState.POWERED_ON if req.memory
+                                                     else PowerState.POWERED_OFF,
+                                                     quiesced=req.quiesce_minutes is not None),
+                                   **({"tree": SnapshotTree(), "used_bytes": USED_BYTES,
+                                       "vm_power_state": PowerState.POWERED_ON} if req.read_after else {}))
 
         @fake("vsphere_revert_snapshot")
         def revert_snapshot(location: SnapshotLocation) -> RevertedSnapshot | None:

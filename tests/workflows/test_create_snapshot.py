@@ -11,10 +11,12 @@ from temporalio.client import Client
 
 from tests.workflows.fakes import (
     REQUESTED,
+    SNAPSHOT_CONSISTENCY_CONDITION,
     USED_BYTES,
     VM_MOREF,
     VM_YAML,
     ConditionChange,
+    ConsistencyReason,
     CreatedSnapshot,
     CreateSnapshot,
     EventNote,
@@ -45,6 +47,7 @@ from tests.workflows.fakes import (
 pytestmark = pytest.mark.timeout(60)
 
 CREATED, CSI_SYNCED = SnapshotConditionType.CREATED, SnapshotConditionType.CSI_SYNCED
+CONSISTENCY = SNAPSHOT_CONSISTENCY_CONDITION
 STATUS = "kube_update_snapshot_status"
 
 
@@ -73,7 +76,7 @@ async def test_a_create_takes_every_step_in_order_and_is_ready_when_the_driver_h
         SnapshotExtraConfig(vm_moref=VM_MOREF, vm_yaml=VM_YAML, owner_uid=op.snapshot_uid)]
     assert world.args("vsphere_create_snapshot") == [VSphereSnapshotRequest(
         vm_moref=VM_MOREF, name="snap-1", owner_uid=op.snapshot_uid, description="before the upgrade", memory=True,
-        quiesce_minutes=None, read_after=True)]
+        quiesce_minutes=None, read_after=True, cancel_task_on_cancel=True)]
     # the YAML and the owner UID are in ExtraConfig before the task; prepare (one activity) said "in progress"
     # and computed the requested storage, and the task's activity read the tree and the size: no steps of their own
     task = world.index("vsphere_create_snapshot")
@@ -88,7 +91,8 @@ async def test_a_create_takes_every_step_in_order_and_is_ready_when_the_driver_h
     assert world.args("kube_sync_snapshot_tree")[0].queue_held is False
 
     assert conditions(world) == [
-        [(CREATED, True, ""), (CSI_SYNCED, False, SnapshotReason.CSI_SYNC_IN_PROGRESS)],
+        [(CREATED, True, ""), (CSI_SYNCED, False, SnapshotReason.CSI_SYNC_IN_PROGRESS),
+         (CONSISTENCY, True, ConsistencyReason.CRASH_CONSISTENT_WITH_MEMORY)],
         [(CSI_SYNCED, True, "")],
     ]
     recorded = statuses(world)[0]

@@ -54,7 +54,8 @@ async def test_a_revert_takes_every_step_and_clears_its_condition(wf: Harness):
     assert world.args("vsphere_find_snapshot") == [SnapshotLookup(vm_moref=VM_MOREF, name="snap-1",
                                                                   snapshot_moref=moref)]
     location = SnapshotLocation(vm_moref=VM_MOREF, snapshot_moref=moref)
-    assert world.args("vsphere_revert_snapshot") == [location.model_copy(update={"read_after": True})]
+    assert world.args("vsphere_revert_snapshot") == [location.model_copy(update={"read_after": True,
+                                                                                 "cancel_task_on_cancel": True})]
     # the task's activity read the VM YAML and the tree right after the task: no steps of their own
     assert not {"vsphere_read_snapshot_vm_yaml", "vsphere_read_snapshot_tree"} & set(world.steps())
     assert world.args("kube_restore_vm_from_snapshot") == [VMRestore(
