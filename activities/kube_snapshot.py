@@ -248,8 +248,9 @@ class KubeSnapshotActivities:
             conditions = list(status.conditions or [])
             for c in change.conditions:
                 conditions = apply_condition(conditions, c, now, generation)
+            # the generation is each condition's observedGeneration: VM Operator's status has no field of its own
+            # for it (its CRD prunes one)
             status.conditions = derive_ready(conditions, now, generation)
-            status.observed_generation = generation
             return status.model_dump() != before
 
         written = self.kube.update_snapshot(ref.namespace, ref.name, apply, status=True)

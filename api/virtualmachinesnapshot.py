@@ -32,13 +32,21 @@ class SnapshotReference(ApiModel):
     type: SnapshotReferenceType = Field(default=SnapshotReferenceType.MANAGED, validate_default=True)
     name: str | None = None
 
+    @model_validator(mode="after")
+    def _unmanaged_name_is_empty(self) -> SnapshotReference:
+        # VM Operator's schema requires the name (its Go type has no omitempty): "" for an Unmanaged snapshot,
+        # however it was read (an older write left it out)
+        if self.type == SnapshotReferenceType.UNMANAGED and self.name is None:
+            self.name = ""
+        return self
+
     @classmethod
     def managed(cls, name: str) -> SnapshotReference:
         return cls(type=SnapshotReferenceType.MANAGED, name=name)
 
     @classmethod
     def unmanaged(cls) -> SnapshotReference:
-        return cls(type=SnapshotReferenceType.UNMANAGED)
+        return cls(type=SnapshotReferenceType.UNMANAGED, name="")
 
 
 def vm_name_problems(vm_name: str) -> list[str]:
@@ -132,7 +140,6 @@ class VirtualMachineSnapshotStatus(ApiModel):
     children: list[SnapshotReference] | None = None
     storage: SnapshotStorageStatus | None = None
     conditions: list[Condition] | None = None
-    observed_generation: int | None = Field(default=None, alias="observedGeneration")
 
 
 class VirtualMachineSnapshot(KubeObject):

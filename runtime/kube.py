@@ -216,10 +216,11 @@ class Kube:
                 self._remember(key, None)
                 if e.status == 404:
                     return None
-                # 409: written since the resourceVersion; 422: a patch's test found a field changed since
-                if e.status not in (409, 422):
-                    raise
-                continue
+                # 409: written since the resourceVersion; 422 from a patch: its test found a field changed since.
+                # A 422 from a replace is the object refused by its schema: retrying cannot help, say why
+                if e.status == 409 or (e.status == 422 and patch is not None):
+                    continue
+                raise
             self._remember(key, written)
             return model.model_validate(written)
         raise RuntimeError(f"{plural} {namespace}/{name}: still conflicting after {CONFLICT_RETRIES} attempts")

@@ -4,13 +4,18 @@ CREATE
   spec.vmName required, a VirtualMachine name (DNS-1123 subdomain) and at most 63 characters (it becomes the
   vm-name label's value) · metadata.name at most 80 characters (the vSphere snapshot name) · quiesce and queisce
   not both set with different values · quiesce timeout parses and lies within vSphere's 5–240 minutes · the
-  vm-name label, if present, equals spec.vmName · then, about the VM: a missing VM is allowed (the create
-  workflow reports it), a VKS/TKG node is forbidden, a SCSI controller sharing its bus is not supported ·
-  and about the VM's other snapshots: a warning at 32, a refusal beyond.
+  vm-name label, if present, equals spec.vmName · ours, the annotations that govern the create
+  (api/operation_policy.py, refused naming the annotation): vmsnap.io/failure-deadline is a positive duration
+  no shorter than the quiesce timeout (the default 10 minutes for `quiesce: {}`; when the timeout is itself
+  refused, only the duration is checked), vmsnap.io/quiesce-fallback is `fail` or `crash-consistent` · then,
+  about the VM: a missing VM is allowed (the create workflow reports it), a VKS/TKG node is forbidden, a SCSI
+  controller sharing its bus is not supported · and about the VM's other snapshots: a warning at 32, a refusal
+  beyond.
 UPDATE
   spec.vmName, spec.memory and spec.quiesce (under either spelling) are immutable · the vm-name label, if
-  present, equals spec.vmName. The description may change; the label may be removed (the mutating webhook
-  puts it back).
+  present, equals spec.vmName · the two annotations, when added or changed, as on CREATE (a value the object
+  already had is not judged again, so it never blocks the writes of the worker or of VM Operator). The
+  description may change; the label may be removed (the mutating webhook puts it back).
 
 The CRD's CEL rules refuse several of these first (see the CRD's header); the webhook checks them all anyway,
 so that it is complete on a cluster whose CRD is VM Operator's own.
@@ -26,13 +31,21 @@ from pydantic import ValidationError
 from api import admission_messages, messages
 from api.limits import snapshot_count_refusal, snapshot_count_warning, snapshot_name_length_problem
 from api.names import (
+    FAILURE_DEADLINE_ANNOTATION,
     METADATA_NAME_PATH,
+    QUIESCE_FALLBACK_ANNOTATION,
     SPEC_MEMORY_PATH,
     SPEC_QUEISCE_PATH,
     SPEC_QUIESCE_PATH,
     SPEC_VM_NAME_PATH,
     VM_NAME_LABEL_PATH,
     ControllerSharingMode,
+)
+from api.operation_policy import (
+    FAILURE_DEADLINE_PATH,
+    QUIESCE_FALLBACK_PATH,
+    failure_deadline_problem,
+    quiesce_fallback_problem,
 )
 from api.virtualmachinesnapshot import VirtualMachineSnapshot, vm_name_problems
 
@@ -72,6 +85,7 @@ class SnapshotValidator:
             errors.append(fe.invalid(snapshot.spec.quiesce_timeout_path, snapshot.spec.effective_quiesce.timeout,
                                      problem))
         errors += _label_mismatch(snapshot)
+        errors += operation_policy_errors(snapshot)
         if not vm_name or vm_name_errors:
             return Verdict(errors=errors)  # no VM can have that name: nothing to read about it
 
@@ -113,6 +127,39 @@ def _label_mismatch(snapshot: VirtualMachineSnapshot) -> list[FieldError]:
     if vm_name and label is not None and label != vm_name:
         return [fe.invalid(VM_NAME_LABEL_PATH, label, messages.vm_name_label_mismatch(vm_name))]
     return []
+
+
+def operation_policy_errors(snapshot: VirtualMachineSnapshot, old: dict[str, Any] | None = None) -> list[FieldError]:
+    """The annotations that govern the create (api/operation_policy.py), each refused on its own path. With `old`
+    (an UPDATE: the previous object's raw document), only an annotation added or changed is judged."""
+    errors: list[FieldError] = []
+    deadline = snapshot.metadata.annotation(FAILURE_DEADLINE_ANNOTATION)
+    if _changed(FAILURE_DEADLINE_ANNOTATION, deadline, old) and \
+            (problem := failure_deadline_problem(deadline, _valid_quiesce_minutes(snapshot))):
+        errors.append(fe.invalid(FAILURE_DEADLINE_PATH, deadline, problem))
+    fallback = snapshot.metadata.annotation(QUIESCE_FALLBACK_ANNOTATION)
+    if _changed(QUIESCE_FALLBACK_ANNOTATION, fallback, old) and (problem := quiesce_fallback_problem(fallback)):
+        errors.append(fe.invalid(QUIESCE_FALLBACK_PATH, fallback, problem))
+    return errors
+
+
+def _valid_quiesce_minutes(snapshot: VirtualMachineSnapshot) -> int | None:
+    """The minutes the guest may take to freeze (either spelling, the default for `quiesce: {}`); None without
+    quiesce, or when the timeout is refused itself (then the deadline is checked as a duration only)."""
+    if snapshot.spec.quiesce_problem() is not None:
+        return None
+    return snapshot.spec.quiesce_minutes
+
+
+def _changed(annotation: str, value: str | None, old: dict[str, Any] | None) -> bool:
+    return old is None or value != raw_annotation(old, annotation)
+
+
+def raw_annotation(document: dict[str, Any], key: str) -> str | None:
+    """An annotation of an object as received (an old object the model cannot read still has its annotations)."""
+    metadata = document.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    return annotations.get(key) if isinstance(annotations, dict) else None
 
 
 def _vm_problems(vm_name: str, found: dict[str, Any] | None | BaseException) -> list[FieldError]:
@@ -166,6 +213,7 @@ def _validate_update(old_document: dict[str, Any], new_document: dict[str, Any])
     if old is not None:
         errors += _immutability_errors(old, new, new_document)
     errors += _label_mismatch(new)
+    errors += operation_policy_errors(new, old_document)
     return Verdict(errors=errors)
 
 

@@ -1,5 +1,5 @@
 """The VirtualMachine validating webhook: VM Operator's revert rules on spec.currentSnapshotName (reference
-§2.3), plus one of ours.
+§2.3), plus two of ours.
 
 CREATE: a non-empty value is forbidden (a VM is reverted only after it exists).
 UPDATE, when the value is non-empty (clearing always works: it is how a user abandons a revert):
@@ -7,6 +7,14 @@ UPDATE, when the value is non-empty (clearing always works: it is how a user aba
   · a VKS/TKG node → forbidden · ours: newly set to a VirtualMachineSnapshot of another VM → forbidden.
 A snapshot that does not exist is allowed, as in VM Operator: the revert workflow reports it as a condition on
 the VM, and the user may create the snapshot object later.
+Ours, on every request judged: the annotation vmsnap.io/failure-deadline (the deadline of the VM's reverts,
+api/operation_policy.py) is a positive duration, refused naming the annotation; judged on CREATE, and on UPDATE
+when it is added or changed or when a revert is newly asked (the deadline it will run under). An unchanged value
+is not judged again during a pending revert, so it never blocks VM Operator's own writes.
+
+The apiserver calls this webhook only while a revert is asked (webhooks.VM_VALIDATING's match condition: a
+non-empty spec.currentSnapshotName), so a bad deadline written while no revert is pending is not refused then:
+it is refused when a revert is asked, by that request.
 """
 
 from __future__ import annotations
@@ -15,15 +23,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from api import admission_messages, messages
-from api.names import SPEC_CURRENT_SNAPSHOT_NAME_PATH
+from api import VirtualMachine, admission_messages, messages
+from api.names import FAILURE_DEADLINE_ANNOTATION, SPEC_CURRENT_SNAPSHOT_NAME_PATH
+from api.operation_policy import FAILURE_DEADLINE_PATH, failure_deadline_problem
 
 from . import field_errors as fe
 from .bypass import validation_bypassed
 from .cluster import ClusterReader, describe_error
 from .field_errors import FieldError
 from .review import AdmissionRequest, Verdict
-from .snapshot_validation import parse_snapshot
+from .snapshot_validation import parse_snapshot, raw_annotation
 from .vm_view import vm_view
 
 PATH = SPEC_CURRENT_SNAPSHOT_NAME_PATH
@@ -42,22 +51,26 @@ class VirtualMachineValidator:
         except ValidationError as error:
             return Verdict(errors=fe.from_validation_error(error, new_document))
         new_name = vm.spec.current_snapshot_name or ""
+        errors = await self._revert_errors(request, vm, new_name)
+        return Verdict(errors=errors + _deadline_errors(request, vm, new_name))
+
+    async def _revert_errors(self, request: AdmissionRequest, vm: VirtualMachine, new_name: str) -> list[FieldError]:
         if request.operation == "CREATE":
             if new_name:
-                return Verdict(errors=[fe.forbidden(PATH, messages.CREATE_VM_WITH_CURRENT_SNAPSHOT_FORBIDDEN)])
-            return Verdict()
+                return [fe.forbidden(PATH, messages.CREATE_VM_WITH_CURRENT_SNAPSHOT_FORBIDDEN)]
+            return []
         if not new_name:
-            return Verdict()
+            return []
         if not new_name.strip():
-            return Verdict(errors=[fe.invalid(PATH, new_name, messages.CURRENT_SNAPSHOT_NAME_EMPTY)])
+            return [fe.invalid(PATH, new_name, messages.CURRENT_SNAPSHOT_NAME_EMPTY)]
         old_name = _current_snapshot_name(request.previous_object())
         if old_name and old_name != new_name:
-            return Verdict(errors=[fe.forbidden(PATH, messages.REVERT_ALREADY_IN_PROGRESS)])
+            return [fe.forbidden(PATH, messages.REVERT_ALREADY_IN_PROGRESS)]
         if vm.is_vks_node:
-            return Verdict(errors=[fe.forbidden(PATH, messages.REVERT_OF_VKS_NODE_FORBIDDEN)])
+            return [fe.forbidden(PATH, messages.REVERT_OF_VKS_NODE_FORBIDDEN)]
         if old_name != new_name:
-            return Verdict(errors=await self._snapshot_ownership(request.namespace, vm.name or "", new_name))
-        return Verdict()
+            return await self._snapshot_ownership(request.namespace, vm.name or "", new_name)
+        return []
 
     async def _snapshot_ownership(self, namespace: str, vm_name: str, snapshot_name: str) -> list[FieldError]:
         """Checked only when the value is newly set: the VM's later updates during the revert need no reads."""
@@ -75,6 +88,19 @@ class VirtualMachineValidator:
         if owner != vm_name:
             return [fe.forbidden(PATH, admission_messages.snapshot_of_another_vm(snapshot_name, owner, vm_name))]
         return []
+
+
+def _deadline_errors(request: AdmissionRequest, vm: VirtualMachine, new_name: str) -> list[FieldError]:
+    """The deadline of the VM's reverts, judged when it is new or changed, or when a revert is newly asked (the
+    deadline that revert will run under). A revert has no quiesce timeout: it only has to be a positive duration."""
+    deadline = vm.metadata.annotation(FAILURE_DEADLINE_ANNOTATION)
+    old = request.old_object if request.operation == "UPDATE" else None
+    if old is not None and deadline == raw_annotation(old, FAILURE_DEADLINE_ANNOTATION) and \
+            (not new_name or new_name == _current_snapshot_name(old)):
+        return []
+    if problem := failure_deadline_problem(deadline, None):
+        return [fe.invalid(FAILURE_DEADLINE_PATH, deadline, problem)]
+    return []
 
 
 def _current_snapshot_name(document: dict[str, Any]) -> str:

@@ -23,18 +23,23 @@ KUBECTL = Path(sys.executable).parent / "kubectl"
 
 
 def snapshot_manifest(name: str, vm_name: str | None = "my-vm", *, labels: dict[str, str] | None = None,
-                      **spec: Any) -> dict[str, Any]:
+                      annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
     body_spec = ({"vmName": vm_name} if vm_name is not None else {}) | spec
     metadata: dict[str, Any] = {"name": name}
     if labels is not None:
         metadata["labels"] = labels
+    if annotations is not None:
+        metadata["annotations"] = annotations
     return {"apiVersion": API_VERSION, "kind": SNAPSHOT_KIND, "metadata": metadata, "spec": body_spec}
 
 
-def vm_manifest(name: str, *, labels: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+def vm_manifest(name: str, *, labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None,
+                **spec: Any) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": name}
     if labels is not None:
         metadata["labels"] = labels
+    if annotations is not None:
+        metadata["annotations"] = annotations
     return {"apiVersion": API_VERSION, "kind": VM_KIND, "metadata": metadata, "spec": spec}
 
 

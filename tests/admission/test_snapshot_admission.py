@@ -12,6 +12,9 @@ import pytest
 from api import messages
 from api.names import (
     CAPI_CLUSTER_ROLE_LABELS,
+    FAILURE_DEADLINE_ANNOTATION,
+    QUIESCE_FALLBACK_ANNOTATION,
+    SKIP_VALIDATION_ANNOTATION,
     SNAPSHOT_FINALIZER,
     SPEC_MEMORY_PATH,
     SPEC_QUEISCE_PATH,
@@ -21,6 +24,12 @@ from api.names import (
     SPEC_VM_NAME_PATH,
     VM_NAME_LABEL,
     VM_NAME_LABEL_PATH,
+)
+from api.operation_policy import (
+    FAILURE_DEADLINE_PATH,
+    QUIESCE_FALLBACK_PATH,
+    failure_deadline_problem,
+    quiesce_fallback_problem,
 )
 from tests.admission.kube_objects import Objects, kubectl, kubectl_apply, refused, snapshot_manifest, vm_manifest
 
@@ -257,3 +266,138 @@ def test_32nd_snapshot_of_a_vm_is_warned_about_and_33rd_refused(objects: Objects
     deleting = kubectl(kubeconfig, objects.namespace, "delete", "virtualmachinesnapshot", "snap-1", "--wait=false")
     assert deleting.returncode == 0, deleting.stderr
     assert objects.create_snapshot(snapshot_manifest("snap-33", vm_name="busy-vm"))["metadata"]["name"] == "snap-33"
+
+
+# --- ours: the failure deadline and the quiesce fallback (annotations that govern the create) ----------------------
+
+DEADLINE = FAILURE_DEADLINE_ANNOTATION
+FALLBACK = QUIESCE_FALLBACK_ANNOTATION
+
+
+@pytest.mark.parametrize(("given", "spec"), [
+    ({DEADLINE: "30m"}, {}),
+    ({DEADLINE: "1h30m", FALLBACK: "crash-consistent"}, {"quiesce": {"timeout": "10m"}}),
+    ({DEADLINE: "PT2H", FALLBACK: "fail"}, {"queisce": {"timeout": "2h"}}),
+    ({DEADLINE: "10 minutes"}, {"quiesce": {}}),   # as long as the default quiesce timeout: enough
+    ({DEADLINE: "10m"}, {"quiesce": {"timeout": "10min"}}),
+    ({DEADLINE: "1m"}, {"memory": True}),           # no quiesce: any positive duration
+    ({FALLBACK: "crash-consistent"}, {}),           # a fallback without quiesce is harmless
+], ids=["30m", "1h30m-quiesce-10m", "PT2H-queisce-2h", "default-quiesce", "equal-to-quiesce", "no-quiesce",
+        "fallback-alone"])
+def test_a_failure_deadline_and_quiesce_fallback_within_the_rules_are_accepted(objects: Objects, given: dict,
+                                                                              spec: dict):
+    created = objects.create_snapshot(snapshot_manifest("snap", annotations=given, **spec))
+
+    assert {k: created["metadata"]["annotations"][k] for k in given} == given
+
+
+@pytest.mark.parametrize(("deadline", "reason"), [
+    ("soon", "is not a duration"),
+    ("30", "a number needs a unit: write 30m for minutes"),
+    ("0", "is zero: a failure deadline is how long the operation may take"),
+    ("-30m", "is negative: a failure deadline is how long the operation may take"),
+    ("", "is empty: write a duration such as 10m"),
+], ids=["words", "bare-number", "zero", "negative", "empty"])
+def test_a_failure_deadline_that_is_not_a_positive_duration_is_refused_on_the_annotation(objects: Objects,
+                                                                                          deadline: str, reason: str):
+    refusal = refused(lambda: objects.create_snapshot(snapshot_manifest("snap", annotations={DEADLINE: deadline})))
+
+    assert refusal.by_snapshot_webhook and refusal.code == 422
+    assert refusal.fields == {FAILURE_DEADLINE_PATH}
+    problem = failure_deadline_problem(deadline, None)
+    assert problem is not None and reason in problem
+    assert f"{FAILURE_DEADLINE_PATH}: Invalid value: {problem}" in refusal.message
+
+
+@pytest.mark.parametrize(("spelling", "quiesce", "deadline", "minutes"), [
+    ("quiesce", {"timeout": "30m"}, "20m", 30),
+    ("queisce", {"timeout": "1h"}, "45m", 60),
+    ("quiesce", {"timeout": "4m1s"}, "4m30s", 5),   # the timeout vSphere gets is rounded up to whole minutes
+    ("quiesce", {}, "5m", 10),                       # the default timeout
+], ids=["quiesce-30m", "queisce-1h", "rounded-up", "default"])
+def test_a_failure_deadline_shorter_than_the_quiesce_timeout_is_refused(objects: Objects, spelling: str,
+                                                                        quiesce: dict, deadline: str, minutes: int):
+    manifest = snapshot_manifest("snap", annotations={DEADLINE: deadline}, **{spelling: quiesce})
+
+    refusal = refused(lambda: objects.create_snapshot(manifest))
+
+    assert refusal.by_snapshot_webhook and refusal.code == 422
+    assert refusal.fields == {FAILURE_DEADLINE_PATH}
+    expected = (f"{FAILURE_DEADLINE_PATH} {deadline!r} is shorter than the quiesce timeout ({minutes} minutes): "
+                f"the guest may take that long to freeze before vSphere takes the snapshot")
+    assert failure_deadline_problem(deadline, minutes) == expected
+    assert f"{FAILURE_DEADLINE_PATH}: Invalid value: {expected}" in refusal.message
+
+
+@pytest.mark.parametrize("spelling", ["quiesce", "queisce"])
+def test_with_a_refused_quiesce_timeout_the_deadline_is_checked_as_a_duration_only(objects: Objects, spelling: str):
+    timeout_path = SPEC_QUIESCE_TIMEOUT_PATH if spelling == "quiesce" else SPEC_QUEISCE_TIMEOUT_PATH
+    short = snapshot_manifest("snap", annotations={DEADLINE: "1m"}, **{spelling: {"timeout": "4m"}})
+
+    refusal = refused(lambda: objects.create_snapshot(short))
+    assert refusal.by_snapshot_webhook and refusal.fields == {timeout_path}  # the timeout, not the deadline
+
+    zero = snapshot_manifest("snap", annotations={DEADLINE: "0"}, **{spelling: {"timeout": "4m"}})
+    refusal = refused(lambda: objects.create_snapshot(zero))
+    assert refusal.by_snapshot_webhook and refusal.fields == {timeout_path, FAILURE_DEADLINE_PATH}
+    assert f"{FAILURE_DEADLINE_PATH}: Invalid value: {failure_deadline_problem('0', None)}" in refusal.message
+
+
+@pytest.mark.parametrize("fallback", ["crash", "Fail", "crash_consistent", ""])
+def test_a_quiesce_fallback_that_is_not_one_of_the_values_is_refused_on_the_annotation(objects: Objects,
+                                                                                        fallback: str):
+    refusal = refused(lambda: objects.create_snapshot(snapshot_manifest(
+        "snap", annotations={FALLBACK: fallback}, quiesce={"timeout": "10m"})))
+
+    assert refusal.by_snapshot_webhook and refusal.code == 422
+    assert refusal.fields == {QUIESCE_FALLBACK_PATH}
+    expected = f"{QUIESCE_FALLBACK_PATH} {fallback!r} is not one of 'fail' or 'crash-consistent'"
+    assert quiesce_fallback_problem(fallback) == expected
+    assert f"{QUIESCE_FALLBACK_PATH}: Invalid value: {expected}" in refusal.message
+
+
+def test_both_annotations_wrong_are_refused_together(objects: Objects):
+    refusal = refused(lambda: objects.create_snapshot(snapshot_manifest(
+        "snap", annotations={DEADLINE: "5m", FALLBACK: "retry"}, queisce={"timeout": "10min"})))
+
+    assert refusal.by_snapshot_webhook and refusal.fields == {FAILURE_DEADLINE_PATH, QUIESCE_FALLBACK_PATH}
+    assert "is shorter than the quiesce timeout (10 minutes)" in refusal.message
+    assert "'retry' is not one of 'fail' or 'crash-consistent'" in refusal.message
+
+
+def test_the_annotations_are_checked_again_when_they_change(objects: Objects):
+    objects.create_snapshot(snapshot_manifest("snap", annotations={DEADLINE: "1h"}, quiesce={"timeout": "30m"}))
+
+    for change, field in (({DEADLINE: "20m"}, FAILURE_DEADLINE_PATH), ({DEADLINE: "later"}, FAILURE_DEADLINE_PATH),
+                          ({FALLBACK: "skip"}, QUIESCE_FALLBACK_PATH)):
+        refusal = refused(lambda: objects.patch_snapshot("snap", {"metadata": {"annotations": change}}))
+        assert refusal.by_snapshot_webhook and refusal.code == 422 and refusal.fields == {field}
+
+    changed = objects.patch_snapshot("snap", {"metadata": {"annotations": {DEADLINE: "30m",
+                                                                           FALLBACK: "crash-consistent"}}})
+    assert changed["metadata"]["annotations"][DEADLINE] == "30m"
+    assert changed["metadata"]["annotations"][FALLBACK] == "crash-consistent"
+    removed = objects.patch_snapshot("snap", {"metadata": {"annotations": {DEADLINE: None, FALLBACK: None}}})
+    assert DEADLINE not in (removed["metadata"].get("annotations") or {})
+
+
+def test_a_value_the_object_already_had_does_not_block_other_writes(objects: Objects):
+    # Only an object that bypassed the webhook can carry a bad value; writes that leave it as it is go through
+    # (the worker's finalizer and annotations, VM Operator's), a write that changes it to another bad one does not.
+    objects.create_snapshot(snapshot_manifest("snap", annotations={SKIP_VALIDATION_ANNOTATION: "", DEADLINE: "soon"}))
+
+    unskipped = objects.patch_snapshot("snap", {"metadata": {"annotations": {SKIP_VALIDATION_ANNOTATION: None}},
+                                                "spec": {"description": "checked again"}})
+    assert unskipped["metadata"]["annotations"] == {DEADLINE: "soon"}
+
+    refusal = refused(lambda: objects.patch_snapshot("snap", {"metadata": {"annotations": {DEADLINE: "sooner"}}}))
+    assert refusal.by_snapshot_webhook and refusal.fields == {FAILURE_DEADLINE_PATH}
+
+
+def test_kubectl_shows_the_failure_deadline_refusal_on_the_annotation(objects: Objects, kubeconfig: Path):
+    applied = kubectl_apply(kubeconfig, objects.namespace, snapshot_manifest(
+        "snap", annotations={DEADLINE: "5m"}, quiesce={"timeout": "10m"}))
+
+    assert applied.returncode != 0
+    assert (f"{FAILURE_DEADLINE_PATH}: Invalid value: {FAILURE_DEADLINE_PATH} '5m' is shorter than the quiesce "
+            f"timeout (10 minutes)") in applied.stderr

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from api import admission_messages, messages
-from api.names import CAPI_CLUSTER_ROLE_LABELS, SPEC_CURRENT_SNAPSHOT_NAME_PATH
+from api.names import CAPI_CLUSTER_ROLE_LABELS, FAILURE_DEADLINE_ANNOTATION, SPEC_CURRENT_SNAPSHOT_NAME_PATH
+from api.operation_policy import FAILURE_DEADLINE_PATH, failure_deadline_problem
 from tests.admission.kube_objects import Objects, refused, snapshot_manifest, vm_manifest
 
 PATH = SPEC_CURRENT_SNAPSHOT_NAME_PATH
@@ -86,3 +87,73 @@ def test_other_changes_to_a_vm_pass_while_a_revert_is_pending(objects: Objects):
     changed = objects.patch_vm("my-vm", {"metadata": {"labels": {"team": "b"}}, "spec": {"powerState": "PoweredOff"}})
 
     assert changed["spec"] == {"currentSnapshotName": "snap-1", "powerState": "PoweredOff"}
+
+
+# --- ours: the failure deadline of the VM's reverts (annotation vmsnap.io/failure-deadline) ------------------------
+# The apiserver calls the VM webhook only while a revert is asked (its match condition), so the deadline is judged
+# by the request that asks a revert, and by any change to it while the revert is pending.
+
+DEADLINE = FAILURE_DEADLINE_ANNOTATION
+
+
+def _deadline_refusal_text(deadline: str) -> str:
+    problem = failure_deadline_problem(deadline, None)
+    assert problem is not None
+    return f"{FAILURE_DEADLINE_PATH}: Invalid value: {problem}"
+
+
+@pytest.mark.parametrize("deadline", ["soon", "0", "-1h", "90"], ids=["words", "zero", "negative", "bare-number"])
+def test_a_revert_asked_under_a_bad_failure_deadline_is_refused_on_the_annotation(objects: Objects, deadline: str):
+    # Written while no revert is pending, the value does not reach the webhook: the request that asks a revert is
+    # refused, naming the annotation, before the revert would run under it.
+    objects.create_vm(vm_manifest("my-vm", annotations={DEADLINE: deadline}))
+    objects.create_snapshot(snapshot_manifest("snap-1", vm_name="my-vm"))
+
+    refusal = refused(lambda: objects.revert_vm("my-vm", "snap-1"))
+
+    assert refusal.by_vm_webhook and refusal.code == 422 and refusal.fields == {FAILURE_DEADLINE_PATH}
+    assert _deadline_refusal_text(deadline) in refusal.message
+    assert "currentSnapshotName" not in objects.get_vm("my-vm")["spec"]
+
+
+@pytest.mark.parametrize("deadline", ["1m", "30m", "2h", "PT1H30M", "45 minutes"])
+def test_a_revert_under_a_positive_failure_deadline_is_allowed(objects: Objects, deadline: str):
+    # A revert has no quiesce timeout: any positive duration will do.
+    objects.create_vm(vm_manifest("my-vm", annotations={DEADLINE: deadline}))
+    objects.create_snapshot(snapshot_manifest("snap-1", vm_name="my-vm"))
+
+    assert objects.revert_vm("my-vm", "snap-1")["spec"]["currentSnapshotName"] == "snap-1"
+
+
+def test_the_failure_deadline_is_checked_when_it_changes_while_a_revert_is_pending(objects: Objects):
+    objects.create_vm(vm_manifest("my-vm"))
+    objects.create_snapshot(snapshot_manifest("snap-1", vm_name="my-vm"))
+    objects.revert_vm("my-vm", "snap-1")
+
+    refusal = refused(lambda: objects.patch_vm("my-vm", {"metadata": {"annotations": {DEADLINE: "whenever"}}}))
+    assert refusal.by_vm_webhook and refusal.code == 422 and refusal.fields == {FAILURE_DEADLINE_PATH}
+    assert _deadline_refusal_text("whenever") in refusal.message
+
+    changed = objects.patch_vm("my-vm", {"metadata": {"annotations": {DEADLINE: "15m"}}})
+    assert changed["metadata"]["annotations"][DEADLINE] == "15m"
+
+
+def test_a_bad_failure_deadline_written_while_no_revert_is_pending_is_not_seen_by_the_webhook(objects: Objects):
+    # The webhook's registration (webhooks.VM_VALIDATING) lets VM writes without a revert skip it, so VM Operator's
+    # own updates never wait on the bridge: such a value is refused only once a revert is asked (above).
+    objects.create_vm(vm_manifest("my-vm"))
+
+    patched = objects.patch_vm("my-vm", {"metadata": {"annotations": {DEADLINE: "soon"}}})
+
+    assert patched["metadata"]["annotations"][DEADLINE] == "soon"
+
+
+def test_both_the_revert_rule_and_the_deadline_are_reported_together(objects: Objects):
+    objects.create_vm(vm_manifest("vm-a", annotations={DEADLINE: "0"}))
+    objects.create_vm(vm_manifest("vm-b"))
+    objects.create_snapshot(snapshot_manifest("snap-of-b", vm_name="vm-b"))
+
+    refusal = refused(lambda: objects.revert_vm("vm-a", "snap-of-b"))
+
+    assert refusal.by_vm_webhook and refusal.code == 422 and refusal.fields == {PATH, FAILURE_DEADLINE_PATH}
+    assert f"{PATH}: Forbidden: " in refusal.message and _deadline_refusal_text("0") in refusal.message

@@ -62,7 +62,7 @@ def test_guide_examples_reach_ready_with_the_guide_status(product, kube_api, kub
         assert snap.status.storage.requested[0].storage_class == STORAGE_CLASS
         assert snap.status.storage.requested[0].total.endswith(("Gi", "Mi", "Ki"))
         assert int(snap.status.storage.used) > 0
-        assert snap.status.observed_generation == snap.metadata.generation
+        assert {c.observed_generation for c in snap.status.conditions} == {snap.metadata.generation}
 
     assert snaps["snap-1"].status.power_state == PowerState.POWERED_OFF  # no memory: recorded powered off
     assert snaps["snap-2"].status.power_state == PowerState.POWERED_ON

@@ -44,7 +44,7 @@ def test_snapshots_made_in_vcenter_show_as_unmanaged(product, kube_api, namespac
     assert vm.status.current_snapshot.name is None
     assert [(r.type, r.name) for r in vm.status.root_snapshots] == [(SnapshotReferenceType.MANAGED, "managed")]
     eventually(lambda: [(c.type, c.name) for c in get_snapshot(kube_api, namespace, "managed").status.children]
-               == [(SnapshotReferenceType.UNMANAGED, None)], what="the managed parent lists an Unmanaged child")
+               == [(SnapshotReferenceType.UNMANAGED, "")], what="the managed parent lists an Unmanaged child")
 
     def remove_all(vm, si):
         from activities.vsphere.snapshots import read_tree

@@ -198,7 +198,7 @@ FULL_SNAPSHOT: dict[str, Any] = {
     "spec": {"vmName": "my-vm", "description": "with memory", "memory": True, "quiesce": {"timeout": "PT10M"}},
     "status": {
         **_load(GUIDE_SNAPSHOT_STATUS)["status"],
-        "children": [{"type": "Managed", "name": "snap-3"}, {"type": "Unmanaged"}],
+        "children": [{"type": "Managed", "name": "snap-3"}, {"type": "Unmanaged", "name": ""}],
         "quiesced": True,
         "observedGeneration": 3,
         "someFutureField": {"kept": [1, 2]},
@@ -236,7 +236,7 @@ def test_snapshot_built_in_python_dumps_kubernetes_json() -> None:
 
 
 def test_snapshot_references() -> None:
-    assert _kube(SnapshotReference.unmanaged()) == {"type": "Unmanaged"}
+    assert _kube(SnapshotReference.unmanaged()) == {"type": "Unmanaged", "name": ""}
     assert _kube(SnapshotReference.managed("snap-1")) == {"type": "Managed", "name": "snap-1"}
     assert SnapshotReference.model_validate({"name": "snap-1"}).type == names.SnapshotReferenceType.MANAGED
 
@@ -274,7 +274,7 @@ FULL_VM: dict[str, Any] = {
                     {"name": "data", "type": "Managed", "used": "1Gi", "attached": True}],
         "hardware": {"memory": {"total": "4Gi"}, "cpu": {"total": 2}},
         "currentSnapshot": {"type": "Managed", "name": "snap-2"},
-        "rootSnapshots": [{"type": "Managed", "name": "snap-1"}, {"type": "Unmanaged"}],
+        "rootSnapshots": [{"type": "Managed", "name": "snap-1"}, {"type": "Unmanaged", "name": ""}],
         "conditions": [{"type": "VirtualMachineSnapshotRevertSucceeded", "status": "False",
                         "reason": "VirtualMachineSnapshotRevertTaskFailed", "message": "boom",
                         "lastTransitionTime": "2025-10-27T15:00:00Z"}],

@@ -30,7 +30,7 @@ def test_a_snapshot_that_only_shares_an_objects_name_is_unmanaged() -> None:
     managed = managed_snapshots([snapshot("dup", "snapshot-2")], {})
     current, roots = vm_tree_status(tree, managed)
     assert (current.type, current.name) == (SnapshotReferenceType.MANAGED, "dup")
-    assert [(r.type, r.name) for r in roots] == [(SnapshotReferenceType.UNMANAGED, None)]
+    assert [(r.type, r.name) for r in roots] == [(SnapshotReferenceType.UNMANAGED, "")]
     assert snapshot_children(tree, managed) == {"dup": []}
 
 

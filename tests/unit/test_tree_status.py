@@ -41,8 +41,8 @@ def test_current_and_roots_name_the_owning_objects():
 def test_a_snapshot_made_in_vcenter_is_unmanaged_and_nameless_wherever_it_is():
     current, roots = vm_tree_status(TREE, {"snapshot-1": "base"})
 
-    assert (current.type, current.name) == (UNMANAGED, None)
-    assert refs(roots) == [(MANAGED, "base"), (UNMANAGED, None)]
+    assert (current.type, current.name) == (UNMANAGED, "")
+    assert refs(roots) == [(MANAGED, "base"), (UNMANAGED, "")]
 
 
 def test_no_current_snapshot_or_a_stale_one_is_none():
@@ -58,8 +58,8 @@ def test_each_managed_snapshot_lists_its_direct_children_only():
     children = snapshot_children(TREE, MANAGED_BY)
 
     assert {name: refs(c) for name, c in children.items()} == {
-        "base": [(MANAGED, "nightly"), (UNMANAGED, None)],
-        "nightly": [(UNMANAGED, None)],         # its grandchild before-upgrade is under the unmanaged one
+        "base": [(MANAGED, "nightly"), (UNMANAGED, "")],
+        "nightly": [(UNMANAGED, "")],         # its grandchild before-upgrade is under the unmanaged one
         "before-upgrade": [],                    # a leaf: children cleared
         "other": [],
     }, "an unmanaged snapshot has no object to write its children on"
