@@ -63,6 +63,7 @@ from activities.vsphere_tree_watch import VSphereTreeWatchActivities
 from api import messages
 from api.errors import ErrorType
 from api.names import (
+    QUIESCE_FAULT_REASONS,
     SNAPSHOT_CONSISTENCY_CONDITION,
     SNAPSHOT_DELETED_CONDITION,
     ConsistencyReason,
@@ -83,7 +84,7 @@ __all__ = [
     # product names the tests use
     "CreateSnapshot", "DeleteSnapshot", "RevertSnapshot", "VirtualMachineSnapshotQueue", "QueueState",
     "create_snapshot", "vm_snapshot_queue", "enqueue_operation", "vm_queue_workflow_id", "messages",
-    "SNAPSHOT_DELETED_CONDITION", "SNAPSHOT_CONSISTENCY_CONDITION", "ConsistencyReason",
+    "SNAPSHOT_DELETED_CONDITION", "SNAPSHOT_CONSISTENCY_CONDITION", "ConsistencyReason", "QUIESCE_FAULT_REASONS",
     "EventReason", "PowerState", "RevertReason", "SnapshotConditionType",
     "SnapshotReason", "ConditionChange", "CreatedSnapshot", "RevertedSnapshot", "DeletePlan", "EventNote",
     "FinalizerRemoval", "Operation",
@@ -92,7 +93,8 @@ __all__ = [
     "SnapshotTree", "TreeSync", "VMRef", "VMRestore", "VSphereSnapshotRequest", "PRODUCT_ACTIVITY_CLASSES",
     # ours
     "FakeWorld", "Harness", "harness", "WORKFLOWS", "VM_MOREF", "VM_YAML", "USED_BYTES", "REQUESTED",
-    "snapshot_moref", "eventually", "in_turn", "precondition_failed", "vsphere_fault", "revert_refused",
+    "snapshot_moref", "eventually", "in_turn", "running_until_cancelled", "DEADLINE", "DEADLINE_LIMIT",
+    "precondition_failed", "vsphere_fault", "revert_refused",
     "invalid_manifest",
     "create_op", "delete_op", "revert_op",
 ]
@@ -148,6 +150,17 @@ def in_turn(*answers: Any) -> Callable[[Any], Any]:
             raise value
         return value
     return answer
+
+
+HEARTBEAT_THROTTLE = timedelta(milliseconds=300)
+
+
+async def running_until_cancelled(_arg: Any) -> None:
+    """A vCenter task that never ends by itself: it heartbeats, which is how a cancel reaches a task's activity,
+    until the workflow cancels it (the activity then ends cancelled)."""
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(0.05)
 
 
 def precondition_failed(message: str) -> ApplicationError:
@@ -424,7 +437,10 @@ async def harness(client: Client, passthrough: Iterable[str] = ()) -> AsyncItera
     main, vcenter = world.activities()
     runner = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*passthrough))
     async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS, activities=main, workflow_runner=runner), \
-            Worker(client, task_queue=vcenter_task_queue(task_queue), activities=vcenter):
+            Worker(client, task_queue=vcenter_task_queue(task_queue), activities=vcenter,
+                   # a workflow's cancel reaches a heartbeating task within this (the product's worker: seconds)
+                   max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+                   default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE):
         try:
             yield Harness(client, task_queue, world)
         finally:
