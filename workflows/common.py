@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
+    from opentelemetry import trace
+
     from activities.kube_vm import KubeVMActivities
     from activities.payloads import SnapshotTree, TreeSync, VMRef, vm_queue_workflow_id
     from activities.vsphere_snapshot import VSphereSnapshotActivities
@@ -71,6 +74,14 @@ def count_operation(kind: str, result: str, reason: str = "") -> None:
     cancel) the reason."""
     workflow.metric_meter().create_counter("vmsnap_operations", "snapshot operations finished").add(
         1, {"kind": kind, "result": result, "reason": reason})
+
+
+def outcome_span(name: str, **attributes: str) -> AbstractContextManager[Any]:
+    """A span in the operation's trace around the steps of an outcome the trace must show by name (a deadline
+    passed, the crash-consistent fallback, a cancel), with its attributes as `vmsnap.*`: the workflow's spans are
+    replay-safe with Temporal's OpenTelemetry plugin, and nothing without it."""
+    return trace.get_tracer("vmsnap").start_as_current_span(
+        name, attributes={f"vmsnap.{key}": value for key, value in attributes.items()})
 
 
 async def release_vm_queue() -> None:

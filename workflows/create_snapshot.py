@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         failure_detail,
         failure_message,
         kube,
+        outcome_span,
         release_vm_queue,
         sync_snapshot_tree,
         together,
@@ -59,6 +60,8 @@ CREATED, CSI_SYNCED = SnapshotConditionType.CREATED, SnapshotConditionType.CSI_S
 SNAPSHOT_CONSISTENCY = SNAPSHOT_CONSISTENCY_CONDITION
 # if the bridge's signal is missed, the annotation is re-read this often
 CSI_POLL = timedelta(minutes=1)
+# what the step and the task's summary add when the guest would not freeze and the object asked for the fallback
+FALLBACK = " without quiescing (crash-consistent fallback)"
 # a CSI driver that has not answered by then no longer holds the VM's queue (its next operation may start);
 # one that answers sooner costs no release signal (a history event and a workflow task in each workflow)
 CSI_SLOW = timedelta(seconds=2)
@@ -133,8 +136,9 @@ class CreateSnapshot:
             await self._stop(work)
             return await self._deadline_exceeded(plan, step)
         except asyncio.CancelledError:
-            await self._stop(work)
-            await self._undo(plan)
+            with outcome_span("create cancelled", step=self.step):
+                await self._stop(work)
+                await self._undo(plan)
             count_operation("create", "cancelled", reason="Deleted")
             raise
         try:
@@ -161,8 +165,8 @@ class CreateSnapshot:
             failure = messages.quiesce_fell_back(reason, failure_message(e))
         workflow.logger.warning("%s: %s", plan.snapshot, failure)
         count_operation("create", "quiesce_fallback", reason=reason)
-        self._at("create the vSphere snapshot without quiescing (crash-consistent fallback)")
-        _, created = await self._vsphere_task(plan, plan.requested, None)
+        with outcome_span("crash-consistent fallback", reason=reason):
+            _, created = await self._vsphere_task(plan, plan.requested, None, FALLBACK)
         return created, failure
 
     @staticmethod
@@ -187,13 +191,16 @@ class CreateSnapshot:
 
     async def _deadline_exceeded(self, plan: SnapshotPlan, step: str) -> str:
         workflow.logger.warning("%s passed its deadline at step: %s", plan.snapshot, step)
-        await self._undo(plan)
         message = messages.deadline_exceeded(self._deadline_text(plan), plan.deadline_limit, step,
                                              messages.CREATE_UNDONE)
-        self._at(f"failed: {message}")
-        await together(self._status(plan, conditions=[ConditionChange(
-                           type=CREATED, status=False, reason=SnapshotReason.DEADLINE_EXCEEDED, message=message)]),
-                       release_vm_queue())
+        with outcome_span("deadline exceeded", step=step, deadline=self._deadline_text(plan),
+                          limit=plan.deadline_limit):
+            await self._undo(plan)
+            self._at(f"failed: {message}")
+            await together(self._status(plan, conditions=[ConditionChange(
+                               type=CREATED, status=False, reason=SnapshotReason.DEADLINE_EXCEEDED,
+                               message=message)]),
+                           release_vm_queue())
         count_operation("create", "failed", reason=SnapshotReason.DEADLINE_EXCEEDED)
         return f"{SnapshotReason.DEADLINE_EXCEEDED}: {message}"
 
@@ -246,10 +253,10 @@ class CreateSnapshot:
                       "VM YAML and owner UID into ExtraConfig")
 
     async def _vsphere_task(self, plan: SnapshotPlan, requested: list[RequestedStorageEntry] | None,
-                            quiesce_minutes: int | None) -> tuple[list[RequestedStorageEntry] | None,
-                                                                  CreatedSnapshot]:
-        self._at("create the vSphere snapshot")
-        quiesce = f", quiesce {quiesce_minutes}m" if quiesce_minutes is not None else ""
+                            quiesce_minutes: int | None, why: str = "") -> tuple[list[RequestedStorageEntry] | None,
+                                                                                 CreatedSnapshot]:
+        self._at(f"create the vSphere snapshot{why}")
+        quiesce = f", quiesce {quiesce_minutes}m" if quiesce_minutes is not None else why
         deadline = plan.deadline is not None  # today's plan: a cancel (deadline, delete) cancels the task
         created = await workflow.execute_activity_method(
             VSphereSnapshotActivities.create_snapshot,

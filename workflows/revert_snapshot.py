@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         failure_message,
         failure_type,
         kube,
+        outcome_span,
         sync_snapshot_tree,
         together,
         vcenter,
@@ -73,12 +74,14 @@ class RevertSnapshot:
         try:
             await workflow.wait_condition(work.done, timeout=max((plan.deadline - workflow.now()).total_seconds(), 0))
         except asyncio.TimeoutError:
-            await _stop(work)
-            if work.cancelled() or work.exception() is not None:
-                return await self._deadline_exceeded(op, plan)
+            with outcome_span("deadline exceeded", step="revert in vCenter", limit=plan.deadline_limit):
+                await _stop(work)
+                if work.cancelled() or work.exception() is not None:
+                    return await self._deadline_exceeded(op, plan)
             workflow.logger.info("%s: vCenter ended the revert before the deadline's cancel reached it", op.vm)
         except asyncio.CancelledError:
-            await _stop(work)
+            with outcome_span("revert cancelled", step="revert in vCenter"):
+                await _stop(work)
             count_operation("revert", "cancelled", reason="Deleted")
             raise
         in_vcenter = work.result()

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.payloads import Operation, OperationKind, VMRef, vm_queue_workflow_id
-from api.names import CSI_VOLUME_SYNC_ANNOTATION, SNAPSHOT_PLURAL, VM_PLURAL
+from activities.payloads import VM_QUEUE_VM_DELETED_SIGNAL, Operation, OperationKind, VMRef, vm_queue_workflow_id
+from api.names import CREATE_FAILED_REASONS, CSI_VOLUME_SYNC_ANNOTATION, SNAPSHOT_PLURAL, VM_PLURAL
 from bridge import metrics
+from bridge.decisions import snapshot_actions
 from bridge.dispatcher import Dispatcher
 from runtime.informer import Event
 
@@ -249,3 +250,30 @@ async def test_changes_are_held_while_temporal_is_unreachable_and_delivered_afte
     assert [m.split(" (")[0].split(" after")[0] for m in said] == ["Temporal unreachable", "Temporal reachable again"]
     assert "UNAVAILABLE: Not enough hosts" in said[0]
     assert not any(r.exc_info for r in caplog.records)
+
+
+async def test_a_vms_deletion_stops_its_queue_and_a_snapshots_delete_cancels_its_running_create():
+    """A VM deleted (gone, or being deleted behind a finalizer): its queue is told once per change, a queue that
+    is not running is nothing to stop; a snapshot deleted before it was Ready: its create is to be cancelled."""
+    deleting = vm("vm-b", "", 3)
+    deleting["metadata"]["deletionTimestamp"] = NOW
+    deleting["metadata"]["finalizers"] = ["vmoperator.vmware.com/virtualmachine"]
+    doomed = snapshot("s-3", "vm-c", metadata={"deletionTimestamp": NOW,
+                                               "finalizers": ["vmoperator.vmware.com/virtualmachinesnapshot"]})
+    client = FakeClient()
+    client.not_running.add(queue_id("vm-b"))
+    await dispatch(Dispatcher(client, "q"), [Event("DELETED", VM_PLURAL, vm("vm-a", "", 2)),
+                                             Event("MODIFIED", VM_PLURAL, deleting),
+                                             Event("MODIFIED", SNAPSHOT_PLURAL, doomed)])
+
+    assert client.signals == [(queue_id("vm-a"), VM_QUEUE_VM_DELETED_SIGNAL)]
+    [delete] = client.enqueued[queue_id("vm-c")]
+    assert (delete.kind, delete.stop_create, delete.cancel_create) == (OperationKind.DELETE, True, True)
+
+
+def test_a_create_that_ended_in_any_failure_reason_is_not_started_again():
+    for reason in CREATE_FAILED_REASONS:
+        failed = snapshot("s-f", "vm-a", status={"conditions": [{
+            "type": "VirtualMachineSnapshotCreated", "status": "False", "reason": reason, "message": "why",
+            "lastTransitionTime": NOW}]})
+        assert snapshot_actions(failed) == [], reason
