@@ -69,6 +69,10 @@ def failure_detail(error: BaseException) -> object | None:
     return cause.details[0] if isinstance(cause, ApplicationError) and cause.details else None
 
 
+# the reason `vmsnap_operations` gives an operation cancelled by a delete of its object or of its VM
+CANCELLED_BY_DELETE = "Deleted"
+
+
 def count_operation(kind: str, result: str, reason: str = "") -> None:
     """`vmsnap_operations` on the worker's metrics endpoint, by kind, result and (for a failure, a fallback, a
     cancel) the reason."""

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import options
     from workflows.common import (
+        CANCELLED_BY_DELETE,
         StepFailed,
         count_operation,
         failure_detail,
@@ -139,7 +140,7 @@ class CreateSnapshot:
             with outcome_span("create cancelled", step=self.step):
                 await self._stop(work)
                 await self._undo(plan)
-            count_operation("create", "cancelled", reason="Deleted")
+            count_operation("create", "cancelled", reason=CANCELLED_BY_DELETE)
             raise
         try:
             created, quiesce_failure = work.result()

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from api.names import RevertReason
     from workflows import options
     from workflows.common import (
+        CANCELLED_BY_DELETE,
         StepFailed,
         cancelled,
         count_operation,
@@ -82,7 +83,7 @@ class RevertSnapshot:
         except asyncio.CancelledError:
             with outcome_span("revert cancelled", step="revert in vCenter"):
                 await _stop(work)
-            count_operation("revert", "cancelled", reason="Deleted")
+            count_operation("revert", "cancelled", reason=CANCELLED_BY_DELETE)
             raise
         in_vcenter = work.result()
         if isinstance(in_vcenter, str):

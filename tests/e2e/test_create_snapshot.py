@@ -119,18 +119,20 @@ async def test_five_at_once_are_created_one_at_a_time_in_order(product, kube_api
         assert [c.name for c in get_snapshot(kube_api, namespace, parent).status.children] == [child]
 
 
-def test_quiesce_without_tools_fails_with_vsphere_fault(product, kube_api, namespace, vcsim, sim_vm):
+def test_quiesce_without_tools_fails_with_the_cause_as_reason(product, kube_api, namespace, vcsim, sim_vm):
     create_vm(kube_api, vcsim, namespace, "my-vm", sim_vm)
     vcsim.control.set_tools_running(sim_vm, False)
     create(kube_api, namespace, snapshot_manifest("quiet", "my-vm", quiesce={"timeout": "5m"}))
 
     def failed():
         c = get_snapshot(kube_api, namespace, "quiet").condition(SnapshotConditionType.CREATED)
-        return c if c is not None and c.reason == SnapshotReason.CREATION_FAILED else None
-    created = eventually(failed, what="CreationFailed")
+        return c if c is not None and c.reason == SnapshotReason.TOOLS_NOT_RUNNING else None
+    created = eventually(failed, what="ToolsNotRunning")
     assert created.status == "False" and "Tools" in created.message, created.message
+    assert "vmsnap.io/quiesce-fallback" in created.message, "the message says what the user can do"
     ready_c = get_snapshot(kube_api, namespace, "quiet").condition(SnapshotConditionType.READY)
-    assert (ready_c.status, ready_c.reason) == ("False", SnapshotReason.WAITING_FOR_CREATION)
+    assert (ready_c.status, ready_c.reason, ready_c.message) == ("False", SnapshotReason.TOOLS_NOT_RUNNING,
+                                                                 created.message)
     assert vsphere_snapshot_names(vcsim, sim_vm) == []
 
 

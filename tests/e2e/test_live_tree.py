@@ -41,7 +41,7 @@ def test_snapshots_made_in_vcenter_show_as_unmanaged(product, kube_api, namespac
         current = vm.status.current_snapshot
         return vm if current and current.type == SnapshotReferenceType.UNMANAGED else None
     vm = eventually(current_is_unmanaged, what="Unmanaged current snapshot")
-    assert vm.status.current_snapshot.name is None
+    assert vm.status.current_snapshot.name == ""  # VM Operator's schema requires the field
     assert [(r.type, r.name) for r in vm.status.root_snapshots] == [(SnapshotReferenceType.MANAGED, "managed")]
     eventually(lambda: [(c.type, c.name) for c in get_snapshot(kube_api, namespace, "managed").status.children]
                == [(SnapshotReferenceType.UNMANAGED, "")], what="the managed parent lists an Unmanaged child")

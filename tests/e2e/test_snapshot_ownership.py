@@ -65,7 +65,7 @@ def assert_made_beside(kube_api, namespace: str, vcsim, sim_vm: str, name: str, 
         roots = [(r.type, r.name) for r in vm.status.root_snapshots or []]
         children = [(c.type, c.name) for c in get_snapshot(kube_api, namespace, name).status.children or []]
         # the hand-made snapshot is the root; ours, taken after it, is its child — and its own name
-        assert roots == [(SnapshotReferenceType.UNMANAGED, None)], roots
+        assert roots == [(SnapshotReferenceType.UNMANAGED, "")], roots
         assert vm.status.current_snapshot.name == name, vm.status.current_snapshot
         return children == []
     eventually(tree_status, what="the tree: hand-made Unmanaged, ours Managed")
