@@ -10,6 +10,7 @@ from __future__ import annotations
 from .duration import ACCEPTED_FORMS
 from .limits import MAX_QUIESCE_TIMEOUT_MINUTES, MAX_VM_NAME_LENGTH, MIN_QUIESCE_TIMEOUT_MINUTES
 from .names import (
+    QUIESCE_FALLBACK_ANNOTATION,
     SPEC_MEMORY_PATH,
     SPEC_QUEISCE_PATH,
     SPEC_QUEISCE_TIMEOUT_PATH,
@@ -18,6 +19,7 @@ from .names import (
     SPEC_VM_NAME_PATH,
     VM_KIND,
     VM_NAME_LABEL,
+    QuiesceFallback,
 )
 
 # --- snapshot admission (reference §2.2) ------------------------------------------------------------------------
@@ -222,14 +224,14 @@ QUIESCE_NOT_DONE = "quiescing was asked for, but vSphere reports the snapshot as
 
 def quiesce_fell_back(reason: str, error: str) -> str:
     return (f"quiescing failed ({reason}: {error}); the snapshot was taken again without quiescing, as "
-            f"vmsnap.io/quiesce-fallback asks: it is crash-consistent")
+            f"{QUIESCE_FALLBACK_ANNOTATION} asks: it is crash-consistent")
 
 
 # --- ours: a guest that will not freeze (the create fails; vSphere made nothing) ------------------------------------
 
 def quiesce_refused(error: str) -> str:
     return (f"{error} (vSphere made no snapshot; to take a crash-consistent one instead, set the annotation "
-            f"vmsnap.io/quiesce-fallback: crash-consistent, or leave out spec.quiesce)")
+            f"{QUIESCE_FALLBACK_ANNOTATION}: {QuiesceFallback.CRASH_CONSISTENT}, or leave out {SPEC_QUIESCE_PATH})")
 
 
 # --- ours: deadlines and cancellations -------------------------------------------------------------------------------
