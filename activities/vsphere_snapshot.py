@@ -302,6 +302,16 @@ class VSphereSnapshotActivities:
                 return False
             raise
 
+    @activity.defn(name="vsphere_cancel_task")
+    def cancel_task(self, task_moref: str) -> bool:
+        """Cancel a snapshot task an attempt of the calling workflow started and then lost (its worker died: the
+        task's reference is that attempt's last heartbeat), and wait for its end. True if vCenter finished the
+        task before the cancel reached it (what it did stands)."""
+        def cancel(si) -> bool:
+            task = properties.task(si, task_moref)
+            return cancel_task(si, task).succeeded
+        return bool(self.session.run(cancel))
+
     @activity.defn(name="vsphere_read_snapshot_vm_yaml")
     def read_snapshot_vm_yaml(self, loc: SnapshotLocation) -> str | None:
         """The VM YAML the snapshot captured in its ExtraConfig; None when it has none."""

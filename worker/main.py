@@ -67,7 +67,7 @@ VCENTER_TASK_HEARTBEAT_THROTTLE = timedelta(seconds=3)
 
 def vcenter_task_activities(vsphere: VSphereSnapshotActivities) -> list:
     """The activities that run vCenter snapshot tasks: served on their own capped task queue."""
-    return [vsphere.create_snapshot, vsphere.revert_snapshot, vsphere.remove_snapshot]
+    return [vsphere.create_snapshot, vsphere.revert_snapshot, vsphere.remove_snapshot, vsphere.cancel_task]
 
 
 def workflow_links(settings: Settings) -> WorkflowLinks:

@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from opentelemetry import trace
@@ -56,6 +56,38 @@ def failure_message(error: BaseException) -> str:
 def cancelled(error: BaseException) -> bool:
     """The step failed because this workflow cancelled it (a deadline, a delete), not on its own."""
     return isinstance(_cause(error), CancelledError)
+
+
+def lost_task(error: BaseException | None) -> str | None:
+    """The vCenter task of an attempt that was lost (its worker died, so its heartbeat timed out) while the
+    workflow was cancelling it: nobody is left to cancel that task but the workflow. Its reference is the
+    attempt's last heartbeat (see VSphereSnapshotActivities)."""
+    cause = error.cause if isinstance(error, ActivityError) else None
+    details = cause.last_heartbeat_details if isinstance(cause, TimeoutError) else ()
+    task = details[0].get("task") if details and isinstance(details[0], dict) else None
+    return task if isinstance(task, str) else None
+
+
+async def stop(work: asyncio.Future[Any], *expected: type[BaseException]) -> str | None:
+    """Cancel an operation's vCenter part and wait until it has stopped: its task activity cancels the vCenter
+    task and waits for its end. Returns the task of an attempt lost meanwhile, for the caller to cancel."""
+    stopped: tuple[type[BaseException], ...] = (asyncio.CancelledError, *StepFailed, *expected)
+    work.cancel()
+    try:
+        await work
+    except stopped as error:
+        return lost_task(error)
+    return None
+
+
+async def cancel_lost_task(task: str | None) -> bool:
+    """Cancel the task of a lost attempt (see lost_task) and wait for its end; True if vCenter finished it
+    first (what it did stands)."""
+    if task is None:
+        return False
+    return await workflow.execute_activity_method(
+        VSphereSnapshotActivities.cancel_task, task, summary=f"CancelTask {task} (its worker was lost)",
+        **options.vsphere_snapshot_task(None))
 
 
 def failure_type(error: BaseException) -> str | None:

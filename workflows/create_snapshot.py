@@ -38,12 +38,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.common import (
         CANCELLED_BY_DELETE,
         StepFailed,
+        cancel_lost_task,
         count_operation,
         failure_detail,
         failure_message,
         kube,
         outcome_span,
         release_vm_queue,
+        stop,
         sync_snapshot_tree,
         together,
         vcenter,
@@ -134,12 +136,10 @@ class CreateSnapshot:
             await workflow.wait_condition(work.done, timeout=left)
         except asyncio.TimeoutError:
             step = self.step
-            await self._stop(work)
-            return await self._deadline_exceeded(plan, step)
+            return await self._deadline_exceeded(plan, step, await stop(work, QuiesceRefused))
         except asyncio.CancelledError:
             with outcome_span("create cancelled", step=self.step):
-                await self._stop(work)
-                await self._undo(plan)
+                await self._undo(plan, await stop(work, QuiesceRefused))
             count_operation("create", "cancelled", reason=CANCELLED_BY_DELETE)
             raise
         try:
@@ -170,33 +170,24 @@ class CreateSnapshot:
             _, created = await self._vsphere_task(plan, plan.requested, None, FALLBACK)
         return created, failure
 
-    @staticmethod
-    async def _stop(work: asyncio.Future[Any]) -> None:
-        """Cancel the vCenter part and wait until it has stopped (its task activity cancels the vCenter task
-        and waits for its end: see VSphereSnapshotActivities)."""
-        work.cancel()
-        try:
-            await work
-        except (asyncio.CancelledError, QuiesceRefused, *StepFailed):
-            pass
-
-    async def _undo(self, plan: SnapshotPlan) -> None:
-        """Remove the snapshot this create made, if its task got that far: recognised by the object's UID in
-        its config, never by its name."""
+    async def _undo(self, plan: SnapshotPlan, lost: str | None) -> None:
+        """Cancel the task of an attempt whose worker was lost (`lost`), then remove the snapshot this create
+        made, if its task got that far: recognised by the object's UID in its config, never by its name."""
         self._at("remove what this create made in vCenter")
+        await cancel_lost_task(lost)
         await workflow.execute_activity_method(
             VSphereSnapshotActivities.remove_snapshot,
             SnapshotLookup(vm_moref=plan.vm_moref, name=plan.snapshot.name, owner_uid=plan.snapshot.uid),
             summary=f"RemoveSnapshot_Task {plan.snapshot.name}, if this create made it",
             **options.vsphere_snapshot_task(None))
 
-    async def _deadline_exceeded(self, plan: SnapshotPlan, step: str) -> str:
+    async def _deadline_exceeded(self, plan: SnapshotPlan, step: str, lost: str | None = None) -> str:
         workflow.logger.warning("%s passed its deadline at step: %s", plan.snapshot, step)
         message = messages.deadline_exceeded(self._deadline_text(plan), plan.deadline_limit, step,
                                              messages.CREATE_UNDONE)
         with outcome_span("deadline exceeded", step=step, deadline=self._deadline_text(plan),
                           limit=plan.deadline_limit):
-            await self._undo(plan)
+            await self._undo(plan, lost)
             self._at(f"failed: {message}")
             await together(self._status(plan, conditions=[ConditionChange(
                                type=CREATED, status=False, reason=SnapshotReason.DEADLINE_EXCEEDED,

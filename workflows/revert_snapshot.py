@@ -5,7 +5,6 @@ the VM is never left blocked. An empty snapshot name is an abort: the failure co
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from temporalio import workflow
 from temporalio.workflow import ActivityCancellationType
@@ -30,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.common import (
         CANCELLED_BY_DELETE,
         StepFailed,
+        cancel_lost_task,
         cancelled,
         count_operation,
         failure_detail,
@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         failure_type,
         kube,
         outcome_span,
+        stop,
         sync_snapshot_tree,
         together,
         vcenter,
@@ -46,6 +47,9 @@ with workflow.unsafe.imports_passed_through():
 
 @workflow.defn(name="RevertSnapshot")
 class RevertSnapshot:
+    def __init__(self) -> None:
+        self.found: SnapshotNode | None = None  # the vSphere snapshot the revert goes to, once found
+
     @workflow.run
     async def run(self, op: Operation) -> str:
         if not op.snapshot_name:
@@ -76,13 +80,16 @@ class RevertSnapshot:
             await workflow.wait_condition(work.done, timeout=max((plan.deadline - workflow.now()).total_seconds(), 0))
         except asyncio.TimeoutError:
             with outcome_span("deadline exceeded", step="revert in vCenter", limit=plan.deadline_limit):
-                await _stop(work)
+                lost = await stop(work)
+                reverted_anyway = await cancel_lost_task(lost)
+                if reverted_anyway and self.found is not None:  # by a lost attempt's task: the VM must follow
+                    return await self._restore(op, plan, self.found, None)
                 if work.cancelled() or work.exception() is not None:
                     return await self._deadline_exceeded(op, plan)
             workflow.logger.info("%s: vCenter ended the revert before the deadline's cancel reached it", op.vm)
         except asyncio.CancelledError:
             with outcome_span("revert cancelled", step="revert in vCenter"):
-                await _stop(work)
+                await cancel_lost_task(await stop(work))
             count_operation("revert", "cancelled", reason=CANCELLED_BY_DELETE)
             raise
         in_vcenter = work.result()
@@ -116,6 +123,7 @@ class RevertSnapshot:
             return await self._failed(op, RevertReason.FAILED, messages.revert_failed_to_find_vsphere_snapshot(
                 plan.snapshot_name, failure_message(e)))
 
+        self.found = node
         location = SnapshotLocation(vm_moref=plan.vm_moref, snapshot_moref=node.moref)
         cancel = plan.deadline is not None  # today's plan: a cancel (deadline, deleted VM) cancels the task
         try:
@@ -174,12 +182,3 @@ class RevertSnapshot:
         count_operation("revert", "failed")
         return f"{reason}: {message}"
 
-
-async def _stop(work: asyncio.Future[Any]) -> None:
-    """Cancel the vCenter part and wait until it has stopped (its task activity cancels the vCenter task and
-    waits for its end)."""
-    work.cancel()
-    try:
-        await work
-    except (asyncio.CancelledError, *StepFailed):
-        pass

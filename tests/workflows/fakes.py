@@ -352,11 +352,15 @@ class FakeWorld:
         def remove_snapshot(lookup: SnapshotLookup) -> bool:
             return True
 
+        @fake("vsphere_cancel_task")
+        def cancel_task(task: str) -> bool:
+            return False  # cancelled before it finished
+
         return ([prepare_snapshot, update_snapshot_status, request_csi_sync, csi_sync_completed,
                  compute_requested_storage, prepare_delete, remove_finalizer, sync_snapshot_tree, prepare_revert,
                  set_revert_condition, restore_vm, store_snapshot_extra_config, find_snapshot,
                  read_snapshot_vm_yaml, read_snapshot_tree, read_snapshot_used_bytes, enqueue],
-                [create_snapshot_task, revert_snapshot, remove_snapshot])
+                [create_snapshot_task, revert_snapshot, remove_snapshot, cancel_task])
 
 
 # --- operations --------------------------------------------------------------------------------------------------
