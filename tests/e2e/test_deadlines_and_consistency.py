@@ -24,6 +24,7 @@ from api.names import (
     FAILURE_DEADLINE_ANNOTATION,
     QUIESCE_FALLBACK_ANNOTATION,
     SNAPSHOT_CONSISTENCY_CONDITION,
+    TRACE_ID_ANNOTATION,
     ConsistencyReason,
     EventReason,
     PowerState,
@@ -36,6 +37,7 @@ from testbed.vms import create_vm, eventually, get_snapshot, get_vm, vsphere_sna
 from tests.e2e.test_create_snapshot import created_workflow_id, kubectl, ready
 from tests.e2e.test_delete_failures import gone
 from tests.e2e.test_durability import wait_for_running_task
+from tests.e2e.test_observability import scrape, trace_of
 from tests.e2e.test_revert_delete import patch_vm, vcenter_power
 from tests.e2e.test_snapshot_ownership import events_of
 
@@ -193,6 +195,12 @@ def test_a_held_create_past_its_deadline_is_cancelled_and_removed(product, kube_
 
     assert_nothing_in_vcenter(vcsim, sim_vm)
     assert_cancelled_in_vcenter(vsphere, vcsim, sim_vm, "createSnapshot")
+    # what operators see besides: a span of the operation's trace around the undo, a count by reason
+    trace_id = snap.metadata.annotations[TRACE_ID_ANNOTATION]
+    eventually(lambda: "deadline exceeded" in {s["name"] for s in trace_of(product.spans(), trace_id).values()},
+               what="the 'deadline exceeded' span in the object's trace")
+    eventually(lambda: 'reason="DeadlineExceeded"' in scrape(product.processes[0]),
+               what="vmsnap_operations counted by reason DeadlineExceeded")
 
     took = kubectl_delete(kubeconfig, namespace, "late")
     assert took <= PROMPT, f"kubectl delete took {took:.1f}s"
