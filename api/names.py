@@ -38,6 +38,23 @@ VM_SINGULAR = "virtualmachine"
 VM_SHORT_NAME = "vm"
 VM_CRD_NAME = f"{VM_PLURAL}.{GROUP}"
 
+# --- VM Operator's own snapshot controller (runtime/coexistence.py) -------------------------------------------
+
+# VM Operator (pkg/config/capabilities) turns its VirtualMachineSnapshot controller and webhooks on with this
+# Supervisor capability. It acts on the same objects and adds the same finalizer (SNAPSHOT_FINALIZER), so where it
+# is on this product stands aside: two controllers would take every snapshot twice.
+VM_OPERATOR_SNAPSHOT_CAPABILITY = "supports_VM_service_VM_snapshots"
+# Where VM Operator reads it: the cluster-scoped Capabilities object, status.supervisor[<capability>].activated as
+# the Supervisor's capability controller computes it (external/capabilities/api/v1alpha1)...
+CAPABILITIES_GROUP = "iaas.vmware.com"
+CAPABILITIES_VERSION = "v1alpha1"
+CAPABILITIES_PLURAL = "capabilities"
+CAPABILITIES_CRD_NAME = f"{CAPABILITIES_PLURAL}.{CAPABILITIES_GROUP}"
+SUPERVISOR_CAPABILITIES_NAME = "supervisor-capabilities"
+# ... and, on Supervisors before the Capabilities API, the ConfigMap whose data maps a capability to "true".
+CAPABILITIES_CONFIG_MAP_NAMESPACE = "kube-system"
+CAPABILITIES_CONFIG_MAP_NAME = "wcp-cluster-capabilities"
+
 # --- finalizers, labels, annotations -------------------------------------------------------------------------
 
 # On the snapshot before any vSphere work, so a snapshot is never orphaned in vCenter.

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from temporalio.client import Client
@@ -53,12 +54,16 @@ class _Barrier:
 
 
 class Dispatcher:
-    def __init__(self, client: Client, task_queue: str, concurrency: int = DEFAULT_CONCURRENCY):
+    def __init__(self, client: Client, task_queue: str, concurrency: int = DEFAULT_CONCURRENCY,
+                 acting: Callable[[], bool] = lambda: True):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.client = client
         self.task_queue = task_queue
         self.concurrency = concurrency
+        # False while the bridge stands aside for VM Operator's own snapshot controller (runtime/coexistence.py):
+        # a change still queued or held then goes nowhere (the resync hands it over again once it acts)
+        self.acting = acting
         self._lanes: dict[Key, deque[tuple[int, Event]]] = {}  # a VM's changes not handled yet (head: in hand)
         self._ready: asyncio.Queue[Key] = asyncio.Queue()       # lanes with changes and no worker on them
         self._received = 0   # sequence number of the next change
@@ -127,6 +132,8 @@ class Dispatcher:
         """Handle a change, trying again while Temporal is unreachable (every action is safe to repeat)."""
         delay = OUTAGE_RETRY_SECONDS
         while True:
+            if not self.acting():
+                return
             try:
                 await self.handle(event)
             except Exception as e:

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Callable
 
 import prometheus_client
 
@@ -16,8 +17,9 @@ from bridge.decisions import snapshot_fields, vm_fields
 from bridge.dispatcher import Dispatcher, log_when_caught_up
 from bridge.metrics import RELISTS
 from bridge.schedules import ScheduleSync
+from runtime.coexistence import Coexistence
 from runtime.health import HealthServer
-from runtime.informer import Informer, start_informer
+from runtime.informer import Event, Informer, start_informer
 from runtime.kube import Kube, api_client
 from runtime.kube_schedule import ScheduleKube
 from runtime.settings import Settings
@@ -33,7 +35,14 @@ async def run(settings: Settings) -> None:
     if settings.metrics_port:
         prometheus_client.start_http_server(settings.metrics_port)
     api = api_client(settings)
-    dispatcher = Dispatcher(client, settings.task_queue, concurrency=settings.bridge_dispatch_concurrency)
+    # VM Operator's own snapshot controller on (runtime/coexistence.py): the bridge stands aside. Its informers
+    # keep watching (reads only), but nothing they see reaches Temporal: the changes are dropped at delivery and
+    # again before a held one goes out; once it acts again, the informers' resync hands everything over.
+    coexistence = Coexistence(Kube(api), allow=settings.allow_beside_vm_operator_snapshots,
+                              period=settings.vm_operator_check_seconds)
+    await coexistence.check()
+    dispatcher = Dispatcher(client, settings.task_queue, concurrency=settings.bridge_dispatch_concurrency,
+                            acting=lambda: coexistence.acting)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -43,27 +52,38 @@ async def run(settings: Settings) -> None:
     def relisted(plural: str, lists: int) -> None:
         RELISTS.labels(plural).set(lists)
 
-    informers = [Informer(Kube(api), plural, dispatcher.deliver_threadsafe(loop),
+    def gated(deliver: Callable[[Event], None]) -> Callable[[Event], None]:
+        return lambda event: deliver(event) if coexistence.acting else None
+
+    informers = [Informer(Kube(api), plural, gated(dispatcher.deliver_threadsafe(loop)),
                           resync_seconds=settings.resync_seconds, namespace=settings.watch_namespace,
                           transform=fields, on_list=relisted)
                  for plural, fields in ((SNAPSHOT_PLURAL, snapshot_fields), (VM_PLURAL, vm_fields))]
     # VirtualMachineSnapshotSchedules: each followed by its Temporal Schedule (bridge/schedules.py)
     schedules = ScheduleSync(client, settings.task_queue, Kube(api))
     informers.append(Informer(ScheduleKube(Kube(api)), SCHEDULE_PLURAL,  # type: ignore[arg-type]
-                              schedules.deliver_threadsafe(loop), resync_seconds=settings.resync_seconds,
+                              gated(schedules.deliver_threadsafe(loop)), resync_seconds=settings.resync_seconds,
                               namespace=settings.watch_namespace, on_list=relisted))
     admission = None
     if settings.webhook_cert_file and settings.webhook_key_file:
         # imported only here: aiohttp and the webhook cost ~11 MB a watch-only bridge does not need
         from bridge.admission.server import AdmissionServer
-        # served before the informers catch up: admission reads what it needs from the apiserver itself
+        # served before the informers catch up: admission reads what it needs from the apiserver itself.
+        # Standing aside, it fails open: it admits every review unchanged (no finalizer, no label, no refusal),
+        # as if it were not registered. Its configurations' failurePolicy is Fail and they cover every
+        # VirtualMachine write, so a webhook that refused (or went unready) would block users' and VM Operator's
+        # own writes cluster-wide; and its rules are this product's, while VM Operator's own webhooks judge the
+        # snapshots its controller takes. Its /readyz stays 200 for the same reason: the Service must keep it.
         admission = AdmissionServer(api, settings.webhook_cert_file, settings.webhook_key_file,
-                                    port=settings.webhook_port, reuse_port=settings.webhook_reuse_port)
+                                    port=settings.webhook_port, reuse_port=settings.webhook_reuse_port,
+                                    standing_aside=lambda: not coexistence.acting)
         await admission.start()
     dispatching = asyncio.create_task(dispatcher.run())
     scheduling = asyncio.create_task(schedules.run())
 
     async def not_ready() -> str | None:  # ready once every informer has listed, while Temporal answers
+        if (aside := coexistence.not_ready()) is not None:
+            return aside
         listing = [i.plural for i in informers if not i.synced.is_set()]
         if listing:
             return f"still listing {', '.join(listing)}"
@@ -71,6 +91,7 @@ async def run(settings: Settings) -> None:
     health = HealthServer(settings.health_port, live=lambda: not dispatching.done(), not_ready=not_ready,
                           port_file=settings.health_port_file)
     await health.start()
+    coexistence.start()
     for informer in informers:
         await start_informer(informer)
     log.info("bridge watching %s", ", ".join(i.plural for i in informers))
@@ -82,6 +103,7 @@ async def run(settings: Settings) -> None:
     dispatching.cancel()
     scheduling.cancel()
     caught_up_logged.cancel()
+    await coexistence.stop()
     await health.stop()
     if admission is not None:
         await admission.stop()

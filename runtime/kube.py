@@ -79,6 +79,33 @@ class Kube:
                 return None
             raise
 
+    def get_cluster_object(self, plural: str, name: str, *, group: str, version: str,
+                           timeout: float | None = None) -> dict[str, Any] | None:
+        """A cluster-scoped custom object, or None if it does not exist (a 404: no such object, or no such API
+        when its CRD is not installed)."""
+        try:
+            return self.custom.get_cluster_custom_object(group, version, plural, name, **_timeout(timeout))
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def get_config_map(self, namespace: str, name: str, *, timeout: float | None = None) -> dict[str, Any] | None:
+        """A ConfigMap as JSON, or None if it does not exist. A plain GET through the API client rather than
+        CoreV1Api, whose module a process that never otherwise needs it (the bridge) should not load (see `core`)."""
+        method, url, headers, body, post = self.api.param_serialize(
+            "GET", "/api/v1/namespaces/{namespace}/configmaps/{name}",
+            path_params={"namespace": namespace, "name": name}, header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"])
+        response = self.api.call_api(method, url, headers, body, post, _request_timeout=timeout)
+        response.read()
+        try:
+            return self.api.response_deserialize(response, {"200": "object"}).data
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
     def list_object_pages(self, plural: str, namespace: str = "", *, label_selector: str | None = None,
                           page_size: int = LIST_PAGE_SIZE, timeout: float | None = None,
                           group: str = GROUP, version: str = VERSION) -> Iterator[dict[str, Any]]:

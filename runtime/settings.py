@@ -85,6 +85,13 @@ class Settings(BaseSettings):
     # the bridge hands this many VMs' changes to Temporal at once (each VM's own changes stay in order)
     bridge_dispatch_concurrency: int = Field(16, ge=1)
 
+    # VM Operator's own VirtualMachineSnapshot controller (its Supervisor capability supports_VM_service_VM_snapshots):
+    # where it is on, or where it cannot be told, the worker does not poll and the bridge hands nothing to Temporal
+    # (runtime/coexistence.py); true = act anyway, with a warning (the operator knows VM Operator's controller leaves
+    # these objects alone). Checked at start and every vm_operator_check_seconds (an upgrade can turn it on).
+    allow_beside_vm_operator_snapshots: bool = False
+    vm_operator_check_seconds: float = Field(180.0, gt=0)
+
     # the bridge's admission webhook (HTTPS); no cert file = not served (e.g. a second, watch-only bridge)
     webhook_port: int = 9443
     webhook_cert_file: Path | None = None

@@ -30,6 +30,7 @@ from activities.vsphere.change_feed import SnapshotChangeFeed
 from activities.vsphere_snapshot import VSphereSnapshotActivities
 from activities.vsphere_tree_watch import VSphereTreeWatchActivities
 from api.operation_policy import OperationDefaults
+from runtime.coexistence import Coexistence
 from runtime.health import HealthServer
 from runtime.kube import Kube, api_client
 from runtime.settings import Settings
@@ -100,12 +101,46 @@ async def start_tree_watch(client: Client, settings: Settings) -> None:
         static_summary="keeps VM snapshot status equal to vCenter's trees")
 
 
+def temporal_workers(settings: Settings, client: Client, vsphere: VSphereSnapshotActivities,
+                     main_activities: list, pool: ThreadPoolExecutor) -> tuple[Worker, Worker]:
+    """The two Temporal workers: the main task queue, and the vCenter tasks' capped one. Made anew each time the
+    process starts polling (a Worker runs once)."""
+    drain = timedelta(seconds=settings.graceful_shutdown_seconds)
+    worker = Worker(client, task_queue=settings.task_queue, workflows=WORKFLOWS, activities=main_activities,
+                    activity_executor=pool,
+                    max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+                    max_concurrent_local_activities=MAX_CONCURRENT_LOCAL_ACTIVITIES,
+                    graceful_shutdown_timeout=drain)
+    vcenter_tasks = Worker(client, task_queue=vcenter_task_queue(settings.task_queue),
+                           activities=vcenter_task_activities(vsphere), activity_executor=pool,
+                           max_concurrent_activities=settings.vcenter_task_slots, graceful_shutdown_timeout=drain,
+                           # a workflow's cancel (a deadline, a delete) reaches a held vCenter task within
+                           # this, rather than at most 0.8 × its 30 s heartbeat timeout
+                           max_heartbeat_throttle_interval=VCENTER_TASK_HEARTBEAT_THROTTLE)
+    return worker, vcenter_tasks
+
+
+async def first(*awaitables) -> None:  # type: ignore[no-untyped-def]
+    """Wait for the first of these to finish; the others are cancelled if they are tasks made here."""
+    tasks = [a if isinstance(a, asyncio.Future) else asyncio.ensure_future(a) for a in awaitables]
+    made = [t for t, a in zip(tasks, awaitables, strict=True) if t is not a]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in made:
+            task.cancel()
+
+
 async def run(settings: Settings) -> None:
     client = await connect(settings, temporal_runtime(f"0.0.0.0:{settings.metrics_port}"
                                                       if settings.metrics_port else None),
                            plugins=setup_tracing(settings, "vmsnap-worker"))
     session = VSphereSession(settings)
     kube = Kube(api_client(settings))
+    # VM Operator's own snapshot controller on: no polling (runtime/coexistence.py), checked again periodically
+    coexistence = Coexistence(kube, allow=settings.allow_beside_vm_operator_snapshots,
+                              period=settings.vm_operator_check_seconds)
+    await coexistence.check()
     feed = SnapshotChangeFeed(session)
     # its own client: the watch holds a connection the activities' pool should not lose
     bound_vms = BoundVMs(Kube(api_client(settings)), settings.watch_namespace)
@@ -117,34 +152,40 @@ async def run(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     vsphere = VSphereSnapshotActivities(session)
-    drain = timedelta(seconds=settings.graceful_shutdown_seconds)
     pool_size = MAX_CONCURRENT_ACTIVITIES + MAX_CONCURRENT_LOCAL_ACTIVITIES + settings.vcenter_task_slots
+    failed = False
+
+    async def not_ready() -> str | None:
+        return coexistence.not_ready() or await unavailable(client, settings.task_queue)
+
     with ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="activity") as pool:
-        worker = Worker(client, task_queue=settings.task_queue, workflows=WORKFLOWS,
-                        activities=activities(settings, client, vsphere, kube, events, feed, bound_vms),
-                        activity_executor=pool,
-                        max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
-                        max_concurrent_local_activities=MAX_CONCURRENT_LOCAL_ACTIVITIES,
-                        graceful_shutdown_timeout=drain)
-        vcenter_tasks = Worker(client, task_queue=vcenter_task_queue(settings.task_queue),
-                               activities=vcenter_task_activities(vsphere), activity_executor=pool,
-                               max_concurrent_activities=settings.vcenter_task_slots, graceful_shutdown_timeout=drain,
-                               # a workflow's cancel (a deadline, a delete) reaches a held vCenter task within
-                               # this, rather than at most 0.8 × its 30 s heartbeat timeout
-                               max_heartbeat_throttle_interval=VCENTER_TASK_HEARTBEAT_THROTTLE)
-        health = HealthServer(settings.health_port, live=lambda: not worker.is_shutdown,
-                              not_ready=lambda: unavailable(client, settings.task_queue),
-                              port_file=settings.health_port_file)
+        main_activities = activities(settings, client, vsphere, kube, events, feed, bound_vms)
+        health = HealthServer(settings.health_port, live=lambda: not (failed or stop.is_set()),
+                              not_ready=not_ready, port_file=settings.health_port_file)
         await health.start()
-        run_task = asyncio.ensure_future(asyncio.gather(worker.run(), vcenter_tasks.run()))
-        await start_tree_watch(client, settings)
-        log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_address)
+        coexistence.start()
         print("worker running", flush=True)
-        await asyncio.wait([run_task, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
-        if not run_task.done():
-            log.info("shutting down: draining for up to %ss", settings.graceful_shutdown_seconds)
+        stopped = asyncio.ensure_future(stop.wait())
+        while not stop.is_set():
+            if not coexistence.acting:  # the reason is logged by the check, once
+                log.info("not polling task queue %s while standing aside", settings.task_queue)
+                await first(stopped, coexistence.until(acting=True))
+                continue
+            worker, vcenter_tasks = temporal_workers(settings, client, vsphere, main_activities, pool)
+            run_task = asyncio.ensure_future(asyncio.gather(worker.run(), vcenter_tasks.run()))
+            await start_tree_watch(client, settings)
+            log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_address)
+            await first(run_task, stopped, coexistence.until(acting=False))
+            if run_task.done():  # the workers ended by themselves: a fatal error (raised here) or none
+                failed = True
+                await run_task
+                break
+            log.info("%s: draining for up to %ss", "shutting down" if stop.is_set() else "standing aside",
+                     settings.graceful_shutdown_seconds)
             await asyncio.gather(worker.shutdown(), vcenter_tasks.shutdown())
-        await run_task
+            await run_task
+        stopped.cancel()
+        await coexistence.stop()
         await health.stop()
     events.close()
     feed.stop()

@@ -62,8 +62,12 @@ class AdmissionServer:
     def __init__(self, kube: client.ApiClient, cert_file: str | os.PathLike[str], key_file: str | os.PathLike[str],
                  host: str = "0.0.0.0", port: int = 9443, *,
                  certificate_check_seconds: float = CERTIFICATE_CHECK_SECONDS,
-                 max_body_bytes: int = MAX_BODY_BYTES, reuse_port: bool = False):
+                 max_body_bytes: int = MAX_BODY_BYTES, reuse_port: bool = False,
+                 standing_aside: Callable[[], bool] = lambda: False):
         self.host = host
+        # True while the bridge stands aside for VM Operator's own snapshot controller (runtime/coexistence.py):
+        # every well-formed review is then admitted unchanged (bridge/main.py says why it fails open)
+        self._standing_aside = standing_aside
         self._reuse_port = reuse_port
         self._requested_port = port
         self._bound_port: int | None = None
@@ -153,6 +157,8 @@ class AdmissionServer:
             # Every served version has the same schema, so each is judged alike; any other is not ours to judge.
             return bad_request_response(request, admission_messages.version_not_admitted(
                 webhook.kind, request.kind.group, request.kind.version))
+        if self._standing_aside():
+            return review_response(request, Verdict())
         try:
             verdict = await judge(request)
         except MalformedReview as error:

@@ -14,7 +14,8 @@ from kubernetes import client
 
 from tests.deploy.manifests import build, kubectl
 
-INSTALLED_KINDS = ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+# Role and RoleBinding: VM Operator's capabilities ConfigMap in kube-system (rbac/vm-operator-capabilities.yaml)
+INSTALLED_KINDS = ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 TOKEN_SECONDS = 2 * 3600
 
 

@@ -13,13 +13,16 @@ from __future__ import annotations
 import base64
 import copy
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from api.names import SNAPSHOT_CRD_NAME
 from bridge.admission.configuration import CERT_MANAGER_INJECT_CA_ANNOTATION
 from testbed.pki import CertificateAuthority
+from tests.admission.kube_objects import KUBECTL
 from tests.deploy.manifests import DEPLOY, OVERLAYS, REPO, build, is_cert_manager, kubectl, one
 
 POD_SECURITY_WARNING = "would violate PodSecurity"
@@ -60,6 +63,24 @@ def readme_recipe(directory: Path, ca_pem: bytes) -> Path:
     (site / "webhook-ca.yaml").write_text(heredoc.replace("$ca", base64.b64encode(ca_pem).decode()))
     (site / "kustomization.yaml").write_text(kustomization)
     return site
+
+
+def test_the_documented_supervisor_install_leaves_vm_operators_snapshot_crd_alone(tmp_path):
+    """deploy/README.md's "Running next to VM Operator" kustomization: the production overlay without this product's
+    VirtualMachineSnapshot CRD (VM Operator's on a Supervisor), everything else as built."""
+    text = (DEPLOY / "README.md").read_text()
+    kustomization = re.search(r"```yaml\n# supervisor/kustomization\.yaml\n(.*?)```", text, re.S).group(1)
+    (tmp_path / "vmsnap").symlink_to(REPO)
+    (tmp_path / "supervisor").mkdir()
+    (tmp_path / "supervisor" / "kustomization.yaml").write_text(kustomization)
+    done = subprocess.run([str(KUBECTL), "kustomize", str(tmp_path / "supervisor")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    built = [o for o in yaml.safe_load_all(done.stdout) if o]
+    production = build("production")
+    crds = {o["metadata"]["name"] for o in built if o["kind"] == "CustomResourceDefinition"}
+    assert crds == {o["metadata"]["name"] for o in production if o["kind"] == "CustomResourceDefinition"} - \
+        {SNAPSHOT_CRD_NAME}
+    assert len(built) == len(production) - 1
 
 
 def test_the_documented_install_without_cert_manager(installed_identities, kubeconfig, tmp_path):

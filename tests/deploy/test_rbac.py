@@ -15,7 +15,15 @@ import re
 import pytest
 from kubernetes import client, config
 
-from api.names import GROUP
+from api.names import (
+    CAPABILITIES_CONFIG_MAP_NAME,
+    CAPABILITIES_CONFIG_MAP_NAMESPACE,
+    CAPABILITIES_GROUP,
+    CAPABILITIES_PLURAL,
+    CAPABILITIES_VERSION,
+    GROUP,
+    SUPERVISOR_CAPABILITIES_NAME,
+)
 from api.schedule_names import SCHEDULE_GROUP, SCHEDULE_PLURAL
 from runtime.kube import Kube
 from runtime.kube_schedule import ScheduleKube
@@ -65,11 +73,11 @@ CLUSTER_SCOPED = {"namespaces", "clusterroles", "clusterrolebindings", "validati
                   "customresourcedefinitions", "volumesnapshotcontents"}
 
 
-def allowed(api: client.ApiClient, resource: tuple[str, str, str], verb: str, namespace: str) -> bool:
+def allowed(api: client.ApiClient, resource: tuple[str, str, str], verb: str, namespace: str, name: str = "") -> bool:
     group, plural, subresource = resource
     review = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(
         resource_attributes=client.V1ResourceAttributes(group=group, resource=plural, subresource=subresource,
-                                                        verb=verb, namespace=namespace or None)))
+                                                        verb=verb, namespace=namespace or None, name=name or None)))
     return client.AuthorizationV1Api(api).create_self_subject_access_review(review).status.allowed
 
 
@@ -90,6 +98,31 @@ def test_the_account_gets_exactly_what_its_code_calls(account, service_account_k
     # list/watch: the informers and the tree resync)
     for where in (namespace, NAMESPACE, "kube-system", ""):
         assert granted(api, where) == NEEDED[account], f"{account} in namespace {where or '(all)'}"
+
+
+# ... and, by name only (resourceNames), the two objects runtime/coexistence.py reads to learn whether VM Operator's
+# own snapshot controller is on: (resource, namespace, name)
+CAPABILITIES = (CAPABILITIES_GROUP, CAPABILITIES_PLURAL, "")
+CAPABILITY_OBJECTS = [(CAPABILITIES, "", SUPERVISOR_CAPABILITIES_NAME),
+                      (("", "configmaps", ""), CAPABILITIES_CONFIG_MAP_NAMESPACE, CAPABILITIES_CONFIG_MAP_NAME)]
+
+
+@pytest.mark.parametrize("account", sorted(NEEDED))
+def test_the_account_reads_vm_operators_capability_objects_by_name_and_nothing_beside(
+        account, service_account_kubeconfig, namespace):
+    api = config.new_client_from_config(str(service_account_kubeconfig(NAMESPACE, account)))
+    for resource, where, name in CAPABILITY_OBJECTS:
+        assert {verb for verb in VERBS if allowed(api, resource, verb, where, name)} == {"get"}, name
+        assert not allowed(api, resource, "get", where, "another-name")
+        assert not allowed(api, resource, "list", where)
+    for where in (namespace, NAMESPACE):  # the ConfigMap's name elsewhere is nothing
+        assert not allowed(api, ("", "configmaps", ""), "get", where, CAPABILITIES_CONFIG_MAP_NAME)
+    # and the real reads, through the one Kubernetes layer: absent on the test bed (no Capabilities API, no
+    # ConfigMap), a 404 each, never a 403
+    kube = Kube(api)
+    assert kube.get_cluster_object(CAPABILITIES_PLURAL, SUPERVISOR_CAPABILITIES_NAME, group=CAPABILITIES_GROUP,
+                                   version=CAPABILITIES_VERSION) is None
+    assert kube.get_config_map(CAPABILITIES_CONFIG_MAP_NAMESPACE, CAPABILITIES_CONFIG_MAP_NAME) is None
 
 
 def test_what_a_compromised_process_could_try_is_refused(service_account_kubeconfig):
@@ -132,12 +165,14 @@ KNOWN_CALLS = {
                       "read_namespaced_persistent_volume_claim", "create_namespaced_event",
                       # a schedule's runs (activities/kube_schedule.py; runtime/kube_schedule.py's ScheduleKube);
                       # create_snapshot also matches VSphereSnapshotActivities.create_snapshot in worker/main.py
-                      "list_objects", "get_schedule", "update_schedule_status", "create_snapshot", "delete_snapshot"},
+                      "list_objects", "get_schedule", "update_schedule_status", "create_snapshot", "delete_snapshot",
+                      # runtime/coexistence.py: VM Operator's snapshot capability, by name
+                      "get_cluster_object", "get_config_map"},
     "vmsnap-bridge": {"get_object", "list_objects", "list_object_pages", "watch_objects", "Watch",
-                      "update_schedule_status"},
+                      "update_schedule_status", "get_cluster_object", "get_config_map"},
 }
-SOURCES = {"vmsnap-worker": ["activities/**/*.py", "worker/main.py", "runtime/informer.py"],
-           "vmsnap-bridge": ["bridge/**/*.py", "runtime/informer.py"]}
+SOURCES = {"vmsnap-worker": ["activities/**/*.py", "worker/main.py", "runtime/informer.py", "runtime/coexistence.py"],
+           "vmsnap-bridge": ["bridge/**/*.py", "runtime/informer.py", "runtime/coexistence.py"]}
 API_METHOD = re.compile(r"^(get|list|read|create|replace|patch|delete|connect)_\w*(namespaced|cluster|custom_object)"
                         r"\w*$|^Watch$")
 KUBE_METHODS = {name for layer in (Kube, ScheduleKube) for name, member in vars(layer).items()
