@@ -124,9 +124,9 @@ class CreateSnapshot:
         return await self._create_by_deadline(op, plan)
 
     async def _create_by_deadline(self, op: Operation, plan: SnapshotPlan) -> str:
-        """The vCenter part (ExtraConfig, the task, recording it) raced against the deadline. Past it, or on a
-        cancel (a delete of the object, or of its VM), the running vCenter task is cancelled and whatever this
-        create made is removed; then the handshake, whose own deadline only marks the object."""
+        """The vCenter part (ExtraConfig, then the task) raced against the deadline. Past it, or on a cancel (a
+        delete of the object, or of its VM), the running vCenter task is cancelled and whatever this create made is
+        removed. Then the record and the handshake, past whose deadline the object is only marked."""
         assert plan.deadline is not None
         left = (plan.deadline - workflow.now()).total_seconds()
         if left <= 0:
