@@ -80,11 +80,11 @@ def derive_ready(conditions: list[Condition], now: datetime, generation: int | N
 
 def apply_condition(conditions: list[Condition], change: ConditionChange, now: datetime,
                     generation: int | None) -> list[Condition]:
-    if change.status and change.type == SNAPSHOT_CONSISTENCY_CONDITION:  # ours: True says what, in its reason
+    if change.status and not change.reason:  # VM Operator's conditions: True has reason "True", no message
+        return set_true(conditions, change.type, now, generation)
+    if change.status:  # ours that say what in their reason when True (the Consistency condition)
         return set_condition(conditions, change.type, ConditionStatus.TRUE, change.reason, change.message, now,
                              generation)
-    if change.status:
-        return set_true(conditions, change.type, now, generation)
     return set_condition(conditions, change.type, ConditionStatus.FALSE, change.reason, change.message, now,
                          generation)
 

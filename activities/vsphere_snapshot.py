@@ -5,7 +5,6 @@ detail, so a retried attempt re-attaches to the task instead of starting a secon
 from __future__ import annotations
 
 import time
-from typing import NamedTuple
 
 from pyVmomi import vim, vmodl
 from temporalio import activity
@@ -29,7 +28,7 @@ from activities.vsphere.snapshots import (
     read_used_bytes,
     snapshot_owner,
 )
-from activities.vsphere.tasks import TaskFailed, cancel_task, running_snapshot_tasks, wait_for_task
+from activities.vsphere.tasks import TaskEnd, TaskFailed, cancel_task, running_snapshot_tasks, wait_for_task
 from api import messages
 from api.errors import ErrorType
 from api.names import SNAPSHOT_OWNER_EXTRA_CONFIG_KEY, VM_RESOURCE_YAML_EXTRA_CONFIG_KEY
@@ -145,28 +144,21 @@ def snapshot_vm_yaml(si, snapshot_moref: str) -> str | None:
     return values[-1] if values else None
 
 
-class EarlierTask(NamedTuple):
-    """What the task an earlier attempt of this activity started came to."""
-
-    done: bool = False       # it succeeded: the work is done
-    result: object = None    # its result (a create's: the snapshot)
-
-
 class VSphereSnapshotActivities:
     def __init__(self, session: VSphereSession):
         self.session = session
 
     @staticmethod
-    def _finish_earlier_tasks(si, vm: vim.VirtualMachine, step: str, cancel_task_on_cancel: bool) -> EarlierTask:
+    def _finish_earlier_tasks(si, vm: vim.VirtualMachine, step: str, cancel_task_on_cancel: bool) -> TaskEnd:
         """Re-attach to the task an earlier attempt started (from its heartbeat), then wait out any other
         snapshot task running on the VM (an attempt that died before heartbeating, or one started in vCenter):
         vSphere runs one snapshot task per VM, and only after them does a lookup tell the truth. A cancel stops
         the waits; only the earlier attempt's own task is ever cancelled in vCenter."""
-        earlier = EarlierTask()
+        earlier = TaskEnd()
         recorded = _recorded_task(si)
         if recorded is not None:
             try:
-                earlier = EarlierTask(True, _wait_for_own_task(si, recorded, step, cancel_task_on_cancel))
+                earlier = TaskEnd(True, _wait_for_own_task(si, recorded, step, cancel_task_on_cancel))
             except (vmodl.fault.ManagedObjectNotFound, TaskFailed):
                 pass  # forgotten by vCenter, or failed transiently (why this attempt is a retry)
         for running in running_snapshot_tasks(si, vm):
@@ -177,7 +169,7 @@ class VSphereSnapshotActivities:
         return earlier
 
     def _run_task(self, vm_moref: str, step: str, work, cancel_task_on_cancel: bool = False) -> object:
-        """Run `work(si, vm, earlier: EarlierTask)` -> task | result with the session, mapping vSphere's answers
+        """Run `work(si, vm, earlier: TaskEnd)` -> task | result with the session, mapping vSphere's answers
         to Temporal errors; a returned task is heartbeated (its reference is the checkpoint) and waited for (see
         _wait_for_own_task for what a cancel does)."""
         def run(si):
@@ -224,8 +216,8 @@ class VSphereSnapshotActivities:
         its task was recorded, by the object's UID in the snapshot's config. A snapshot of the same name that
         someone else made is never taken over: ours is made beside it (vSphere allows duplicate names),
         tracked by its reference from then on, and the others are reported."""
-        def create(si, vm, earlier: EarlierTask):
-            if earlier.done and isinstance(earlier.result, vim.vm.Snapshot):
+        def create(si, vm, earlier: TaskEnd):
+            if earlier.succeeded and isinstance(earlier.result, vim.vm.Snapshot):
                 return earlier.result
             own = find_own_snapshot(si, vm, req.name, req.owner_uid)
             return properties.snapshot(si, own.moref) if own else self._start_create(vm, req)
@@ -271,10 +263,10 @@ class VSphereSnapshotActivities:
         """RevertToSnapshot_Task(suppressPowerOn=False): the VM takes the snapshot's power state. Then, when
         asked (`read_after`), what the workflow needs next, read here rather than by activities of its own: the
         VM YAML the snapshot captured and the VM's tree with usage."""
-        def revert(si, _vm, earlier: EarlierTask):
+        def revert(si, _vm, earlier: TaskEnd):
             # a revert cannot be recognised as done from the tree (reverting to the current snapshot is
             # allowed), so only the earlier attempt's own task says it
-            return None if earlier.done else properties.snapshot(si, loc.snapshot_moref).RevertToSnapshot_Task(
+            return None if earlier.succeeded else properties.snapshot(si, loc.snapshot_moref).RevertToSnapshot_Task(
                 suppressPowerOn=False)
         self._run_task(loc.vm_moref, "revert to snapshot", revert, loc.cancel_task_on_cancel)
         if not loc.read_after:

@@ -44,7 +44,6 @@ class VirtualMachineSnapshotQueue:
         self.pending: list[Operation] = list(state.pending)
         self.seen: list[str] = list(state.seen)
         self.released: set[str] = set()
-        self.running: str | None = None
         self.running_op: Operation | None = None
         # the running operation is to be cancelled: a delete of the snapshot it creates, or the VM's deletion
         self.cancel_running = False
@@ -81,7 +80,7 @@ class VirtualMachineSnapshotQueue:
 
     @workflow.query
     def queue(self) -> list[str]:
-        return ([self.running] if self.running else []) + [p.workflow_id for p in self.pending]
+        return ([self.running_op.workflow_id] if self.running_op else []) + [p.workflow_id for p in self.pending]
 
     @workflow.run
     async def run(self, state: QueueState) -> None:
@@ -107,11 +106,11 @@ class VirtualMachineSnapshotQueue:
             len(self.pending), {"vm": str(self.vm)})
 
     async def _run(self, op: Operation) -> None:
-        self.running, self.running_op, self.cancel_running = op.workflow_id, op, False
+        self.running_op, self.cancel_running = op, False
         try:
             child = await self._start(op)
         except WorkflowAlreadyStartedError:
-            self.running, self.running_op = None, None
+            self.running_op = None
             return
         # a released child ends later (a create's CSI handshake, a delete's retry wait): its outcome is logged then
         child.add_done_callback(lambda done: _log_failure(op, done))
@@ -121,7 +120,7 @@ class VirtualMachineSnapshotQueue:
             child.cancel()  # the child undoes its vCenter work and ends; the queue moves on after that
             await workflow.wait_condition(lambda: child.done() or op.workflow_id in self.released)
         self.released.discard(op.workflow_id)
-        self.running, self.running_op, self.cancel_running = None, None, False
+        self.running_op, self.cancel_running = None, False
 
     async def _start(self, op: Operation) -> workflow.ChildWorkflowHandle[Any, Any]:
         # the child joins the trace of the watched change that asked for it, not this queue's own trace

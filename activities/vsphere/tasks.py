@@ -136,12 +136,14 @@ def _apply(task: vim.Task, info: dict[str, Any], update: PC.UpdateSet, first: bo
         raise vmodl.fault.ManagedObjectNotFound(obj=task, msg=f"{task._moId} not found")
 
 
-class CancelOutcome(NamedTuple):
-    succeeded: bool          # the task ended in success: the cancel came too late, its work is done
-    result: Any = None
+class TaskEnd(NamedTuple):
+    """How a task we waited for came to an end: an earlier attempt's re-attached task, one we cancelled."""
+
+    succeeded: bool = False  # it ended in success: its work is done (a cancel came too late)
+    result: Any = None       # its result (a create's: the snapshot)
 
 
-def cancel_task(si: vim.ServiceInstance, task: vim.Task) -> CancelOutcome:
+def cancel_task(si: vim.ServiceInstance, task: vim.Task) -> TaskEnd:
     """Ask vCenter to cancel the task and wait until it has ended, however it ends: cancelled, failed, or done
     before the cancel reached it (then the caller must know: what it did stands). A task that can no longer be
     cancelled is simply waited for; one vCenter no longer knows counts as not done."""
@@ -150,11 +152,11 @@ def cancel_task(si: vim.ServiceInstance, task: vim.Task) -> CancelOutcome:
     except (vim.fault.InvalidState, vmodl.fault.NotSupported) as e:  # over already, or past its cancelable part
         log.info("task %s not cancelled (%s): waiting for its end", task._moId, type(e).__name__)
     except vmodl.fault.ManagedObjectNotFound:
-        return CancelOutcome(False)
+        return TaskEnd()
     try:
-        return CancelOutcome(True, wait_for_task(si, task, lambda _percent: None))
+        return TaskEnd(True, wait_for_task(si, task, lambda _percent: None))
     except (TaskFailed, vmodl.fault.ManagedObjectNotFound):
-        return CancelOutcome(False)
+        return TaskEnd()
 
 
 def running_snapshot_tasks(si: vim.ServiceInstance, vm: vim.VirtualMachine) -> list[vim.Task]:
