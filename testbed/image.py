@@ -104,7 +104,8 @@ def ensure_docker(timeout: float = 60) -> str:
     while time.monotonic() < deadline:
         if daemon.poll() is not None:
             tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-25:])
-            raise ImageError(f"dockerd exited with {daemon.returncode} (log {log_file}):\n{tail}")
+            raise ImageError(f"dockerd exited with {daemon.returncode} ({engine_state(data_root)}; log {log_file}):"
+                             f"\n{tail}")
         if engine_answers(docker):
             log(f"dockerd up (pid {daemon.pid}) in {timeout - (deadline - time.monotonic()):.1f} s")
             return docker
@@ -119,13 +120,39 @@ def remove_stale_pid_file(pid_file: Path) -> None:
         pid = int(pid_file.read_text().strip() or 0)
     except (FileNotFoundError, ValueError):
         return
-    try:
-        alive = Path(f"/proc/{pid}/comm").read_text().strip() == "dockerd"
-    except OSError:
-        alive = False
-    if not alive:
+    if not process_running(pid, "dockerd"):
         log(f"removing the stale {pid_file} (pid {pid} is not a running dockerd)")
         pid_file.unlink(missing_ok=True)
+
+
+def process_state(pid: int) -> tuple[str, str] | None:
+    """(command, state letter) of a process, from /proc/PID/stat; None when there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:][:1]
+
+
+def process_running(pid: int, command: str) -> bool:
+    """Whether `pid` runs `command` and is not a zombie: a killed dockerd whose parent has not reaped it yet (PID 1
+    of some machines reaps late) still shows its name, but owns nothing."""
+    state = process_state(pid)
+    return state is not None and state[0] == command and state[1] != "Z"
+
+
+def engine_state(data_root: Path) -> str:
+    """What a dockerd that exited may not have been able to log: the space left under its data root (a full disk
+    also stops its own log), the pid file, and the engine processes there are (a Z is a zombie)."""
+    free = shutil.disk_usage(data_root).free / 2**30
+    try:
+        pid_file = f"{DOCKERD_PID_FILE} names {DOCKERD_PID_FILE.read_text().strip() or 'nothing'}"
+    except OSError:
+        pid_file = f"no {DOCKERD_PID_FILE}"
+    engines = [f"{command} {pid} {state}" for pid in sorted(int(p.name) for p in Path("/proc").glob("[0-9]*"))
+               if (found := process_state(pid)) and (command := found[0]) in ("dockerd", "containerd")
+               and (state := found[1])]
+    return f"{free:.1f} GiB free under {data_root}, {pid_file}, engine processes: {', '.join(engines) or 'none'}"
 
 
 def image_exists(docker: str, ref: str) -> bool:

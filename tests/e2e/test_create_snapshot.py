@@ -71,15 +71,18 @@ def test_guide_examples_reach_ready_with_the_guide_status(product, kube_api, kub
     assert int(snaps["snap-2"].status.storage.used) > int(snaps["snap-1"].status.storage.used)
 
     # the chain snap-1 → snap-2 → snap-3, as the guide's status shows it
+    # the VM's status and each parent's children are separate writes: wait for the last of them
     def tree_written():
         vm = get_vm(kube_api, namespace, "my-vm")
-        assert vm.status.current_snapshot and vm.status.current_snapshot.name == "snap-3", vm.status.current_snapshot
-        return vm
-    vm = eventually(tree_written, what="VM tree status")
+        current = vm.status.current_snapshot
+        children = {n: [(c.type, c.name) for c in get_snapshot(kube_api, namespace, n).status.children or []]
+                    for n in ("snap-1", "snap-2")}
+        done = current is not None and current.name == "snap-3" and children["snap-2"] == [
+            (SnapshotReferenceType.MANAGED, "snap-3")]
+        return (vm, children) if done else None
+    vm, children = eventually(tree_written, what="VM tree status and snap-2's child")
     assert [(r.type, r.name) for r in vm.status.root_snapshots] == [(SnapshotReferenceType.MANAGED, "snap-1")]
-    assert [(c.type, c.name) for c in get_snapshot(kube_api, namespace, "snap-1").status.children] == \
-        [(SnapshotReferenceType.MANAGED, "snap-2")]
-    assert [c.name for c in get_snapshot(kube_api, namespace, "snap-2").status.children] == ["snap-3"]
+    assert children["snap-1"] == [(SnapshotReferenceType.MANAGED, "snap-2")]
     assert vsphere_snapshot_names(vcsim, sim_vm) == ["snap-1", "snap-2", "snap-3"]
 
 
@@ -115,8 +118,9 @@ async def test_five_at_once_are_created_one_at_a_time_in_order(product, kube_api
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), "never two vSphere creates on the VM at once"
     # each one a child of the one before: a chain in creation order
     assert vsphere_snapshot_names(vcsim, sim_vm) == names
-    for parent, child in zip(names, names[1:]):
-        assert [c.name for c in get_snapshot(kube_api, namespace, parent).status.children] == [child]
+    for parent, child in zip(names, names[1:]):  # the last child is written after the VM's status: waited for
+        eventually(lambda: [c.name for c in get_snapshot(kube_api, namespace, parent).status.children or []]
+                   == [child], what=f"{parent}'s child {child}")
 
 
 def test_quiesce_without_tools_fails_with_the_cause_as_reason(product, kube_api, namespace, vcsim, sim_vm):

@@ -43,7 +43,8 @@ def test_snapshots_made_in_vcenter_show_as_unmanaged(product, kube_api, namespac
     vm = eventually(current_is_unmanaged, what="Unmanaged current snapshot")
     assert vm.status.current_snapshot.name == ""  # VM Operator's schema requires the field
     assert [(r.type, r.name) for r in vm.status.root_snapshots] == [(SnapshotReferenceType.MANAGED, "managed")]
-    eventually(lambda: [(c.type, c.name) for c in get_snapshot(kube_api, namespace, "managed").status.children]
+    # the VM's status and the parent's are two writes: the parent may not list the child yet (children unset)
+    eventually(lambda: [(c.type, c.name) for c in get_snapshot(kube_api, namespace, "managed").status.children or []]
                == [(SnapshotReferenceType.UNMANAGED, "")], what="the managed parent lists an Unmanaged child")
 
     def remove_all(vm, si):
