@@ -1,7 +1,9 @@
 """A scheduled run's Kubernetes steps: read the schedule and its VMs, create one VirtualMachineSnapshot per VM,
-read their states, prune by retention, record the run on the schedule's status. Each is convergent (a lost
-workflow task re-runs it): creates find the snapshot an earlier attempt made by its deterministic name and the
-schedule's UID, deletes carry the snapshot's UID as a precondition, the record recognises its own workflow ID."""
+read their states, prune by retention (Ready snapshots by the retention rules, failed ones by keepFailed), record
+the run on the schedule's status (with each VM's failed runs in a row, the VMsFailing condition and its Events).
+Each is convergent (a lost workflow task re-runs it): creates find the snapshot an earlier attempt made by its
+deterministic name and the schedule's UID, deletes carry the snapshot's UID as a precondition, the record
+recognises its own workflow ID."""
 
 from __future__ import annotations
 
@@ -37,17 +39,27 @@ from api.names import (
     SNAPSHOT_PLURAL,
     VM_NAME_LABEL,
     VM_PLURAL,
-    SnapshotConditionType,
-    SnapshotReason,
 )
-from api.retention import Taken, to_prune
-from api.schedule import LastRun, VirtualMachineSnapshotSchedule, run_stamp, scheduled_snapshot_name
+from api.retention import Taken, failed_to_prune, to_prune
+from api.schedule import (
+    LastRun,
+    VirtualMachineSnapshotSchedule,
+    alerting_vms,
+    create_failure,
+    failing_after_run,
+    failure_text,
+    run_stamp,
+    scheduled_snapshot_name,
+    with_vms_failing_condition,
+)
 from api.schedule_messages import (
+    MAX_NAMED,
     auto_suspended,
     run_message,
     skipped_at_limit,
     skipped_message,
     snapshot_not_ours,
+    vm_failing,
     vm_not_found,
 )
 from api.schedule_names import (
@@ -149,51 +161,67 @@ class KubeScheduleActivities:
 
     @activity.defn(name="kube_read_scheduled_snapshots")
     def read_snapshots(self, run: RunSnapshots) -> dict[str, SnapshotState]:
-        """This run's snapshots by name: Ready, failed (with the Created condition's message) or neither yet."""
+        """This run's snapshots by name: Ready, failed for good (any reason of CREATE_FAILED_REASONS on Created:
+        vSphere's fault, a guest that did not quiesce, the deadline; as `<reason>: <message>`) or neither yet."""
         selector = f"{SCHEDULE_LABEL}={run.schedule.name},{SCHEDULE_RUN_LABEL}={run.stamp}"
         states: dict[str, SnapshotState] = {}
         for item in self.kube.list_objects(SNAPSHOT_PLURAL, run.schedule.namespace, label_selector=selector):
             snapshot = VirtualMachineSnapshot.model_validate(item)
-            created = snapshot.condition(SnapshotConditionType.CREATED)
-            failed = (created.message or created.reason) if created is not None \
-                and created.reason == SnapshotReason.CREATION_FAILED else ""
-            states[snapshot.name or ""] = SnapshotState(ready=snapshot.is_ready, failed=failed)
+            failure = create_failure(snapshot)
+            states[snapshot.name or ""] = SnapshotState(ready=snapshot.is_ready,
+                                                        failed="" if failure is None else failure_text(failure))
         return states
 
     @activity.defn(name="kube_prune_scheduled_snapshots")
     def prune(self, request: PruneRequest) -> PruneOutcome:
         """Delete, through the normal path (the object; the bridge and the VM's queue do the rest), the schedule's
-        own Ready snapshots the retention rules do not keep, never one a VM's spec.currentSnapshotName names."""
+        own snapshots its rules do not keep: Ready ones by the retention rules, failed ones (Created failed for
+        good) by keepFailed, each VM's apart, whether or not the VM is still selected; never one still being made,
+        never one a VM's spec.currentSnapshotName names. `kept` counts the Ready ones kept."""
         ref = request.schedule
         schedule = self._own(ref)
         if schedule is None:
             return PruneOutcome()
         rules, zone = schedule.spec.retention.rules(), schedule.spec.zone
+        keep_failed = schedule.spec.retention.failed_to_keep
         protected = {vm.spec.current_snapshot_name for vm in self.kube.list_vms(ref.namespace)
                      if vm.spec.current_snapshot_name}
-        by_vm: dict[str, list[VirtualMachineSnapshot]] = defaultdict(list)
+        ready: dict[str, list[VirtualMachineSnapshot]] = defaultdict(list)
+        failed: dict[str, list[VirtualMachineSnapshot]] = defaultdict(list)
         own = f"{SCHEDULE_LABEL}={ref.name}"
         for item in self.kube.list_objects(SNAPSHOT_PLURAL, ref.namespace, label_selector=own):
             snapshot = VirtualMachineSnapshot.model_validate(item)
-            if (snapshot.metadata.annotation(SCHEDULE_UID_ANNOTATION) == ref.uid and snapshot.is_ready
-                    and not snapshot.is_being_deleted):
-                by_vm[snapshot.vm_name or ""].append(snapshot)
+            if snapshot.metadata.annotation(SCHEDULE_UID_ANNOTATION) != ref.uid or snapshot.is_being_deleted:
+                continue
+            if snapshot.is_ready:
+                ready[snapshot.vm_name or ""].append(snapshot)
+            elif create_failure(snapshot) is not None:
+                failed[snapshot.vm_name or ""].append(snapshot)
         outcome = PruneOutcome()
-        for snapshots in by_vm.values():
+        for snapshots in ready.values():
             taken = [Taken(s.name or "", _taken_at(s)) for s in snapshots]
             doomed = set(to_prune(taken, rules, request.now, zone)) - protected
             outcome.kept += len(snapshots) - len(doomed)
-            for snapshot in snapshots:
-                if snapshot.name in doomed:
-                    self.schedules.delete_snapshot(ref.namespace, snapshot.name or "", snapshot.metadata.uid or "")
-                    outcome.pruned.append(snapshot.name or "")
+            self._delete(ref, snapshots, doomed, outcome)
+        for snapshots in failed.values():
+            doomed = set(failed_to_prune([Taken(s.name or "", _taken_at(s)) for s in snapshots], keep_failed))
+            self._delete(ref, snapshots, doomed - protected, outcome)
         outcome.pruned.sort()
         return outcome
 
+    def _delete(self, ref: ScheduleRef, snapshots: list[VirtualMachineSnapshot], doomed: set[str],
+                outcome: PruneOutcome) -> None:
+        for snapshot in snapshots:
+            if snapshot.name in doomed:
+                self.schedules.delete_snapshot(ref.namespace, snapshot.name or "", snapshot.metadata.uid or "")
+                outcome.pruned.append(snapshot.name or "")
+
     @activity.defn(name="kube_record_scheduled_run")
     def record_run(self, record: RunRecord) -> bool:
-        """The run onto the schedule's status, and its Events. True when this run suspends the schedule (too
-        many failed runs in a row): the workflow then pauses the Temporal Schedule."""
+        """The run onto the schedule's status, and its Events. Each VM's failed runs in a row are counted in
+        status.failingVMs (the durable record: the failed objects themselves are pruned), and VMsFailing names the
+        VMs at spec.vmFailuresBeforeAlert, each with a Warning Event while it keeps failing. True when this run
+        suspends the schedule (too many failed runs in a row): the workflow then pauses the Temporal Schedule."""
         ref = record.schedule
         now = datetime.now(UTC)
         suspends = False
@@ -212,8 +240,14 @@ class KubeScheduleActivities:
             status.last_run = LastRun(
                 scheduled_time=record.scheduled_time, finished_time=record.finished_time, result=record.result,
                 created=record.created, failed=len(record.failed_vms), skipped=len(record.skipped_vms),
-                pruned=len(record.pruned), failed_vms=sorted(record.failed_vms) or None,
-                skipped_vms=sorted(record.skipped_vms) or None, workflow_id=record.workflow_id)
+                pruned=len(record.pruned), failed_vms=sorted(record.failed_vms),
+                skipped_vms=sorted(record.skipped_vms), workflow_id=record.workflow_id)
+            # lists written empty, never left out: the status is merge-patched, so a key left out would keep the
+            # previous run's VMs
+            status.failing_vms = failing_after_run(status.failing_vms, succeeded=record.succeeded_vms,
+                                                   failed=record.failed_vms, skipped=record.skipped_vms,
+                                                   at=record.scheduled_time)
+            status.conditions = with_vms_failing_condition(schedule, now)
             limit = schedule.spec.failed_runs_limit
             suspends = bool(limit) and failures >= limit and not schedule.spec.suspend
             if suspends:
@@ -238,6 +272,12 @@ class KubeScheduleActivities:
             if suspends:
                 self.events.record(schedule, ScheduleEventReason.SUSPENDED,
                                    auto_suspended(schedule.status.consecutive_failed_runs or 0, record.failed_vms),
+                                   warning=True)
+            # one per VM that failed again at or past the limit (the first MAX_NAMED: the condition names them all)
+            for vm in [vm for vm in alerting_vms(schedule) if vm.name in record.failed_vms][:MAX_NAMED]:
+                since = format_kube_time(vm.failing_since) if vm.failing_since else "?"
+                self.events.record(schedule, ScheduleEventReason.VM_FAILING,
+                                   vm_failing(vm.name, vm.consecutive_failures, since, vm.last_failure),
                                    warning=True)
         return suspends
 

@@ -63,7 +63,7 @@ class RunSnapshots(BaseModel):
 
 class SnapshotState(BaseModel):
     ready: bool = False
-    failed: str = ""          # the Created condition's message when the create failed
+    failed: str = ""          # `<reason>: <message>` of the Created condition when the create failed for good
 
 
 class PruneRequest(BaseModel):
@@ -88,6 +88,9 @@ class RunRecord(BaseModel):
     pruned: list[str] = Field(default_factory=list)
     kept: int = 0
     next_run_time: datetime | None = None
+    # the VMs whose snapshot this run made (Ready): their failing streak ends. Absent from a record an older run
+    # sent: a VM in none of the three is no longer the schedule's, which ends its streak too.
+    succeeded_vms: list[str] = Field(default_factory=list)
 
 
 class RunSummary(BaseModel):

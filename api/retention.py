@@ -10,6 +10,11 @@ Rules (any may be combined; a snapshot is kept when any count rule keeps it):
     younger.
 Only Ready snapshots the schedule made are given to it; whoever calls it also never deletes a snapshot a VM's
 spec.currentSnapshotName names.
+
+Failed snapshots (objects whose create failed: no vSphere snapshot behind them) have a rule of their own,
+keepFailed N: the N newest failed objects of each VM stay (so the newest failure stays visible), the older ones are
+pruned; the count rules and maxAge above never see them, and a snapshot still being made is neither Ready nor
+failed, so no rule ever prunes it.
 """
 
 from __future__ import annotations
@@ -93,3 +98,9 @@ def to_prune(snapshots: Sequence[Taken], rules: RetentionRules, now: datetime, z
     """The names to delete, oldest first."""
     keep = to_keep(snapshots, rules, now, zone)
     return [s.name for s in sorted(snapshots, key=lambda s: (s.at, s.name)) if s.name not in keep]
+
+
+def failed_to_prune(failed: Sequence[Taken], keep: int) -> list[str]:
+    """Of one VM's failed snapshots, the names to delete, oldest first: all but the `keep` newest."""
+    oldest_first = sorted(failed, key=lambda s: (s.at, s.name))
+    return [s.name for s in oldest_first[:max(0, len(oldest_first) - max(0, keep))]]

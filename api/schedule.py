@@ -1,6 +1,8 @@
 """The VirtualMachineSnapshotSchedule object (vmsnap.io/v1alpha1): snapshots of a set of VMs taken on a cron
-schedule, pruned by retention rules. Models, the whole spec check (admission's and the bridge's), and the names
-a schedule gives to what it makes (Temporal Schedule ID, snapshot names). Pure: no I/O, no clock.
+schedule, pruned by retention rules. Models, the whole spec check (admission's and the bridge's), the names a
+schedule gives to what it makes (Temporal Schedule ID, snapshot names), and the failing-VM bookkeeping (which VMs'
+snapshots failed how many runs in a row, and the VMsFailing condition that follows from it). Pure: no I/O, no
+clock.
 
 The snapshot template is VirtualMachineSnapshot's own fields (api.virtualmachinesnapshot.QuiesceSpec, checked by
 api.duration as a snapshot's are), so a template passes exactly when a snapshot made from it would.
@@ -10,35 +12,48 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field
 
-from .conditions import Condition, get_condition, is_true
+from .conditions import Condition, get_condition, is_true, set_condition
 from .cron import ParsedSchedule, parse_schedule
 from .duration import parse_duration_seconds, quiesce_timeout_problem
-from .limits import MAX_SNAPSHOT_NAME_LENGTH
-from .meta import ApiModel, KubeObject, KubeTime
+from .limits import MAX_SNAPSHOT_NAME_LENGTH, MAX_SNAPSHOTS_PER_VM
+from .meta import ApiModel, KubeObject, KubeTime, kube_time
+from .names import CREATE_FAILED_REASONS, ConditionStatus, SnapshotConditionType
 from .retention import RetentionRules
+from .schedule_messages import vms_failing
 from .schedule_names import (
     SCHEDULE_API_VERSION,
     SCHEDULE_KIND,
+    SPEC_RETENTION_KEEP_FAILED_PATH,
     SPEC_RETENTION_MAX_AGE_PATH,
     SPEC_RETENTION_PATH,
     SPEC_SCHEDULE_PATH,
     SPEC_SPREAD_WINDOW_PATH,
     SPEC_TEMPLATE_QUIESCE_TIMEOUT_PATH,
     SPEC_TIME_ZONE_PATH,
+    SPEC_VM_FAILURES_BEFORE_ALERT_PATH,
     SPEC_VM_NAMES_PATH,
     SPEC_VM_SELECTOR_PATH,
     ScheduleConditionType,
     ScheduleReason,
 )
-from .virtualmachinesnapshot import QuiesceSpec
+from .virtualmachinesnapshot import QuiesceSpec, VirtualMachineSnapshot
 
 DEFAULT_TIME_ZONE = "UTC"
 DEFAULT_FAILED_RUNS_BEFORE_SUSPEND = 3
+# failed snapshot objects kept per VM: the newest failure stays visible (`kubectl describe vmsnapshot`)
+DEFAULT_KEEP_FAILED = 1
+# a failed object counts towards the VM's snapshots like any other (the skip at vSphere's per-VM limit)
+MAX_KEEP_FAILED = MAX_SNAPSHOTS_PER_VM
+# runs in a row a VM's snapshot failed before the schedule says so (VMsFailing, a Warning Event, the metric)
+DEFAULT_VM_FAILURES_BEFORE_ALERT = 3
+# a failure's text kept per failing VM in the status (vSphere's messages can be long)
+MAX_FAILURE_TEXT = 300
 # how far back a run missed while Temporal was down is still made up for: one interval, so at most one is
 # (Temporal's own floor is 10 s)
 MIN_CATCHUP_WINDOW = timedelta(seconds=10)
@@ -48,6 +63,11 @@ MIN_CATCHUP_WINDOW = timedelta(seconds=10)
 VMS_EXACTLY_ONE = f"exactly one of {SPEC_VM_SELECTOR_PATH} and {SPEC_VM_NAMES_PATH} must be set"
 RETENTION_KEEPS_NOTHING = (f"{SPEC_RETENTION_PATH} keeps nothing: set keepLast, hourly, daily, weekly or monthly "
                            f"above 0, or maxAge")
+
+
+def not_a_count(path: str, value: int, most: int | None = None) -> str:
+    bounds = "0 or more" if most is None else f"from 0 to {most}"
+    return f"{path} {value} must be a whole number {bounds}"
 
 
 def unknown_time_zone(zone: str) -> str:
@@ -97,6 +117,12 @@ class Retention(ApiModel):
     monthly: int | None = None
     # a duration: Go (`168h`), words or ISO-8601 (`P7D`), as api.duration reads it
     max_age: str | None = Field(default=None, alias="maxAge")
+    # failed snapshot objects of each VM kept (the newest ones); the rest are pruned. Default DEFAULT_KEEP_FAILED.
+    keep_failed: int | None = Field(default=None, alias="keepFailed")
+
+    @property
+    def failed_to_keep(self) -> int:
+        return DEFAULT_KEEP_FAILED if self.keep_failed is None else self.keep_failed
 
     def rules(self) -> RetentionRules:
         """ValueError naming spec.retention.maxAge if it does not parse."""
@@ -118,6 +144,7 @@ class VirtualMachineSnapshotScheduleSpec(ApiModel):
     suspend: bool | None = None
     failed_runs_before_suspend: int | None = Field(default=None, alias="failedRunsBeforeSuspend")
     spread_window: str | None = Field(default=None, alias="spreadWindow")
+    vm_failures_before_alert: int | None = Field(default=None, alias="vmFailuresBeforeAlert")
 
     @property
     def zone_name(self) -> str:
@@ -132,6 +159,12 @@ class VirtualMachineSnapshotScheduleSpec(ApiModel):
         """Consecutive failed runs that suspend the schedule; 0 never does."""
         value = self.failed_runs_before_suspend
         return DEFAULT_FAILED_RUNS_BEFORE_SUSPEND if value is None else value
+
+    @property
+    def vm_failures_limit(self) -> int:
+        """Runs in a row a VM's snapshot failed before it is reported (VMsFailing); 0 never reports."""
+        value = self.vm_failures_before_alert
+        return DEFAULT_VM_FAILURES_BEFORE_ALERT if value is None else value
 
     @property
     def spread_seconds(self) -> float:
@@ -159,6 +192,17 @@ class LastRun(ApiModel):
     workflow_id: str | None = Field(default=None, alias="workflowID")
 
 
+class FailingVM(ApiModel):
+    """A VM whose scheduled snapshot failed in the last runs that reached it (a skipped run leaves it as it is)."""
+
+    name: str
+    consecutive_failures: int = Field(alias="consecutiveFailures")
+    # the scheduled time of the first failed run of this streak: the VM has no new snapshot since
+    failing_since: KubeTime | None = Field(default=None, alias="failingSince")
+    # the last failure: the snapshot's condition reason and message, or why the create was refused
+    last_failure: str = Field(default="", alias="lastFailure")
+
+
 class VirtualMachineSnapshotScheduleStatus(ApiModel):
     conditions: list[Condition] | None = None
     observed_generation: int | None = Field(default=None, alias="observedGeneration")
@@ -167,6 +211,7 @@ class VirtualMachineSnapshotScheduleStatus(ApiModel):
     last_run: LastRun | None = Field(default=None, alias="lastRun")
     consecutive_failed_runs: int | None = Field(default=None, alias="consecutiveFailedRuns")
     snapshots_kept: int | None = Field(default=None, alias="snapshotsKept")
+    failing_vms: list[FailingVM] | None = Field(default=None, alias="failingVMs")
 
 
 class VirtualMachineSnapshotSchedule(KubeObject):
@@ -219,6 +264,14 @@ def spec_problems(spec: VirtualMachineSnapshotScheduleSpec) -> list[tuple[str, s
             problems.append((SPEC_RETENTION_PATH, RETENTION_KEEPS_NOTHING))
     except ValueError as error:
         problems.append((SPEC_RETENTION_MAX_AGE_PATH, str(error)))
+    keep_failed = spec.retention.keep_failed
+    if keep_failed is not None and not 0 <= keep_failed <= MAX_KEEP_FAILED:
+        problems.append((SPEC_RETENTION_KEEP_FAILED_PATH,
+                         not_a_count(SPEC_RETENTION_KEEP_FAILED_PATH, keep_failed, MAX_KEEP_FAILED)))
+    alert_after = spec.vm_failures_before_alert
+    if alert_after is not None and alert_after < 0:
+        problems.append((SPEC_VM_FAILURES_BEFORE_ALERT_PATH,
+                         not_a_count(SPEC_VM_FAILURES_BEFORE_ALERT_PATH, alert_after)))
     if spec.spread_window:
         try:
             spread = spec.spread_seconds
@@ -258,3 +311,69 @@ def scheduled_snapshot_name(schedule: str, vm: str, scheduled: datetime) -> str:
     room = MAX_SNAPSHOT_NAME_LENGTH - len(stamp) - len(digest) - 2
     prefix = re.sub("[^a-z0-9-]", "-", f"{schedule}-{vm}".lower())[:room].strip("-") or "s"
     return f"{prefix}-{stamp}-{digest}"
+
+
+# --- failed snapshots and failing VMs -------------------------------------------------------------------------
+
+
+def create_failure(snapshot: VirtualMachineSnapshot) -> Condition | None:
+    """The Created condition of a snapshot whose create failed for good (a reason of CREATE_FAILED_REASONS: the
+    bridge never starts it again); None for one Ready or still being made."""
+    created = snapshot.condition(SnapshotConditionType.CREATED)
+    if created is None or created.status == ConditionStatus.TRUE or created.reason not in CREATE_FAILED_REASONS:
+        return None
+    return created
+
+
+def failure_text(condition: Condition) -> str:
+    """`<reason>: <message>`, as a run reports a failed snapshot."""
+    return f"{condition.reason}: {condition.message}" if condition.message else condition.reason
+
+
+def failing_after_run(previous: Sequence[FailingVM] | None, *, succeeded: Iterable[str],
+                      failed: Mapping[str, str], skipped: Iterable[str], at: datetime) -> list[FailingVM]:
+    """The failing VMs once a run scheduled at `at` is recorded: a VM whose snapshot failed counts one more run
+    (its streak starting at `at` if it is new) with this failure, one whose snapshot was made is dropped, one the
+    run skipped stays as it was, one the run did not reach at all (no longer selected or named) is dropped: the
+    schedule no longer answers for it. By name."""
+    before = {vm.name: vm for vm in previous or ()}
+    kept = set(skipped)
+    after = {name: vm for name, vm in before.items() if name in kept}
+    for name, why in failed.items():
+        streak = before.get(name)
+        since = streak.failing_since if streak is not None and streak.failing_since else kube_time(at)
+        after[name] = FailingVM(name=name, consecutive_failures=(streak.consecutive_failures if streak else 0) + 1,
+                                failing_since=since, last_failure=why[:MAX_FAILURE_TEXT])
+    for name in succeeded:
+        after.pop(name, None)
+    return [after[name] for name in sorted(after)]
+
+
+def alerting_vms(schedule: VirtualMachineSnapshotSchedule) -> list[FailingVM]:
+    """The failing VMs at or past spec.vmFailuresBeforeAlert (none when it is 0)."""
+    limit = schedule.spec.vm_failures_limit
+    if not limit:
+        return []
+    return [vm for vm in schedule.status.failing_vms or () if vm.consecutive_failures >= limit]
+
+
+def with_vms_failing_condition(schedule: VirtualMachineSnapshotSchedule, now: datetime) -> list[Condition]:
+    """The status's conditions with VMsFailing as the failing VMs and the spec say (True naming the VMs at or past
+    the limit, False otherwise). Both writers (a run's record, the bridge after an edit) use it, so they agree."""
+    alerting = alerting_vms(schedule)
+    conditions, generation = schedule.status.conditions, schedule.metadata.generation
+    if alerting:
+        return set_condition(conditions, ScheduleConditionType.VMS_FAILING, ConditionStatus.TRUE,
+                             ScheduleReason.TOO_MANY_FAILED_SNAPSHOTS,
+                             vms_failing([(vm.name, vm.consecutive_failures, vm.last_failure) for vm in alerting]),
+                             now, generation)
+    return set_condition(conditions, ScheduleConditionType.VMS_FAILING, ConditionStatus.FALSE,
+                         ScheduleReason.NO_VMS_FAILING, "", now, generation)
+
+
+def vms_failing_condition_stale(schedule: VirtualMachineSnapshotSchedule, now: datetime) -> bool:
+    """True when VMsFailing (its status, reason or message) is not what the status and the spec say."""
+    wanted = get_condition(with_vms_failing_condition(schedule, now), ScheduleConditionType.VMS_FAILING)
+    current = schedule.condition(ScheduleConditionType.VMS_FAILING)
+    return (current is None or wanted is None
+            or (current.status, current.reason, current.message) != (wanted.status, wanted.reason, wanted.message))

@@ -52,3 +52,23 @@ def auto_suspended(failures: int, failed: Mapping[str, str]) -> str:
     if failed:
         text += f"; last failures: {_names(list(failed))}"
     return text
+
+
+def _failed_runs(count: int) -> str:
+    return f"{count} failed run{'' if count == 1 else 's'} in a row"
+
+
+def vm_failing(vm: str, failures: int, since: str, last: str) -> str:
+    """The Warning Event of a VM whose scheduled snapshot keeps failing."""
+    return (f"{VM_KIND} {vm!r} has no new scheduled snapshot: {_failed_runs(failures)} (since {since}); "
+            f"last failure: {last}")
+
+
+def vms_failing(failing: Sequence[tuple[str, int, str]]) -> str:
+    """The VMsFailing condition's message: each VM (name, failed runs in a row, last failure), the first
+    MAX_NAMED by name; status.failingVMs lists them all."""
+    shown = sorted(failing)[:MAX_NAMED]
+    text = "; ".join(f"{vm}: {_failed_runs(failures)}, last: {last}" for vm, failures, last in shown)
+    if len(failing) > MAX_NAMED:
+        text += f"; and {len(failing) - MAX_NAMED} more (status.failingVMs)"
+    return text

@@ -39,6 +39,8 @@ SCHEDULED_TIME_ANNOTATION = "vmsnap.io/scheduled-time"
 class ScheduleConditionType(StrEnum):
     READY = "Ready"            # the Temporal Schedule follows the object's spec
     SUSPENDED = "Suspended"    # no run is started (spec.suspend, or too many failed runs in a row)
+    # some VM's scheduled snapshot failed spec.vmFailuresBeforeAlert runs in a row (message: which VMs, why)
+    VMS_FAILING = "VMsFailing"
 
 
 class ScheduleReason(StrEnum):
@@ -47,6 +49,8 @@ class ScheduleReason(StrEnum):
     NOT_SUSPENDED = "NotSuspended"                     # Suspended=False
     SUSPENDED_BY_SPEC = "SuspendedBySpec"              # Suspended=True: spec.suspend
     TOO_MANY_FAILED_RUNS = "TooManyFailedRuns"         # Suspended=True: failedRunsBeforeSuspend reached
+    TOO_MANY_FAILED_SNAPSHOTS = "TooManyFailedSnapshots"  # VMsFailing=True: a VM reached vmFailuresBeforeAlert
+    NO_VMS_FAILING = "NoVMsFailing"                    # VMsFailing=False
 
 
 class RunResult(StrEnum):
@@ -61,6 +65,8 @@ class ScheduleEventReason(StrEnum):
     RUN_FAILED = "ScheduledRunFailed"
     VMS_SKIPPED = "ScheduledRunSkippedVMs"
     SUSPENDED = "ScheduleSuspended"
+    # Warning, one per VM and run while the VM's snapshot has failed vmFailuresBeforeAlert or more runs in a row
+    VM_FAILING = "ScheduledVMFailing"
 
 
 RUN_EVENT_REASONS: dict[str, ScheduleEventReason] = {
@@ -78,4 +84,6 @@ SPEC_VM_NAMES_PATH = "spec.vmNames"
 SPEC_TEMPLATE_QUIESCE_TIMEOUT_PATH = "spec.template.quiesce.timeout"
 SPEC_RETENTION_PATH = "spec.retention"
 SPEC_RETENTION_MAX_AGE_PATH = "spec.retention.maxAge"
+SPEC_RETENTION_KEEP_FAILED_PATH = "spec.retention.keepFailed"
+SPEC_VM_FAILURES_BEFORE_ALERT_PATH = "spec.vmFailuresBeforeAlert"
 SPEC_SPREAD_WINDOW_PATH = "spec.spreadWindow"

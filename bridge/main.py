@@ -18,10 +18,12 @@ from bridge.dispatcher import Dispatcher, log_when_caught_up
 from bridge.metrics import RELISTS
 from bridge.schedules import ScheduleSync
 from runtime.coexistence import Coexistence
+from runtime.gates import Gates
 from runtime.health import HealthServer
 from runtime.informer import Event, Informer, start_informer
 from runtime.kube import Kube, api_client
 from runtime.kube_schedule import ScheduleKube
+from runtime.namespace_check import SearchAttributesCheck
 from runtime.settings import Settings
 from runtime.telemetry import setup_logging, setup_tracing
 from runtime.temporal import connect, temporal_runtime, unavailable
@@ -35,14 +37,16 @@ async def run(settings: Settings) -> None:
     if settings.metrics_port:
         prometheus_client.start_http_server(settings.metrics_port)
     api = api_client(settings)
-    # VM Operator's own snapshot controller on (runtime/coexistence.py): the bridge stands aside. Its informers
-    # keep watching (reads only), but nothing they see reaches Temporal: the changes are dropped at delivery and
-    # again before a held one goes out; once it acts again, the informers' resync hands everything over.
+    # The bridge acts only while every gate says so (runtime/gates.py): VM Operator's own snapshot controller is off
+    # (runtime/coexistence.py), the namespace has the search attributes (runtime/namespace_check.py). Standing aside,
+    # its informers keep watching (reads only), but nothing they see reaches Temporal: the changes are dropped at
+    # delivery and again before a held one goes out; once it acts again, the informers' resync hands everything over.
     coexistence = Coexistence(Kube(api), allow=settings.allow_beside_vm_operator_snapshots,
                               period=settings.vm_operator_check_seconds)
-    await coexistence.check()
+    gates = Gates(coexistence, SearchAttributesCheck(client, period=settings.prerequisites_check_seconds))
+    await gates.check()
     dispatcher = Dispatcher(client, settings.task_queue, concurrency=settings.bridge_dispatch_concurrency,
-                            acting=lambda: coexistence.acting)
+                            acting=lambda: gates.acting)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -53,7 +57,7 @@ async def run(settings: Settings) -> None:
         RELISTS.labels(plural).set(lists)
 
     def gated(deliver: Callable[[Event], None]) -> Callable[[Event], None]:
-        return lambda event: deliver(event) if coexistence.acting else None
+        return lambda event: deliver(event) if gates.acting else None
 
     informers = [Informer(Kube(api), plural, gated(dispatcher.deliver_threadsafe(loop)),
                           resync_seconds=settings.resync_seconds, namespace=settings.watch_namespace,
@@ -69,11 +73,13 @@ async def run(settings: Settings) -> None:
         # imported only here: aiohttp and the webhook cost ~11 MB a watch-only bridge does not need
         from bridge.admission.server import AdmissionServer
         # served before the informers catch up: admission reads what it needs from the apiserver itself.
-        # Standing aside, it fails open: it admits every review unchanged (no finalizer, no label, no refusal),
-        # as if it were not registered. Its configurations' failurePolicy is Fail and they cover every
-        # VirtualMachine write, so a webhook that refused (or went unready) would block users' and VM Operator's
-        # own writes cluster-wide; and its rules are this product's, while VM Operator's own webhooks judge the
-        # snapshots its controller takes. Its /readyz stays 200 for the same reason: the Service must keep it.
+        # Standing aside for VM Operator's controller, it fails open: it admits every review unchanged (no finalizer,
+        # no label, no refusal), as if it were not registered. Its configurations' failurePolicy is Fail and they
+        # cover every VirtualMachine write, so a webhook that refused (or went unready) would block users' and VM
+        # Operator's own writes cluster-wide; and its rules are this product's, while VM Operator's own webhooks
+        # judge the snapshots its controller takes. Its /readyz stays 200 for the same reason: the Service must keep
+        # it. Standing aside for another gate (missing search attributes), it admits as usual: this product is still
+        # the controller, and the snapshots admitted meanwhile are handed over once it acts.
         admission = AdmissionServer(api, settings.webhook_cert_file, settings.webhook_key_file,
                                     port=settings.webhook_port, reuse_port=settings.webhook_reuse_port,
                                     standing_aside=lambda: not coexistence.acting)
@@ -82,7 +88,7 @@ async def run(settings: Settings) -> None:
     scheduling = asyncio.create_task(schedules.run())
 
     async def not_ready() -> str | None:  # ready once every informer has listed, while Temporal answers
-        if (aside := coexistence.not_ready()) is not None:
+        if (aside := gates.not_ready()) is not None:
             return aside
         listing = [i.plural for i in informers if not i.synced.is_set()]
         if listing:
@@ -91,7 +97,7 @@ async def run(settings: Settings) -> None:
     health = HealthServer(settings.health_port, live=lambda: not dispatching.done(), not_ready=not_ready,
                           port_file=settings.health_port_file)
     await health.start()
-    coexistence.start()
+    gates.start()
     for informer in informers:
         await start_informer(informer)
     log.info("bridge watching %s", ", ".join(i.plural for i in informers))
@@ -103,7 +109,7 @@ async def run(settings: Settings) -> None:
     dispatching.cancel()
     scheduling.cancel()
     caught_up_logged.cancel()
-    await coexistence.stop()
+    await gates.stop()
     await health.stop()
     if admission is not None:
         await admission.stop()

@@ -13,3 +13,8 @@ RELISTS = Gauge("vmsnap_bridge_relists", "full lists made (start, 410 Gone)", ["
 BACKLOG = Gauge("vmsnap_bridge_backlog", "watched changes received and not handled yet, waiting or in hand (lag)")
 CAUGHT_UP = Gauge("vmsnap_bridge_caught_up_seconds",
                   "seconds from start until every change of the first lists was handled (0 until then)")
+# VirtualMachineSnapshotSchedule: the VMs its VMsFailing condition names (snapshot failed vmFailuresBeforeAlert or
+# more runs in a row), read from each schedule's status as the bridge sees it; removed with the schedule
+SCHEDULE_FAILING_VMS = Gauge("vmsnap_schedule_failing_vms",
+                             "VMs of a snapshot schedule whose scheduled snapshot failed vmFailuresBeforeAlert or "
+                             "more runs in a row (its VMsFailing condition)", ["namespace", "schedule"])

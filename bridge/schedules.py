@@ -6,12 +6,15 @@ object whatever was missed), deleted with the object. The Schedule's ID is deter
 ScheduledSnapshotRun with the object's reference; overlap SKIP (a run still going when the next is due: the next
 is skipped); the catch-up window is the schedule's shortest interval, so a run missed while Temporal was down is
 made up once, not many times. The bridge writes the object's Ready and Suspended conditions and next run time;
-the runs write the rest (workflows/scheduled_run.py). A Schedule whose object went while no bridge watched is
-deleted by its own next run."""
+the runs write the rest (workflows/scheduled_run.py). VMsFailing is the runs' (status.failingVMs), but the bridge
+brings it up to date when an edit of spec.vmFailuresBeforeAlert changes what it says, and exports it as the gauge
+vmsnap_schedule_failing_vms. A Schedule whose object went while no bridge watched is deleted by its own next
+run."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,11 +37,17 @@ from activities.schedule_payloads import RUN_WORKFLOW, ScheduleRef
 from api.conditions import set_condition, set_false, set_true
 from api.schedule import (
     VirtualMachineSnapshotSchedule,
+    alerting_vms,
     run_workflow_id_prefix,
     spec_problems,
     temporal_schedule_id,
+    vms_failing_condition_stale,
+    with_vms_failing_condition,
 )
-from api.schedule_names import ScheduleConditionType, ScheduleReason
+from api.schedule_names import (
+    ScheduleConditionType,
+    ScheduleReason,
+)
 from bridge import metrics
 from runtime import search_attributes as sa
 from runtime.informer import Event
@@ -106,8 +115,13 @@ class ScheduleSync:
         namespace, name = schedule.namespace or "", schedule.name or ""
         schedule_id = temporal_schedule_id(namespace, name)
         if event.kind == "DELETED" or schedule.metadata.is_being_deleted:
+            with contextlib.suppress(KeyError):  # never had a value (no event seen since this bridge started)
+                metrics.SCHEDULE_FAILING_VMS.remove(namespace, name)
             await self._delete(schedule_id)
             return
+        metrics.SCHEDULE_FAILING_VMS.labels(namespace, name).set(len(alerting_vms(schedule)))
+        if schedule.status.failing_vms and vms_failing_condition_stale(schedule, datetime.now(UTC)):
+            await self._write_vms_failing(namespace, name, schedule.metadata.uid)
         problems = spec_problems(schedule.spec)
         if problems:
             await self._delete(schedule_id)  # it no longer describes a schedule; its snapshots stay
@@ -146,6 +160,17 @@ class ScheduleSync:
         except RPCError as e:
             if e.status != RPCStatusCode.NOT_FOUND:
                 raise
+
+    async def _write_vms_failing(self, namespace: str, name: str, uid: str | None) -> None:
+        """VMsFailing as status.failingVMs and the current spec say (an edit of spec.vmFailuresBeforeAlert)."""
+        def mutate(schedule: VirtualMachineSnapshotSchedule) -> bool:
+            now = datetime.now(UTC)
+            if schedule.metadata.uid != uid or not vms_failing_condition_stale(schedule, now):
+                return False
+            schedule.status.conditions = with_vms_failing_condition(schedule, now)
+            return True
+
+        await asyncio.to_thread(self.kube.update_schedule_status, namespace, name, mutate)
 
     async def _write_status(self, namespace: str, name: str, uid: str | None, *, problems: list[str] | None = None,
                             sync_error: str | None = None, next_run: datetime | None = None) -> None:

@@ -1,4 +1,5 @@
-"""Standing aside for VM Operator's own VirtualMachineSnapshot controller.
+"""Standing aside for VM Operator's own VirtualMachineSnapshot controller (one of the process's gates:
+runtime/gates.py).
 
 On a Supervisor, VM Operator has a snapshot controller of its own, turned on by the Supervisor capability
 supports_VM_service_VM_snapshots. It acts on the same VirtualMachineSnapshot objects and adds the same finalizer:
@@ -49,14 +50,14 @@ from api.names import (
     SUPERVISOR_CAPABILITIES_NAME,
     VM_OPERATOR_SNAPSHOT_CAPABILITY,
 )
+from runtime import gates
+from runtime.gates import RETRY_SECONDS, Gate
 from runtime.kube import Kube
 
 log = logging.getLogger("vmsnap.coexistence")
 
 ALLOW_SETTING = "VMSNAP_ALLOW_BESIDE_VM_OPERATOR_SNAPSHOTS"
 RBAC_FILE = "deploy/base/rbac/vm-operator-capabilities.yaml"
-# a read that failed (not a 403 or a 404) is tried again this soon, however long the period
-RETRY_SECONDS = 10.0
 
 CAPABILITIES_SOURCE = f"Capabilities {SUPERVISOR_CAPABILITIES_NAME} ({CAPABILITIES_GROUP})"
 CONFIG_MAP_SOURCE = f"ConfigMap {CAPABILITIES_CONFIG_MAP_NAMESPACE}/{CAPABILITIES_CONFIG_MAP_NAME}"
@@ -88,11 +89,13 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class Decision:
-    act: bool
-    reason: str | None = None       # why the process stands aside: /readyz and one log line
-    warning: str | None = None      # acting although something was found (the override)
+class Decision(gates.Decision):
+    """`warning`: acting although something was found (the override)."""
+
     unread: tuple[str, ...] = ()    # what could not be read, taken as off (logged once)
+
+    def note(self) -> str | None:
+        return f"could not read, taken as off: {'; '.join(self.unread)}" if self.unread else None
 
 
 # --- what a read means ---------------------------------------------------------------------------------------
@@ -169,26 +172,17 @@ def decide(findings: Iterable[Finding], allow: bool, previous: Decision | None =
 
 # --- the check, at start and periodically ----------------------------------------------------------------------
 
-class Coexistence:
-    """The process's current decision, checked again every `period` seconds (`start`); `until(acting)` waits for a
-    change. Reads run in a thread (the Kubernetes client blocks)."""
+class Coexistence(Gate):
+    """The process's current decision (runtime/gates.py checks it again every `period` seconds). Reads run in a
+    thread (the Kubernetes client blocks)."""
+
+    log = log
+    what = f"whether {CONTROLLER} is on"
+    acting_line = f"{CONTROLLER} is off: acting"
 
     def __init__(self, kube: Kube, *, allow: bool, period: float, retry: float = RETRY_SECONDS):
-        self.kube, self.allow, self.period, self.retry = kube, allow, period, retry
-        self.decision: Decision | None = None
-        self._acting = {True: asyncio.Event(), False: asyncio.Event()}
-        self._task: asyncio.Task[None] | None = None
-        self._failed = False  # the last check had a read that failed: the next one comes sooner
-
-    @property
-    def acting(self) -> bool:
-        return self.decision is not None and self.decision.act
-
-    def not_ready(self) -> str | None:
-        """Why the process stands aside, or None when it acts."""
-        if self.decision is None:
-            return f"checking whether {CONTROLLER} is on"
-        return self.decision.reason
+        super().__init__(period, retry)
+        self.kube, self.allow = kube, allow
 
     def read(self) -> list[Finding]:
         findings = []
@@ -204,43 +198,7 @@ class Coexistence:
                 findings.append(from_error(source, e))
         return findings
 
-    async def check(self) -> Decision:
+    async def assess(self) -> tuple[Decision, bool]:
         findings = await asyncio.to_thread(self.read)
-        decision = decide(findings, self.allow, self.decision)
-        self._set(decision, failed=any(f.seen is Seen.FAILED for f in findings))
-        return decision
-
-    def _set(self, decision: Decision, failed: bool) -> None:
-        before, self.decision, self._failed = self.decision, decision, failed
-        if before is None or (before.act, before.reason, before.warning) != (decision.act, decision.reason,
-                                                                            decision.warning):
-            if decision.reason:
-                log.error("%s", decision.reason)
-            elif decision.warning:
-                log.warning("%s", decision.warning)
-            else:
-                log.info("%s is off: acting", CONTROLLER)
-        if decision.unread and (before is None or before.unread != decision.unread):
-            log.info("could not read, taken as off: %s", "; ".join(decision.unread))
-        self._acting[decision.act].set()
-        self._acting[not decision.act].clear()
-
-    async def until(self, acting: bool) -> None:
-        await self._acting[acting].wait()
-
-    def start(self) -> None:
-        """Check again every period (sooner after a failed read) until `stop`."""
-        self._task = asyncio.create_task(self._run(), name="vm-operator-check")
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(min(self.period, self.retry) if self._failed else self.period)
-            try:
-                await self.check()
-            except Exception:  # noqa: BLE001 - the check itself must never stop
-                log.exception("checking %s failed", CONTROLLER)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        previous = self.decision if isinstance(self.decision, Decision) else None
+        return decide(findings, self.allow, previous), any(f.seen is Seen.FAILED for f in findings)

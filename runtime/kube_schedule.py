@@ -42,15 +42,18 @@ class ScheduleKube:
                                mutate: Callable[[VirtualMachineSnapshotSchedule], bool],
                                ) -> VirtualMachineSnapshotSchedule | None:
         """Read, let `mutate` change the status (False: nothing to write), merge-patch the status at the
-        resourceVersion read. None when the object is gone."""
+        resourceVersion read. A field `mutate` emptied is written as null: a merge patch keeps what it leaves out
+        (a suspended schedule's nextRunTime would stay, stale). None when the object is gone."""
         for _ in range(CONFLICT_RETRIES):
             schedule = self.get_schedule(namespace, name)
             if schedule is None:
                 return None
+            had = set(schedule.status.to_kube())
             if not mutate(schedule):
                 return schedule
+            status = schedule.status.to_kube()
             patch = {"metadata": {"resourceVersion": schedule.metadata.resource_version},
-                     "status": schedule.status.to_kube()}
+                     "status": {**dict.fromkeys(had - set(status)), **status}}
             try:
                 return VirtualMachineSnapshotSchedule.model_validate(
                     self.custom.patch_namespaced_custom_object_status(

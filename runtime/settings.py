@@ -91,6 +91,13 @@ class Settings(BaseSettings):
     # these objects alone). Checked at start and every vm_operator_check_seconds (an upgrade can turn it on).
     allow_beside_vm_operator_snapshots: bool = False
     vm_operator_check_seconds: float = Field(180.0, gt=0)
+    # What else must hold before the processes act, checked at start and every prerequisites_check_seconds (so that
+    # fixing it resumes work without a restart): the Temporal namespace has the product's search attributes
+    # (runtime/namespace_check.py; worker and bridge), and the vCenter user holds the product's privileges
+    # (runtime/vcenter_privileges.py; worker), on the root folder, or where vcenter_privileges_on says: inventory
+    # paths, comma-separated (e.g. /DC0/vm/team-a), for a role granted on those folders only.
+    prerequisites_check_seconds: float = Field(60.0, gt=0)
+    vcenter_privileges_on: str = ""
 
     # the bridge's admission webhook (HTTPS); no cert file = not served (e.g. a second, watch-only bridge)
     webhook_port: int = 9443

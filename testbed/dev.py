@@ -73,8 +73,8 @@ def _parser() -> argparse.ArgumentParser:
 
     vcsim = commands.add_parser("vcsim", parents=[common], help="steer the vCenter simulator (its control API)",
                                 description="Steer the dev stack's vCenter simulator through its control API "
-                                            "(VCSIM_CONTROL_URL in the env file; README lists the routes). VM: a "
-                                            "vSphere name (DC0_H0_VM0), its VirtualMachine name (dc0-h0-vm0), "
+                                            "(VCSIM_CONTROL_URL in the env file; docs/testbed.md lists the routes). "
+                                            "VM: a vSphere name (DC0_H0_VM0), its VirtualMachine name (dc0-h0-vm0), "
                                             "a moref (vm-57) or * for every VM.")
     steer = vcsim.add_subparsers(metavar="ACTION", required=True)
     hold = steer.add_parser("hold", parents=[common], help="the next snapshot task(s) stay running for DURATION "

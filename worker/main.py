@@ -31,11 +31,14 @@ from activities.vsphere_snapshot import VSphereSnapshotActivities
 from activities.vsphere_tree_watch import VSphereTreeWatchActivities
 from api.operation_policy import OperationDefaults
 from runtime.coexistence import Coexistence
+from runtime.gates import Gates
 from runtime.health import HealthServer
 from runtime.kube import Kube, api_client
+from runtime.namespace_check import SearchAttributesCheck
 from runtime.settings import Settings
 from runtime.telemetry import WorkflowLinks, setup_logging, setup_tracing
 from runtime.temporal import connect, temporal_runtime, unavailable
+from runtime.vcenter_privileges import VCenterPrivileges
 from runtime.vsphere import VSphereSession
 from workflows.create_snapshot import CreateSnapshot
 from workflows.delete_snapshot import DeleteSnapshot
@@ -137,10 +140,14 @@ async def run(settings: Settings) -> None:
                            plugins=setup_tracing(settings, "vmsnap-worker"))
     session = VSphereSession(settings)
     kube = Kube(api_client(settings))
-    # VM Operator's own snapshot controller on: no polling (runtime/coexistence.py), checked again periodically
-    coexistence = Coexistence(kube, allow=settings.allow_beside_vm_operator_snapshots,
-                              period=settings.vm_operator_check_seconds)
-    await coexistence.check()
+    # it polls only while every gate says so (runtime/gates.py), each checked at start and again periodically: VM
+    # Operator's own snapshot controller is off, the namespace has the search attributes, the vCenter user holds the
+    # privileges
+    gates = Gates(Coexistence(kube, allow=settings.allow_beside_vm_operator_snapshots,
+                              period=settings.vm_operator_check_seconds),
+                  SearchAttributesCheck(client, period=settings.prerequisites_check_seconds),
+                  VCenterPrivileges(session, on=settings.vcenter_privileges_on,
+                                    period=settings.prerequisites_check_seconds))
     feed = SnapshotChangeFeed(session)
     # its own client: the watch holds a connection the activities' pool should not lose
     bound_vms = BoundVMs(Kube(api_client(settings)), settings.watch_namespace)
@@ -156,26 +163,27 @@ async def run(settings: Settings) -> None:
     failed = False
 
     async def not_ready() -> str | None:
-        return coexistence.not_ready() or await unavailable(client, settings.task_queue)
+        return gates.not_ready() or await unavailable(client, settings.task_queue)
 
     with ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="activity") as pool:
         main_activities = activities(settings, client, vsphere, kube, events, feed, bound_vms)
         health = HealthServer(settings.health_port, live=lambda: not (failed or stop.is_set()),
                               not_ready=not_ready, port_file=settings.health_port_file)
-        await health.start()
-        coexistence.start()
+        await health.start()  # before the first checks: live, and not ready saying what it is checking
+        await gates.check()
+        gates.start()
         print("worker running", flush=True)
         stopped = asyncio.ensure_future(stop.wait())
         while not stop.is_set():
-            if not coexistence.acting:  # the reason is logged by the check, once
+            if not gates.acting:  # the reason is logged by its gate, once
                 log.info("not polling task queue %s while standing aside", settings.task_queue)
-                await first(stopped, coexistence.until(acting=True))
+                await first(stopped, gates.until(acting=True))
                 continue
             worker, vcenter_tasks = temporal_workers(settings, client, vsphere, main_activities, pool)
             run_task = asyncio.ensure_future(asyncio.gather(worker.run(), vcenter_tasks.run()))
             await start_tree_watch(client, settings)
             log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_address)
-            await first(run_task, stopped, coexistence.until(acting=False))
+            await first(run_task, stopped, gates.until(acting=False))
             if run_task.done():  # the workers ended by themselves: a fatal error (raised here) or none
                 failed = True
                 await run_task
@@ -185,7 +193,7 @@ async def run(settings: Settings) -> None:
             await asyncio.gather(worker.shutdown(), vcenter_tasks.shutdown())
             await run_task
         stopped.cancel()
-        await coexistence.stop()
+        await gates.stop()
         await health.stop()
     events.close()
     feed.stop()

@@ -1,8 +1,9 @@
 """ScheduledSnapshotRun: one run of a VirtualMachineSnapshotSchedule, started by its Temporal Schedule (overlap
 SKIP: never two at once). Lists the matching VMs, skips those at vSphere's per-VM limit, creates one
 VirtualMachineSnapshot per VM (deterministic names: a retried or replayed run finds what it made), spread over
-the spread window with durable timers, waits until each is Ready or failed, prunes by the retention rules and
-records the run on the schedule's status. The snapshots themselves are made by the ordinary path (the bridge sees
+the spread window with durable timers, waits until each is Ready or failed, prunes by the retention rules (the
+failed objects by keepFailed) and records the run on the schedule's status, which also counts each VM's failed
+runs in a row (the VMsFailing condition). The snapshots themselves are made by the ordinary path (the bridge sees
 the objects, the VM's queue runs CreateSnapshot), so the deployment-wide vCenter cap applies to them too."""
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ class ScheduledSnapshotRun:
         outcomes = await self._create(plan, scheduled)
         failed = {o.vm: o.error for o in outcomes if o.error}
         created = await self._wait(plan, [o for o in outcomes if not o.error], failed)
+        ready = set(created)
+        succeeded = sorted(o.vm for o in outcomes if o.snapshot in ready)
         prune = await step(KubeScheduleActivities.prune, PruneRequest(schedule=plan.schedule, now=workflow.now()),
                            "prune by retention")
         result = (RunResult.SUCCEEDED if not failed else
@@ -94,7 +97,8 @@ class ScheduledSnapshotRun:
         suspends = await step(KubeScheduleActivities.record_run, RunRecord(
             schedule=plan.schedule, workflow_id=workflow.info().workflow_id, scheduled_time=scheduled,
             finished_time=workflow.now(), result=result, created=len(created), failed_vms=failed,
-            skipped_vms=skipped, pruned=prune.pruned, kept=prune.kept, next_run_time=next_run),
+            skipped_vms=skipped, pruned=prune.pruned, kept=prune.kept, next_run_time=next_run,
+            succeeded_vms=succeeded),
             "record the run on the schedule")
         if suspends:
             await temporal(ScheduleTemporalActivities.pause_schedule,

@@ -12,6 +12,7 @@
 from .configuration import (
                             DEFAULT_NAMESPACE_SELECTOR,
                             IN_CLUSTER_SERVICE,
+                            IN_CLUSTER_USERS,
                             ServiceReference,
                             UrlReference,
                             in_cluster_webhook_configurations,
@@ -30,7 +31,7 @@ from .webhooks import (
 
 __all__ = [
     "AdmissionServer",
-    "DEFAULT_NAMESPACE_SELECTOR", "IN_CLUSTER_SERVICE", "ServiceReference", "UrlReference",
+    "DEFAULT_NAMESPACE_SELECTOR", "IN_CLUSTER_SERVICE", "IN_CLUSTER_USERS", "ServiceReference", "UrlReference",
     "in_cluster_webhook_configurations", "render_deploy_manifest", "webhook_configurations",
     "MUTATING_WEBHOOKS", "SNAPSHOT_MUTATING", "SNAPSHOT_VALIDATING", "VALIDATING_WEBHOOKS", "VM_VALIDATING",
     "SCHEDULE_VALIDATING",

@@ -1,6 +1,7 @@
 """The VirtualMachineSnapshotSchedule validating webhook: api.schedule.spec_problems, each refusal naming its
 field (a bad cron, an unknown time zone, retention that keeps nothing, a template a VirtualMachineSnapshot would
-refuse, a spread window longer than the schedule's interval). Needs no read of the cluster."""
+refuse, a spread window longer than the schedule's interval, a retention.keepFailed outside 0-32, a negative
+vmFailuresBeforeAlert). Needs no read of the cluster."""
 
 from __future__ import annotations
 

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from api.names import (
+    FAILURE_DEADLINE_ANNOTATION,
     GROUP,
+    QUIESCE_FALLBACK_ANNOTATION,
     SERVED_VERSIONS,
     SNAPSHOT_KIND,
     SNAPSHOT_PLURAL,
@@ -56,8 +58,31 @@ class Webhook:
         return ("CREATE", "UPDATE")
 
 
-SNAPSHOT_MUTATING = Webhook(WebhookType.MUTATING, SNAPSHOT_KIND, SNAPSHOT_SINGULAR, SNAPSHOT_PLURAL)
-SNAPSHOT_VALIDATING = Webhook(WebhookType.VALIDATING, SNAPSHOT_KIND, SNAPSHOT_SINGULAR, SNAPSHOT_PLURAL)
+
+def _or_empty(document: str, field: str) -> str:
+    return f"(has({document}.{field}) ? {document}.{field} : {{}})"
+
+
+def _annotation(document: str, key: str) -> str:
+    annotations = f"{document}.metadata.annotations"
+    return f"(has({annotations}) && '{key}' in {annotations} ? {annotations}['{key}'] : '')"
+
+
+# An UPDATE reaches the snapshot webhooks only when it changes what they judge: the spec, the labels (the vm-name
+# label) or one of the annotations that govern a create. Every other update — annotations and finalizers written by
+# the worker, by the vSphere CSI driver's handshake, by VM Operator — never waits on a bridge, so in-flight
+# operations finish while none answers.
+SNAPSHOT_JUDGED_CHANGE = ("judged-fields-changed", " || ".join([
+    "request.operation != 'UPDATE'",
+    f"{_or_empty('object', 'spec')} != {_or_empty('oldObject', 'spec')}",
+    f"{_or_empty('object', 'metadata.labels')} != {_or_empty('oldObject', 'metadata.labels')}",
+    *(f"{_annotation('object', key)} != {_annotation('oldObject', key)}"
+      for key in (FAILURE_DEADLINE_ANNOTATION, QUIESCE_FALLBACK_ANNOTATION))]))
+
+SNAPSHOT_MUTATING = Webhook(WebhookType.MUTATING, SNAPSHOT_KIND, SNAPSHOT_SINGULAR, SNAPSHOT_PLURAL,
+                            match_conditions=(SNAPSHOT_JUDGED_CHANGE,))
+SNAPSHOT_VALIDATING = Webhook(WebhookType.VALIDATING, SNAPSHOT_KIND, SNAPSHOT_SINGULAR, SNAPSHOT_PLURAL,
+                              match_conditions=(SNAPSHOT_JUDGED_CHANGE,))
 # Every VM rule is about a revert that is asked (a cleared or absent currentSnapshotName is always allowed), so
 # the apiserver skips the webhook for every other VM write: VM Operator's own updates never wait on the bridge.
 VM_VALIDATING = Webhook(WebhookType.VALIDATING, VM_KIND, VM_SINGULAR, VM_PLURAL, match_conditions=(

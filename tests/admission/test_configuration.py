@@ -12,6 +12,7 @@ import yaml
 from api.names import GROUP
 from bridge.admission import (
     IN_CLUSTER_SERVICE,
+    IN_CLUSTER_USERS,
     SCHEDULE_VALIDATING,
     SNAPSHOT_MUTATING,
     SNAPSHOT_VALIDATING,
@@ -80,3 +81,46 @@ def test_paths_follow_the_controller_runtime_convention():
     assert SNAPSHOT_VALIDATING.name == "vmsnap.validating.virtualmachinesnapshot.v1alpha6.vmoperator.vmware.com"
     assert SCHEDULE_VALIDATING.path == "/validate-vmsnap-io-v1alpha1-virtualmachinesnapshotschedule"
     assert SCHEDULE_VALIDATING.name == "vmsnap.validating.virtualmachinesnapshotschedule.v1alpha1.vmsnap.io"
+
+
+def test_the_products_own_updates_skip_every_webhook_in_the_deploy_form():
+    """With no bridge answering, the worker's UPDATEs (annotations, a revert's VM spec, a delete's finalizer
+    removal) must still go through; its CREATEs (schedule runs) and everyone else's writes are still reviewed."""
+    accounts = {f"system:serviceaccount:{d['metadata']['namespace']}:{d['metadata']['name']}"
+                for f in sorted((DEPLOY_FILE.parent / "rbac").glob("*.yaml")) for d in yaml.safe_load_all(f.read_text())
+                if d and d["kind"] == "ServiceAccount"}
+    assert set(IN_CLUSTER_USERS) == accounts == {"system:serviceaccount:vmsnap-system:vmsnap-worker",
+                                                 "system:serviceaccount:vmsnap-system:vmsnap-bridge"}
+    for configuration in in_cluster_webhook_configurations():
+        for webhook in configuration["webhooks"]:
+            own = [c for c in webhook["matchConditions"] if c["name"] == "not-an-update-by-vmsnap"]
+            assert own == [{"name": "not-an-update-by-vmsnap", "expression":
+                            "!(request.operation == 'UPDATE' && request.userInfo.username in "
+                            "['system:serviceaccount:vmsnap-system:vmsnap-worker', "
+                            "'system:serviceaccount:vmsnap-system:vmsnap-bridge'])"}]
+    # the revert-only condition of the VM webhook stays: all conditions must hold for the webhook to be called
+    _, validating = in_cluster_webhook_configurations()
+    vm = next(w for w in validating["webhooks"] if w["name"] == VM_VALIDATING.name)
+    assert [c["name"] for c in vm["matchConditions"]] == ["revert-requested", "not-an-update-by-vmsnap"]
+    # the URL form the tests register on loopback has it only when asked
+    mutating, validating = webhook_configurations(UrlReference("https://127.0.0.1:9443/"))
+    assert not [c for w in mutating["webhooks"] + validating["webhooks"] for c in w.get("matchConditions", [])
+                if c["name"] == "not-an-update-by-vmsnap"]
+
+
+def test_snapshot_updates_reach_the_webhooks_only_when_they_change_what_the_webhooks_judge():
+    """Anyone's metadata-only UPDATE (the CSI driver's handshake annotation, finalizers, VM Operator's writes) never
+    waits on a bridge; the spec, the labels and the two annotations that govern a create are always reviewed.
+    (The apiserver evaluates the expression: tests/admission and the no-bridge test in tests/deploy run it.)"""
+    mutating, validating = in_cluster_webhook_configurations()
+    for webhook in mutating["webhooks"] + validating["webhooks"]:
+        names = [c["name"] for c in webhook.get("matchConditions", [])]
+        if webhook["name"] in (SNAPSHOT_MUTATING.name, SNAPSHOT_VALIDATING.name):
+            assert names == ["judged-fields-changed", "not-an-update-by-vmsnap"]
+            expression = webhook["matchConditions"][0]["expression"]
+            assert expression.startswith("request.operation != 'UPDATE' || ")
+            for judged in ("object.spec", "object.metadata.labels", "'vmsnap.io/failure-deadline'",
+                           "'vmsnap.io/quiesce-fallback'"):
+                assert judged in expression
+        else:
+            assert "judged-fields-changed" not in names

@@ -1,7 +1,9 @@
 """VirtualMachineSnapshotSchedule admission against the REAL apiserver with the bridge's webhooks registered: a
 bad cron, an unknown time zone, retention that keeps nothing, a template a VirtualMachineSnapshot would refuse and
-a spread window longer than the schedule's interval are each refused, naming the field. Some are refused by the
-CRD's CEL rules first (`by_schema`), the rest by the schedule's validating webhook."""
+a spread window longer than the schedule's interval are each refused, naming the field, and so are a negative (or
+too large) spec.retention.keepFailed and a negative spec.vmFailuresBeforeAlert. Some are refused by the CRD's
+schema and CEL rules first (`by_schema`), the rest by the schedule's validating webhook (which refuses those too,
+for an object that reaches it past an older CRD)."""
 
 from __future__ import annotations
 
@@ -66,6 +68,47 @@ def test_a_name_too_long_for_the_label_is_refused(objects: Objects):
     assert refusal.by_schema and "metadata.name must be at most 63 characters" in refusal.message
 
 
+def test_keep_failed_and_the_vm_alert_are_admitted_as_given_and_left_out_when_absent(objects: Objects):
+    given = create(objects, "given", retention={"keepLast": 3, "keepFailed": 0}, vmFailuresBeforeAlert=5)
+    assert given["spec"]["retention"]["keepFailed"] == 0 and given["spec"]["vmFailuresBeforeAlert"] == 5
+    absent = create(objects, "absent")  # defaulted by the code (1 and 3), not written into the object
+    assert "keepFailed" not in absent["spec"]["retention"] and "vmFailuresBeforeAlert" not in absent["spec"]
+
+
+@pytest.mark.parametrize(("spec", "field"), [
+    ({"retention": {"keepLast": 3, "keepFailed": -1}}, "spec.retention.keepFailed"),
+    ({"retention": {"keepLast": 3, "keepFailed": 33}}, "spec.retention.keepFailed"),
+    ({"retention": {"keepLast": 3, "keepFailed": "one"}}, "spec.retention.keepFailed"),
+    ({"vmFailuresBeforeAlert": -1}, "spec.vmFailuresBeforeAlert"),
+    ({"vmFailuresBeforeAlert": 1.5}, "spec.vmFailuresBeforeAlert"),
+])
+def test_failure_counts_are_whole_numbers_refused_naming_the_field(objects: Objects, spec: dict, field: str):
+    refusal = refused(lambda: create(objects, "bad", **spec))
+    assert refusal.by_schema and refusal.code == 422
+    # a wrong type also gets the apiserver's own causes without a field (`<nil>`)
+    assert field in refusal.message and field in refusal.fields, (refusal.message, refusal.fields)
+    assert refusal.fields <= {field, "<nil>"}, refusal.fields
+
+
+@pytest.mark.parametrize(("spec", "field", "says"), [
+    ({"retention": {"keepLast": 3, "keepFailed": -1}}, "spec.retention.keepFailed", "from 0 to 32"),
+    ({"retention": {"keepLast": 3, "keepFailed": 40}}, "spec.retention.keepFailed", "from 0 to 32"),
+    ({"vmFailuresBeforeAlert": -1}, "spec.vmFailuresBeforeAlert", "0 or more"),
+])
+async def test_the_webhook_refuses_failure_counts_too(spec: dict, field: str, says: str):
+    """What the schema refuses first, the webhook refuses on its own as well (a cluster with an older CRD)."""
+    from bridge.admission.review import AdmissionRequest
+    from bridge.admission.schedule_validation import validate_schedule
+
+    request = AdmissionRequest.model_validate({
+        "uid": "u", "kind": {"group": SCHEDULE_GROUP, "version": SCHEDULE_VERSION, "kind": SCHEDULE_KIND},
+        "operation": "CREATE", "object": {"apiVersion": SCHEDULE_API_VERSION, "kind": SCHEDULE_KIND,
+                                          "metadata": {"name": "bad"}, "spec": {**GOOD, **spec}}})
+    verdict = await validate_schedule(request)
+    (error,) = verdict.errors
+    assert error.field == field and says in str(error), str(error)
+
+
 def test_an_update_is_checked_too(objects: Objects):
     create(objects, "nightly")
     refusal = refused(lambda: objects.custom.patch_namespaced_custom_object(
@@ -74,9 +117,9 @@ def test_an_update_is_checked_too(objects: Objects):
     assert refusal.fields == {"spec.timeZone"}
 
 
-def test_the_readme_example_is_admitted(objects: Objects):
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    block = readme.split("kubectl apply -f - <<'YAML'\n", 1)[1].split("\nYAML\n", 1)[0]
+def test_the_docs_example_is_admitted(objects: Objects):
+    page = (Path(__file__).resolve().parents[2] / "docs" / "schedules.md").read_text()
+    block = page.split("kubectl apply -f - <<'YAML'\n", 1)[1].split("\nYAML\n", 1)[0]
     manifest = yaml.safe_load(block)
     assert manifest["kind"] == SCHEDULE_KIND
     created = objects.custom.create_namespaced_custom_object(SCHEDULE_GROUP, SCHEDULE_VERSION, objects.namespace,

@@ -27,11 +27,34 @@ def installed_identities(control_plane, kube_api, kubeconfig: Path, tmp_path_fac
         pytest.skip("installs cluster-wide RBAC: runs on the test bed's own kube-apiserver only (KUBECONFIG is set)")
     objects = [o for o in build("standalone") if o["kind"] in INSTALLED_KINDS]
     manifest = tmp_path_factory.mktemp("deploy") / "identities.yaml"
+    install_identities(kubeconfig, objects, manifest)
+    yield objects
+    kubectl(kubeconfig, "delete", "--wait=false", "--ignore-not-found", "-f", str(manifest))
+
+
+def account_kubeconfig(api: client.ApiClient, admin_kubeconfig: Path, directory: Path, namespace: str,
+                       name: str) -> Path:
+    """A kubeconfig that authenticates as ServiceAccount `namespace/name` of the cluster `api` talks to, with a
+    token that apiserver issues (TokenRequest), as a pod's projected token would."""
+    request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(
+        audiences=[], expiration_seconds=TOKEN_SECONDS))  # no audiences: the apiserver's own
+    token = client.CoreV1Api(api).create_namespaced_service_account_token(name, namespace, request).status.token
+    admin = yaml.safe_load(admin_kubeconfig.read_text())
+    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
+    cluster = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
+    path = directory / f"{namespace}-{name}.kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": name,
+        "clusters": [{"name": "testbed", "cluster": cluster["cluster"]}],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": "testbed", "user": name}}]}))
+    return path
+
+
+def install_identities(kubeconfig: Path, objects: list[dict], manifest: Path) -> None:
     manifest.write_text(yaml.safe_dump_all(objects))
     done = kubectl(kubeconfig, "apply", "-f", str(manifest))
     assert done.returncode == 0, done.stderr
-    yield objects
-    kubectl(kubeconfig, "delete", "--wait=false", "--ignore-not-found", "-f", str(manifest))
 
 
 @pytest.fixture(scope="session")
@@ -39,24 +62,7 @@ def service_account_kubeconfig(installed_identities, kube_api, kubeconfig: Path,
                                tmp_path_factory) -> Callable[[str, str], Path]:
     """`(namespace, name)` → a kubeconfig that authenticates as that ServiceAccount."""
     directory = tmp_path_factory.mktemp("service-accounts")
-    admin = yaml.safe_load(kubeconfig.read_text())
-
-    def for_account(namespace: str, name: str) -> Path:
-        request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(
-            audiences=[], expiration_seconds=TOKEN_SECONDS))  # no audiences: the apiserver's own
-        token = client.CoreV1Api(kube_api).create_namespaced_service_account_token(
-            name, namespace, request).status.token
-        context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
-        cluster = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
-        path = directory / f"{namespace}-{name}.kubeconfig"
-        path.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": name,
-            "clusters": [{"name": "testbed", "cluster": cluster["cluster"]}],
-            "users": [{"name": name, "user": {"token": token}}],
-            "contexts": [{"name": name, "context": {"cluster": "testbed", "user": name}}]}))
-        return path
-
-    return for_account
+    return lambda namespace, name: account_kubeconfig(kube_api, kubeconfig, directory, namespace, name)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from tests.admission.kube_objects import KUBECTL
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
-OVERLAYS = ("standalone", "production")
+OVERLAYS = ("standalone", "production", "namespaced")
 PRODUCT_PACKAGES = ("activities", "api", "bridge", "runtime", "worker", "workflows")
 CERT_MANAGER_GROUP = "cert-manager.io"
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubernetes import client
 
 from api.names import SNAPSHOT_CRD_NAME
 from bridge.admission.configuration import CERT_MANAGER_INJECT_CA_ANNOTATION
@@ -34,8 +35,17 @@ def server_dry_run(kubeconfig: Path, objects: list[dict], manifest: Path):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_apiserver_accepts_the_overlay(overlay, installed_identities, kubeconfig, tmp_path):
+def test_the_apiserver_accepts_the_overlay(overlay, installed_identities, kube_api, kubeconfig, tmp_path):
     objects = [o for o in build(overlay) if not is_cert_manager(o)]
+    # the namespaces the build puts objects in without making them exist on a user's cluster already (the
+    # namespaced overlay's scope holds their VMs)
+    made = {o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"}
+    for name in {o["metadata"].get("namespace") for o in objects} - made - {None}:
+        try:
+            client.CoreV1Api(kube_api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+        except client.ApiException as e:
+            if e.status != 409:
+                raise
     done = server_dry_run(kubeconfig, objects, tmp_path / f"{overlay}.yaml")
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("(server dry run)") == len(objects), done.stdout

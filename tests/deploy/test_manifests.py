@@ -153,11 +153,35 @@ def test_resources_and_security(objects):
     for deployment in of_kind(objects, "Deployment"):
         pod = deployment["spec"]["template"]["spec"]
         c = container(deployment)
-        assert set(c["resources"]["requests"]) == set(c["resources"]["limits"]) == {"cpu", "memory"}
+        assert set(c["resources"]["requests"]) == set(c["resources"]["limits"]) == {"cpu", "memory",
+                                                                                   "ephemeral-storage"}
+        for volume in pod["volumes"]:  # a runaway writer is evicted rather than filling the node's disk
+            assert "emptyDir" not in volume or volume["emptyDir"].get("sizeLimit"), volume
         assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
         assert c["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                         "capabilities": {"drop": ["ALL"]}}
         assert c["image"] == f"vmsnap:{pyproject()['project']['version']}"
+
+
+# what the processes dial: DNS, the apiserver (443 or 6443), Temporal's frontend, vCenter (the worker; 443) and the
+# OTLP collector (gRPC)
+EGRESS_PORTS = {(53, "UDP"), (53, "TCP"), (443, "TCP"), (6443, "TCP"), (7233, "TCP"), (4317, "TCP")}
+
+
+def test_production_network_policies_allow_exactly_what_each_pod_serves_and_dials():
+    objects = build("production")
+    policies = of_kind(objects, "NetworkPolicy")
+    for deployment in of_kind(objects, "Deployment"):
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        (policy,) = [p for p in policies
+                     if p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()]
+        assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}  # all else denied
+        served = {(p["name"], "TCP") for p in container(deployment)["ports"]}
+        allowed_in = {(p["port"], p["protocol"]) for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+        assert allowed_in == served, deployment["metadata"]["name"]
+        allowed_out = {(p["port"], p["protocol"]) for rule in policy["spec"]["egress"] for p in rule["ports"]}
+        assert allowed_out == EGRESS_PORTS, deployment["metadata"]["name"]
+    assert not of_kind(build("standalone"), "NetworkPolicy")  # labs and dev clusters often enforce none
 
 
 def test_service_accounts_and_bindings_resolve(objects):

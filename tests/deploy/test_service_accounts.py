@@ -6,6 +6,8 @@ needs but the roles lack shows up as a 403 here: as an operation that never fini
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -14,15 +16,24 @@ import uuid
 import pytest
 from kubernetes import client
 
-from api.names import GROUP, SNAPSHOT_FINALIZER, VERSION, VM_PLURAL
-from bridge.admission import DEFAULT_NAMESPACE_SELECTOR, UrlReference, webhook_configurations
+from api.names import GROUP, SNAPSHOT_FINALIZER, SNAPSHOT_PLURAL, VERSION, VM_PLURAL
+from bridge.admission import (
+    DEFAULT_NAMESPACE_SELECTOR,
+    IN_CLUSTER_USERS,
+    SNAPSHOT_MUTATING,
+    UrlReference,
+    webhook_configurations,
+)
 from testbed.pki import CertificateAuthority
 from testbed.process import free_port
 from testbed.product import Product
-from testbed.vms import create_vm, eventually, get_snapshot, snapshot_manifest
+from testbed.vms import create_vm, eventually, get_snapshot, snapshot_manifest, vsphere_snapshot_names
 from tests.admission.conftest import RUN_LABEL, _register, _wait_until_in_force
-from tests.e2e.test_create_snapshot import create, ready
+from tests.admission.kube_objects import kubectl
+from tests.e2e.test_create_snapshot import create, created_workflow_id, ready
+from tests.e2e.test_durability import wait_for_pending, wait_for_running_task
 from tests.e2e.test_revert_delete import delete_snapshot, revert
+from tests.fixtures.product import take_sim_vm
 from worker.import_vms import kubernetes_name
 
 NAMESPACE = "vmsnap-system"
@@ -37,9 +48,10 @@ def webhook_for(kube_api, namespace, tmp_path):
         tmp_path / "webhook", "tls")
     port = free_port()
     selector = {"matchLabels": {RUN_LABEL: run}, "matchExpressions": DEFAULT_NAMESPACE_SELECTOR["matchExpressions"]}
+    # as deployed: the product's own UPDATEs skip the webhooks (bridge/admission/configuration.py)
     mutating, validating = webhook_configurations(UrlReference(f"https://127.0.0.1:{port}"), authority.cert_pem,
                                                   configuration_name=f"vmsnap-deploy-test-{run}",
-                                                  namespace_selector=selector)
+                                                  namespace_selector=selector, own_users=IN_CLUSTER_USERS)
     registration = client.AdmissionregistrationV1Api(kube_api)
 
     def register() -> None:
@@ -93,6 +105,60 @@ def test_create_revert_delete_as_the_service_accounts(service_account_kubeconfig
         product.stop()
     for process in product.processes:
         assert "Forbidden" not in process.log.read_text(errors="replace"), f"a refused call in {process.log}"
+
+
+HELD_SECONDS = 20  # the simulator holds each vCenter task this long: in flight when the bridge goes
+
+
+@pytest.mark.timeout(300)  # two held vCenter tasks, and the create's CSI handshake read by the worker's poll (60 s)
+async def test_with_no_bridge_the_worker_finishes_what_is_in_flight(
+        service_account_kubeconfig, webhook_for, product_env, tmp_path, kube_api, kubeconfig, namespace, vcsim,
+        sim_vm, csi_driver, temporal_client):
+    """Every bridge gone (a rollout gone wrong, a drained node) while a create and a delete are in flight: what they
+    still write — the worker's annotations, status and finalizer removal, the CSI driver's handshake annotation —
+    never reaches a webhook, so both finish; a user's create meanwhile is refused, naming the webhook the apiserver
+    could not call."""
+    webhook_env, register_webhook = webhook_for
+    product = Product(tmp_path, product_env)
+    try:
+        product.start_worker(KUBECONFIG=str(service_account_kubeconfig(NAMESPACE, "vmsnap-worker")))
+        bridge = product.start_bridge(KUBECONFIG=str(service_account_kubeconfig(NAMESPACE, "vmsnap-bridge")),
+                                      **webhook_env)
+        register_webhook()
+        other_sim_vm = take_sim_vm(vcsim)
+        create_vm(kube_api, vcsim, namespace, "my-vm", sim_vm)
+        create_vm(kube_api, vcsim, namespace, "other-vm", other_sim_vm)
+        create(kube_api, namespace, snapshot_manifest("kept", "other-vm"))
+        await asyncio.to_thread(eventually, lambda: ready(kube_api, namespace, "kept"), what="kept Ready")
+        kept_uid = get_snapshot(kube_api, namespace, "kept").metadata.uid
+
+        # a delete and a create (of another VM: each VM's operations run one at a time), both held in vCenter
+        vcsim.control.delay("RemoveSnapshot_Task", other_sim_vm, HELD_SECONDS, count=1)
+        vcsim.control.delay("CreateSnapshotEx_Task", sim_vm, HELD_SECONDS, count=1)
+        client.CustomObjectsApi(kube_api).delete_namespaced_custom_object(GROUP, VERSION, namespace,
+                                                                          SNAPSHOT_PLURAL, "kept")
+        create(kube_api, namespace, snapshot_manifest("slow", "my-vm"))
+        create_id = await asyncio.to_thread(eventually, lambda: created_workflow_id(kube_api, namespace, "slow"))
+        await asyncio.wait_for(asyncio.gather(
+            wait_for_pending(temporal_client, f"delete-snapshot/{namespace}/kept/{kept_uid}",
+                             "vsphere_remove_snapshot"),
+            wait_for_running_task(temporal_client, create_id)), timeout=120)
+
+        bridge.stop()  # no webhook answers from here on
+        refused = kubectl(kubeconfig, namespace, "create", "-f", "-",
+                          manifest=json.dumps(snapshot_manifest("meanwhile", "my-vm")))
+        assert refused.returncode != 0
+        assert f'failed calling webhook "{SNAPSHOT_MUTATING.name}"' in refused.stderr, refused.stderr
+
+        await asyncio.to_thread(eventually, lambda: ready(kube_api, namespace, "slow"), 240, "slow Ready")
+        await asyncio.to_thread(eventually, lambda: not [
+            i for i in client.CustomObjectsApi(kube_api).list_namespaced_custom_object(
+                GROUP, VERSION, namespace, SNAPSHOT_PLURAL)["items"] if i["metadata"]["name"] == "kept"],
+            what="kept deleted, its finalizer removed by the worker")
+        assert vsphere_snapshot_names(vcsim, sim_vm) == ["slow"]
+        assert vsphere_snapshot_names(vcsim, other_sim_vm) == []
+    finally:
+        product.stop()
 
 
 def test_import_vms_as_the_importer_role(importer_kubeconfig, namespace, vcsim, sim_vm, kube_api):

@@ -2,8 +2,10 @@
 worker and the bridge as processes): a schedule every few seconds (`@every`: cron's finest step is a minute)
 snapshots the selected VMs and never others, retention keeps exactly its rule across runs, a VM labelled later is
 picked up, a run still going makes the next one skip, a worker killed mid-run makes no duplicate, suspend and
-resume, auto-suspension after failed runs, Temporal down across a scheduled time makes up the run once, and
-deleting the schedule removes its Temporal Schedule and keeps its snapshots."""
+resume, auto-suspension after failed runs, Temporal down across a scheduled time makes up the run once, deleting
+the schedule removes its Temporal Schedule and keeps its snapshots, a VM that keeps failing has its failed objects
+pruned to keepFailed and is reported (condition, Warning Event, the bridge's gauge) until it succeeds, and a
+deselected VM's snapshots stay until its retention rules age them out."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api import VirtualMachineSnapshot
 from api.limits import MAX_SNAPSHOTS_PER_VM
 from api.names import API_VERSION, GROUP, SNAPSHOT_KIND, SNAPSHOT_PLURAL, VERSION, VM_PLURAL
-from api.schedule import VirtualMachineSnapshotSchedule, temporal_schedule_id
+from api.schedule import VirtualMachineSnapshotSchedule, create_failure, temporal_schedule_id
 from api.schedule_names import (
     SCHEDULE_API_VERSION,
     SCHEDULE_GROUP,
@@ -27,6 +29,7 @@ from api.schedule_names import (
     SCHEDULE_PLURAL,
     SCHEDULE_UID_ANNOTATION,
     SCHEDULE_VERSION,
+    RunResult,
     ScheduleConditionType,
     ScheduleEventReason,
     ScheduleReason,
@@ -34,6 +37,7 @@ from api.schedule_names import (
 from runtime.search_attributes import SCHEDULED_START_TIME
 from testbed.product import Product
 from testbed.vms import create_vm, eventually, vsphere_snapshot_names
+from tests.e2e.test_observability import scrape
 from tests.fixtures.product import take_sim_vm
 
 pytestmark = pytest.mark.timeout(420)
@@ -256,6 +260,9 @@ async def test_suspend_resume_and_auto_suspend_after_failed_runs(
         assert status.consecutive_failed_runs == 2 and status.last_run.result == "Failed"
         assert status.last_run.failed_vms == ["my-vm"]
         assert (await handle.describe()).schedule.state.paused
+        # no next run while suspended: nextRunTime absent (not the last one computed, which will not happen)
+        await wait(lambda: get_schedule(kube_api, namespace, "flaky").status.next_run_time is None, 30,
+                   "nextRunTime removed while auto-suspended")
         recorded = len(await runs(temporal_client, namespace, "flaky"))
         await asyncio.sleep(8)
         assert len(await runs(temporal_client, namespace, "flaky")) == recorded, "no run while suspended"
@@ -272,6 +279,8 @@ async def test_suspend_resume_and_auto_suspend_after_failed_runs(
         patch_schedule(kube_api, namespace, "flaky", {"suspend": True})
         await wait(suspended_by(ScheduleReason.SUSPENDED_BY_SPEC), 60, "suspended by spec")
         await until(lambda: paused(handle), 30, "Temporal Schedule paused")
+        await wait(lambda: get_schedule(kube_api, namespace, "flaky").status.next_run_time is None, 30,
+                   "nextRunTime removed while suspended by spec")
         patch_schedule(kube_api, namespace, "flaky", {"suspend": False})
 
         async def resumed() -> bool:
@@ -279,6 +288,8 @@ async def test_suspend_resume_and_auto_suspend_after_failed_runs(
         await until(resumed, 30, "resumed")
         c = get_schedule(kube_api, namespace, "flaky").condition(ScheduleConditionType.SUSPENDED)
         assert c is not None and c.status == "False"
+        await wait(lambda: get_schedule(kube_api, namespace, "flaky").status.next_run_time, 30,
+                   "nextRunTime back once resumed")
     finally:
         await cleanup(temporal_client, namespace, "flaky")
 
@@ -383,3 +394,100 @@ async def test_a_vm_at_the_snapshot_limit_is_skipped_with_a_reason(
         assert skips and "full-vm" in skips[0].message, [(e.reason, e.message) for e in events]
     finally:
         await cleanup(temporal_client, namespace, "limits")
+
+
+def failed_of(kube_api, namespace: str, vm: str) -> list[str]:
+    """The names of the schedule-made snapshots of `vm` whose create failed for good, not being deleted."""
+    return sorted(s.name or "" for s in snapshots(kube_api, namespace)
+                  if s.metadata.annotation(SCHEDULE_UID_ANNOTATION) and s.vm_name == vm
+                  and create_failure(s) is not None and not s.is_being_deleted)
+
+
+async def test_a_failing_vm_is_pruned_to_keep_failed_and_reported_and_a_deselected_vms_snapshots_age_out(
+        product: Product, kube_api, namespace, vcsim, temporal_client):
+    """Three VMs, quiesced snapshots every 4 s. `bad` has no VMware Tools, so each of its snapshots fails
+    (ToolsNotRunning) while the others' are made: the runs are PartiallyFailed (never suspending the schedule), its
+    failed objects are pruned to keepFailed (default 1: the newest stays), and at the third failure in a row
+    (vmFailuresBeforeAlert's default) the schedule says so: VMsFailing=True naming it and the reason, a Warning
+    Event, the bridge's gauge. Tools back: its next snapshot is made and the report clears; its newest failed
+    object stays (keepFailed, not maxAge, rules failed ones). `leaver` leaves the selector: nothing of it is
+    deleted then, no snapshot is made of it any more, and its snapshots still follow the retention rules (a
+    shorter maxAge ages them out)."""
+    vms = {name: take_sim_vm(vcsim) for name in ("good", "bad", "leaver")}
+    for name, sim_vm in vms.items():
+        create_vm(kube_api, vcsim, namespace, name, sim_vm)
+        vcsim.control.set_tools_running(sim_vm, name != "bad")
+        label_vm(kube_api, namespace, name, {"tier": "db"})
+    apply_schedule(kube_api, namespace, "watchful", schedule="@every 4s", vmSelector={"matchLabels": {"tier": "db"}},
+                   template={"quiesce": {"timeout": "5m"}}, retention={"keepLast": 2, "maxAge": "90s"})
+    seen_failed: set[str] = set()
+
+    def failing_reported():
+        seen_failed.update(failed_of(kube_api, namespace, "bad"))
+        c = get_schedule(kube_api, namespace, "watchful").condition(ScheduleConditionType.VMS_FAILING)
+        return c is not None and c.status == "True" and c
+    try:
+        condition = await wait(failing_reported, 180, "VMsFailing=True")
+        assert condition.reason == ScheduleReason.TOO_MANY_FAILED_SNAPSHOTS, condition
+        assert condition.message.startswith("bad: ") and "ToolsNotRunning" in condition.message, condition.message
+        status = get_schedule(kube_api, namespace, "watchful").status
+        assert [(v.name, v.consecutive_failures >= 3) for v in status.failing_vms or []] == [("bad", True)], status
+        assert status.last_run is not None and status.last_run.result == RunResult.PARTIALLY_FAILED, status.last_run
+        assert not status.consecutive_failed_runs, "a run that made some snapshots is not a failed run"
+
+        def warned():
+            events = client.CoreV1Api(kube_api).list_namespaced_event(
+                namespace, field_selector="involvedObject.name=watchful").items
+            return [e for e in events if e.reason == ScheduleEventReason.VM_FAILING]
+        (event, *_) = await wait(warned, 30, "a ScheduledVMFailing Event")
+        assert event.type == "Warning" and "'bad'" in event.message and "ToolsNotRunning" in event.message, \
+            event.message
+        gauge = f'vmsnap_schedule_failing_vms{{namespace="{namespace}",schedule="watchful"}}'
+        await wait(lambda: f"{gauge} 1.0" in scrape(product.processes[1]), 30, "the bridge's gauge at 1")
+
+        # the failed objects: one per run, pruned to the newest (keepFailed 1) by each run, through the normal
+        # delete path (gone, not just marked)
+        await wait(lambda: (seen_failed.update(failed_of(kube_api, namespace, "bad")) or len(seen_failed) >= 3)
+                   and len(failed_of(kube_api, namespace, "bad")) == 1, 60, "bad's failures pruned to one")
+        everything = {s.name for s in snapshots(kube_api, namespace)}
+        pruned = seen_failed - set(failed_of(kube_api, namespace, "bad"))
+        await wait(lambda: not pruned & {s.name for s in snapshots(kube_api, namespace)}, 60, "pruned ones gone")
+        assert scheduled(kube_api, namespace, "good", ready_only=True), everything
+
+        # leaver leaves the selector; bad gets its Tools back
+        assert scheduled(kube_api, namespace, "leaver", ready_only=True)
+        label_vm(kube_api, namespace, "leaver", {"tier": None})
+        vcsim.control.set_tools_running(vms["bad"], True)
+        # a run planned before the label went may still snapshot leaver once more: two runs later none is
+        runs_before = last_run_count(kube_api, namespace, "watchful")
+        await wait(watch_last_run(kube_api, namespace, "watchful", runs_before + 2), 120, "two more runs")
+        leaver_kept = scheduled(kube_api, namespace, "leaver")
+        assert leaver_kept
+        # nothing of leaver is deleted because it was deselected, and nothing new is made of it
+        await wait(watch_last_run(kube_api, namespace, "watchful", runs_before + 3), 60, "one more run")
+        assert scheduled(kube_api, namespace, "leaver") == leaver_kept
+
+        def cleared():
+            c = get_schedule(kube_api, namespace, "watchful").condition(ScheduleConditionType.VMS_FAILING)
+            return c is not None and c.status == "False" and c
+        condition = await wait(cleared, 120, "VMsFailing cleared once bad succeeds")
+        assert condition.reason == ScheduleReason.NO_VMS_FAILING
+        assert get_schedule(kube_api, namespace, "watchful").status.failing_vms == []
+        assert scheduled(kube_api, namespace, "bad", ready_only=True), "bad's snapshot made"
+        await wait(lambda: f"{gauge} 0.0" in scrape(product.processes[1]), 30, "the bridge's gauge back at 0")
+        (last_failure,) = failed_of(kube_api, namespace, "bad")
+
+        # leaver's snapshots are still under the schedule's retention: a shorter maxAge (an edit) ages them out,
+        # pruned by the runs of the others (never a new snapshot of leaver)
+        patch_schedule(kube_api, namespace, "watchful", {"retention": {"keepLast": 2, "maxAge": "15s"}})
+        await wait(lambda: not scheduled(kube_api, namespace, "leaver"), 120, "leaver's snapshots aged out")
+        await wait(lambda: set(leaver_kept).isdisjoint(vsphere_snapshot_names(vcsim, vms["leaver"])), 60,
+                   "leaver's snapshots gone from vCenter too")
+        assert not [s for s in snapshots(kube_api, namespace) if s.vm_name == "leaver" and not s.is_being_deleted]
+        # older than maxAge by now, and still there: failed objects follow keepFailed alone
+        await wait(watch_last_run(kube_api, namespace, "watchful", last_run_count(kube_api, namespace, "watchful")
+                                  + 1), 60, "one more run")
+        assert failed_of(kube_api, namespace, "bad") == [last_failure]
+    finally:
+        vcsim.control.clear()
+        await cleanup(temporal_client, namespace, "watchful")

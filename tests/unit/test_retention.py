@@ -1,5 +1,5 @@
 """Retention rules (api/retention.py): counts, grandfather-father-son periods in the schedule's time zone, DST
-changes, month ends, maxAge as a cap."""
+changes, month ends, maxAge as a cap; failed snapshots by keepFailed alone."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import calendar
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from api.retention import RetentionRules, Taken, to_keep, to_prune
+from api.retention import RetentionRules, Taken, failed_to_prune, to_keep, to_prune
 
 UTCZ = ZoneInfo("UTC")
 PARIS = ZoneInfo("Europe/Paris")
@@ -123,3 +123,16 @@ def test_what_keeps_nothing():
     assert not RetentionRules(max_age=timedelta(0)).keeps_something
     assert RetentionRules(monthly=1).keeps_something
     assert RetentionRules(max_age=timedelta(hours=1)).keeps_something
+
+
+def test_keep_failed_keeps_the_newest_n_failures_and_prunes_the_rest_oldest_first():
+    failed = series(datetime(2026, 1, 1, tzinfo=UTC), timedelta(hours=1), 5)
+    shuffled = [failed[i] for i in (3, 0, 4, 1, 2)]
+    assert failed_to_prune(shuffled, 1) == [s.name for s in failed[:4]], "the newest failure stays"
+    assert failed_to_prune(shuffled, 2) == [s.name for s in failed[:3]]
+    assert failed_to_prune(shuffled, 0) == [s.name for s in failed]
+    assert failed_to_prune(shuffled, 5) == failed_to_prune(shuffled, 32) == []
+    assert failed_to_prune([], 1) == []
+    # two failures of one scheduled time (not made by one schedule, but the order is total): by name
+    twins = [Taken("b", failed[0].at), Taken("a", failed[0].at)]
+    assert failed_to_prune(twins, 1) == ["a"]

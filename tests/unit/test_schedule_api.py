@@ -1,6 +1,7 @@
 """The VirtualMachineSnapshotSchedule API (api/schedule.py, api/cron.py): what the schedule expression accepts and
-its shortest interval, the whole spec check (each refusal naming its field), the names a schedule gives, and the
-CRD saying what the Python says."""
+its shortest interval, the whole spec check (each refusal naming its field), the names a schedule gives, the
+failing-VM bookkeeping (failed runs in a row per VM, the VMsFailing condition, the bridge's gauge and its rewrite
+of the condition after an edit), and the CRD saying what the Python says."""
 
 from __future__ import annotations
 
@@ -14,13 +15,24 @@ from api.cron import parse_schedule
 from api.duration import TIMEOUT_PATTERN
 from api.limits import MAX_SNAPSHOT_NAME_LENGTH, VM_NAME_PATTERN
 from api.schedule import (
+    DEFAULT_KEEP_FAILED,
+    DEFAULT_VM_FAILURES_BEFORE_ALERT,
+    MAX_KEEP_FAILED,
     RETENTION_KEEPS_NOTHING,
     VMS_EXACTLY_ONE,
+    FailingVM,
     LabelSelector,
     VirtualMachineSnapshotSchedule,
     VirtualMachineSnapshotScheduleSpec,
+    VirtualMachineSnapshotScheduleStatus,
+    alerting_vms,
+    create_failure,
+    failing_after_run,
+    failure_text,
     scheduled_snapshot_name,
     spec_problems,
+    vms_failing_condition_stale,
+    with_vms_failing_condition,
 )
 from api.schedule_names import (
     SCHEDULE_CRD_NAME,
@@ -29,6 +41,8 @@ from api.schedule_names import (
     SCHEDULE_PLURAL,
     SCHEDULE_SHORT_NAMES,
     SCHEDULE_VERSION,
+    ScheduleConditionType,
+    ScheduleReason,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,6 +99,9 @@ def test_a_good_spec_has_no_problems():
     ({"schedule": "*/15 * * * *", "spreadWindow": "1h"}, "spec.spreadWindow"),
     ({"spreadWindow": "later"}, "spec.spreadWindow"),
     ({"vmSelector": {"matchLabels": {"a": "b"}}}, "spec.vmSelector"),
+    ({"retention": {"keepLast": 3, "keepFailed": -1}}, "spec.retention.keepFailed"),
+    ({"retention": {"keepLast": 3, "keepFailed": MAX_KEEP_FAILED + 1}}, "spec.retention.keepFailed"),
+    ({"vmFailuresBeforeAlert": -2}, "spec.vmFailuresBeforeAlert"),
 ])
 def test_each_refusal_names_its_field(fields: dict, path: str):
     problems = spec_problems(spec(**fields))
@@ -92,6 +109,18 @@ def test_each_refusal_names_its_field(fields: dict, path: str):
     field, message = problems[0]
     assert field == path
     assert message.startswith(path) or f" {path} " in f" {message} "
+
+
+def test_keep_failed_and_the_vm_alert_are_defaulted_and_zero_is_allowed():
+    default = spec()
+    assert default.retention.failed_to_keep == DEFAULT_KEEP_FAILED == 1
+    assert default.vm_failures_limit == DEFAULT_VM_FAILURES_BEFORE_ALERT == 3
+    zero = spec(retention={"keepLast": 3, "keepFailed": 0}, vmFailuresBeforeAlert=0)
+    assert spec_problems(zero) == []
+    assert (zero.retention.failed_to_keep, zero.vm_failures_limit) == (0, 0)
+    assert spec_problems(spec(retention={"keepLast": 3, "keepFailed": MAX_KEEP_FAILED}),) == []
+    # keepFailed alone keeps no Ready snapshot: retention still has to keep something
+    assert spec_problems(spec(retention={"keepFailed": 3})) == [("spec.retention", RETENTION_KEEPS_NOTHING)]
 
 
 def test_a_template_refused_as_a_snapshot_is_refused_as_a_template():
@@ -164,6 +193,99 @@ def test_crd_rules_say_what_the_python_says():
     # every spec field of the model is in the schema, and the other way round
     model_fields = {f.alias or n for n, f in VirtualMachineSnapshotScheduleSpec.model_fields.items()}
     assert model_fields == set(spec_schema["properties"])
+    keep_failed = spec_schema["properties"]["retention"]["properties"]["keepFailed"]
+    assert (keep_failed["type"], keep_failed["minimum"], keep_failed["maximum"]) == ("integer", 0, MAX_KEEP_FAILED)
+    assert f"Default {DEFAULT_KEEP_FAILED}" in keep_failed["description"]
+    alert = spec_schema["properties"]["vmFailuresBeforeAlert"]
+    assert (alert["type"], alert["minimum"]) == ("integer", 0) and "maximum" not in alert
+    assert f"Default {DEFAULT_VM_FAILURES_BEFORE_ALERT}" in alert["description"]
+    assert "default" not in keep_failed and "default" not in alert, "defaulted by the code, not stored"
+    status_schema = schema["properties"]["status"]
+    assert {f.alias or n for n, f in VirtualMachineSnapshotScheduleStatus.model_fields.items()} == set(
+        status_schema["properties"])
+    failing = status_schema["properties"]["failingVMs"]["items"]
+    assert {f.alias or n for n, f in FailingVM.model_fields.items()} == set(failing["properties"])
+    columns = {c["name"]: c for c in crd()["spec"]["versions"][0]["additionalPrinterColumns"]}
+    failing_type = ScheduleConditionType.VMS_FAILING
+    assert columns["VMs Failing"]["jsonPath"] == f'.status.conditions[?(@.type=="{failing_type}")].status'
+
+
+# --- failed snapshots and failing VMs ---------------------------------------------------------------------------
+
+T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+
+
+def test_a_create_failed_for_good_by_any_of_its_reasons_is_a_failure_and_nothing_else_is():
+    from api import VirtualMachineSnapshot
+    from api.names import CREATE_FAILED_REASONS, SnapshotReason
+
+    def snapshot(status: str, reason: str, message: str = "") -> VirtualMachineSnapshot:
+        return VirtualMachineSnapshot.model_validate({"metadata": {"name": "s"}, "spec": {"vmName": "v"}, "status": {
+            "conditions": [{"type": "VirtualMachineSnapshotCreated", "status": status, "reason": reason,
+                            "message": message, "lastTransitionTime": "2026-12-01T00:00:00Z"}]}})
+    for reason in CREATE_FAILED_REASONS:
+        condition = create_failure(snapshot("False", reason, "why"))
+        assert condition is not None and failure_text(condition) == f"{reason}: why"
+    assert failure_text(create_failure(snapshot("False", SnapshotReason.TOOLS_NOT_RUNNING))) == "ToolsNotRunning"
+    assert create_failure(snapshot("False", SnapshotReason.CREATION_IN_PROGRESS)) is None  # still being made
+    assert create_failure(snapshot("True", "True")) is None
+    assert create_failure(VirtualMachineSnapshot.model_validate({"metadata": {"name": "new"}})) is None
+
+
+def test_failed_runs_in_a_row_are_counted_per_vm_and_a_success_ends_them():
+    from datetime import timedelta
+    runs = [T0 + timedelta(days=i) for i in range(4)]
+    failing = failing_after_run(None, succeeded=["a"], failed={"b": "CreationFailed: disk full"}, skipped=[],
+                                at=runs[0])
+    assert [(v.name, v.consecutive_failures, v.failing_since) for v in failing] == [("b", 1, runs[0])]
+    failing = failing_after_run(failing, succeeded=["a"], failed={"b": "ToolsNotRunning: no Tools"}, skipped=[],
+                                at=runs[1])
+    (b,) = failing
+    assert (b.consecutive_failures, b.failing_since, b.last_failure) == (2, runs[0], "ToolsNotRunning: no Tools")
+    # skipped (e.g. at the per-VM limit): neither a failure nor a success
+    assert failing_after_run(failing, succeeded=["a"], failed={}, skipped=["b"], at=runs[2]) == failing
+    # made again: its streak ends
+    assert failing_after_run(failing, succeeded=["a", "b"], failed={}, skipped=[], at=runs[2]) == []
+    # no longer in the run at all (deselected, or no longer in vmNames): no longer the schedule's to report
+    assert failing_after_run(failing, succeeded=["a"], failed={}, skipped=[], at=runs[2]) == []
+    # a long failure is cut; the list is by name
+    many = failing_after_run(None, succeeded=[], failed={"z": "x" * 5000, "c": "y"}, skipped=[], at=runs[3])
+    assert [v.name for v in many] == ["c", "z"] and len(many[1].last_failure) < 1000
+
+
+def schedule_with(failing: list[tuple[str, int]], **spec_fields) -> VirtualMachineSnapshotSchedule:
+    return VirtualMachineSnapshotSchedule.model_validate({
+        "metadata": {"name": "nightly", "namespace": "team-a", "uid": "u-1", "generation": 2},
+        "spec": {"schedule": "0 2 * * *", "vmNames": ["a", "b", "c"], "retention": {"keepLast": 3}, **spec_fields},
+        "status": {"failingVMs": [{"name": n, "consecutiveFailures": k, "failingSince": "2026-12-01T02:00:00Z",
+                                   "lastFailure": f"ToolsNotRunning: {n}"} for n, k in failing]}})
+
+
+def test_the_vms_failing_condition_names_the_vms_at_the_limit_and_clears():
+    now = T0
+    obj = schedule_with([("a", 1), ("b", 3), ("c", 4)])
+    assert [v.name for v in alerting_vms(obj)] == ["b", "c"]
+    condition = next(c for c in with_vms_failing_condition(obj, now) if c.type == ScheduleConditionType.VMS_FAILING)
+    assert (condition.status, condition.reason) == ("True", ScheduleReason.TOO_MANY_FAILED_SNAPSHOTS)
+    assert condition.message.startswith("b: 3 failed runs in a row, last: ToolsNotRunning: b; c: 4")
+    assert " a:" not in condition.message and condition.observed_generation == 2
+    assert vms_failing_condition_stale(obj, now)
+    obj.status.conditions = with_vms_failing_condition(obj, now)
+    assert not vms_failing_condition_stale(obj, now)
+
+    obj.status.failing_vms = [FailingVM(name="a", consecutive_failures=2)]  # b and c made their snapshots
+    condition = next(c for c in with_vms_failing_condition(obj, now) if c.type == ScheduleConditionType.VMS_FAILING)
+    assert (condition.status, condition.reason, condition.message) == ("False", ScheduleReason.NO_VMS_FAILING, "")
+    # 0: never reported; a lower limit: reported at once
+    assert alerting_vms(schedule_with([("b", 9)], vmFailuresBeforeAlert=0)) == []
+    assert [v.name for v in alerting_vms(schedule_with([("a", 1)], vmFailuresBeforeAlert=1))] == ["a"]
+
+
+def test_the_condition_names_at_most_ten_vms_and_says_how_many_more():
+    obj = schedule_with([(f"vm-{i:02d}", 3) for i in range(12)])
+    condition = next(c for c in with_vms_failing_condition(obj, T0) if c.type == ScheduleConditionType.VMS_FAILING)
+    assert "vm-09" in condition.message and "vm-10" not in condition.message
+    assert condition.message.endswith("and 2 more (status.failingVMs)")
 
 
 # --- the Temporal Schedule the bridge keeps ---------------------------------------------------------------------
@@ -197,3 +319,74 @@ def test_the_temporal_schedule_follows_the_object():
     assert fingerprint(schedule_object(retention={"keepLast": 9}, template={"memory": True}), "q") == base
     assert fingerprint(schedule_object(schedule="@hourly"), "q") != base
     assert fingerprint(schedule_object(suspend=True), "q") != base
+
+
+async def test_the_bridge_exports_the_failing_vms_and_rewrites_the_condition_after_an_edit():
+    """The gauge follows each schedule's status as the bridge sees it (removed with the schedule); an edit of
+    spec.vmFailuresBeforeAlert brings VMsFailing up to date at once (no run needed), and an up-to-date condition is
+    not written again."""
+    from unittest import mock
+
+    from prometheus_client import REGISTRY
+
+    from bridge.schedules import ScheduleSync, fingerprint
+    from runtime.informer import Event
+
+    stored = schedule_with([("a", 3), ("b", 1)])
+    stored.status.conditions = with_vms_failing_condition(stored, T0)
+    writes: list[VirtualMachineSnapshotSchedule] = []
+
+    def update_schedule_status(namespace, name, mutate):
+        current = VirtualMachineSnapshotSchedule.model_validate(stored.to_kube())
+        if mutate(current):
+            writes.append(current)
+        return current
+
+    temporal = mock.MagicMock()
+    temporal.get_schedule_handle.return_value.delete = mock.AsyncMock()
+    sync = ScheduleSync(temporal, "q", mock.MagicMock())
+    sync.kube = mock.MagicMock()
+    sync.kube.update_schedule_status.side_effect = update_schedule_status
+
+    async def deliver(obj: VirtualMachineSnapshotSchedule, kind: str = "MODIFIED") -> None:
+        sync._applied["vm-snapshot-schedule/team-a/nightly"] = fingerprint(obj, "q")  # Temporal is up to date
+        await sync.handle(Event(kind, "virtualmachinesnapshotschedules", obj.to_kube()))
+
+    def gauge() -> float | None:
+        return REGISTRY.get_sample_value("vmsnap_schedule_failing_vms", {"namespace": "team-a", "schedule": "nightly"})
+
+    await deliver(stored)
+    assert gauge() == 1 and writes == []  # "a" at the limit; the condition already says so
+    stored.spec.vm_failures_before_alert = 1  # an edit: both VMs are now past it
+    await deliver(stored)
+    assert gauge() == 2
+    (written,) = writes
+    condition = written.condition(ScheduleConditionType.VMS_FAILING)
+    assert condition is not None and condition.status == "True" and "b: 1 failed run in a row" in condition.message
+    await deliver(stored, "DELETED")
+    assert gauge() is None
+    temporal.get_schedule_handle.return_value.delete.assert_awaited()
+
+
+def test_a_status_field_emptied_is_written_as_null_not_left_stale():
+    """Status writes are merge patches, which keep what they leave out: a paused schedule's nextRunTime set to None
+    (or a run's emptied list) is written as an explicit null, so the server drops it."""
+    from unittest import mock
+
+    from runtime.kube_schedule import ScheduleKube
+
+    stored = schedule_object(suspend=True)
+    stored.status.next_run_time = T0
+    stored.metadata.resource_version = "7"
+    kube = mock.MagicMock()
+    kube.get_object.return_value = stored.to_kube()
+    kube.custom.patch_namespaced_custom_object_status.return_value = stored.to_kube()
+    schedules = ScheduleKube(kube)
+
+    def pause(schedule: VirtualMachineSnapshotSchedule) -> bool:
+        schedule.status.next_run_time = None
+        schedule.status.observed_generation = 2
+        return True
+    schedules.update_schedule_status("team-a", "nightly", pause)
+    ((*_, patch), _) = kube.custom.patch_namespaced_custom_object_status.call_args
+    assert patch == {"metadata": {"resourceVersion": "7"}, "status": {"nextRunTime": None, "observedGeneration": 2}}

@@ -1,6 +1,7 @@
 """ScheduledSnapshotRun's logic with fake activities on the dev server: what it creates (and skips), the spread
-over durable timers, waiting for Ready or failed, pruning, the record (counts, failing VMs), auto-suspension, and
-an orphaned Schedule removing itself, the metrics it counts. One test starts it from a real Temporal Schedule: the
+over durable timers, waiting for Ready or failed, pruning, the record (counts, failing VMs, the VMs whose snapshot
+was made, from which the record counts each VM's failed runs in a row), auto-suspension, and an orphaned Schedule
+removing itself, the metrics it counts. One test starts it from a real Temporal Schedule: the
 snapshots' names come from the run's scheduled time."""
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from activities.schedule_payloads import (
     SnapshotState,
     VMTarget,
 )
-from api.schedule import run_stamp, scheduled_snapshot_name, temporal_schedule_id
+from api.schedule import failing_after_run, run_stamp, scheduled_snapshot_name, temporal_schedule_id
 from api.schedule_names import RunResult
 from runtime import search_attributes as sa
 from workflows.scheduled_run import ScheduledSnapshotRun
@@ -168,6 +169,7 @@ async def test_one_snapshot_per_vm_skipped_ones_aside_then_prune_and_record(temp
     assert (record.result, record.created, record.skipped_vms, record.pruned, record.kept) == (
         RunResult.SUCCEEDED, 2, {"vm-b": "vm-b already has 32 snapshots"}, ["old-1"], 3)
     assert record.workflow_id == workflow_id
+    assert record.succeeded_vms == ["vm-a", "vm-c"], "the skipped VM neither succeeded nor failed"
     assert world.prunes and not world.paused and not world.deleted
 
 
@@ -181,6 +183,39 @@ async def test_failures_are_counted_by_vm(temporal_client: Client, world: World)
                                   "vm-b": "GenericVmConfigFault: disk full"}
     assert [c.target.vm for c in world.creates] == ["vm-a", "vm-b", "vm-c"]
     assert world.records[0].failed_vms == summary.failed_vms and world.records[0].created == 1
+    assert world.records[0].succeeded_vms == ["vm-c"]
+
+
+async def test_a_vm_that_keeps_failing_is_counted_across_runs_from_what_each_record_carries(
+        temporal_client: Client, world: World):
+    """Three runs in which vm-b's snapshot fails (a quiesce without Tools) and vm-c is refused, vm-a made each
+    time: every run prunes (the failed objects by keepFailed) and hands the record which VMs failed and which
+    succeeded; the record's bookkeeping over them (api.schedule.failing_after_run, which record_run applies to the
+    status) counts three failed runs in a row for vm-b and vm-c. A run in which they succeed ends the streaks."""
+    world.fail = {"vm-b": "ToolsNotRunning: VMware Tools is not running"}
+    world.refuse = {"vm-c": "admission webhook denied the request: nope"}
+    async with running(temporal_client, world) as run:
+        for _ in range(3):
+            summary, _ = await run()
+            assert summary.result == RunResult.PARTIALLY_FAILED
+        assert len(world.prunes) == 3
+        assert [(r.succeeded_vms, sorted(r.failed_vms)) for r in world.records] == [
+            (["vm-a"], ["vm-b", "vm-c"])] * 3
+
+        def failing() -> list[tuple[str, int, str]]:
+            streaks = None
+            for r in world.records:
+                streaks = failing_after_run(streaks, succeeded=r.succeeded_vms, failed=r.failed_vms,
+                                            skipped=r.skipped_vms, at=r.scheduled_time)
+            return [(v.name, v.consecutive_failures, v.last_failure) for v in streaks or []]
+        assert failing() == [("vm-b", 3, "ToolsNotRunning: VMware Tools is not running"),
+                             ("vm-c", 3, "admission webhook denied the request: nope")]
+
+        world.fail, world.refuse = {}, {}
+        summary, _ = await run()
+    assert summary.result == RunResult.SUCCEEDED
+    assert world.records[-1].succeeded_vms == ["vm-a", "vm-b", "vm-c"]
+    assert failing() == []
 
 
 async def test_a_run_with_nothing_made_fails_and_may_suspend_the_schedule(temporal_client: Client, world: World):

@@ -2,8 +2,8 @@ package main
 
 // How our behaviours reach the simulator: Registry.Handler (public API) is asked for every SOAP call and may
 // return another object to dispatch the call to. For the methods we change it returns a thin wrapper around the
-// registered VirtualMachine, VirtualMachineSnapshot or SessionManager whose same-named Go method shadows
-// upstream's. The global registry keeps the original objects (vcsim type-asserts *VirtualMachine in many
+// registered VirtualMachine, VirtualMachineSnapshot, SessionManager or AuthorizationManager whose same-named Go
+// method shadows upstream's. The global registry keeps the original objects (vcsim type-asserts *VirtualMachine in many
 // places). But for a logged-in call vcsim then prefers what the session's own registry returns for the moref, so
 // the wrapper is also put there, and taken out again as soon as the call reaches the wrapper (otherwise a removed
 // snapshot would live on in that session). Wrappers implement Get() so that the PropertyCollector, which reads
@@ -51,6 +51,10 @@ func (b *behaviours) handler(ctx *simulator.Context, m *simulator.Method) (mo.Re
 	case *simulator.SessionManager:
 		if m.Name == "Logout" {
 			w = &sessionMethods{obj}
+		}
+	case *simulator.AuthorizationManager:
+		if m.Name == "HasPrivilegeOnEntities" {
+			w = &authzMethods{obj}
 		}
 	}
 	if w != nil && ctx.Session != nil {

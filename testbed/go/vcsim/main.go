@@ -8,7 +8,8 @@
 //
 // Files: main.go (this launcher), control.go (control API), behaviours.go (how calls reach our code; Tools),
 // rules.go (injected faults and delays, and the task runner), snapshot.go (snapshot create/revert/remove),
-// layout.go (snapshot files and sizes), compat.go (fixes for what pyvmomi cannot read from vcsim).
+// layout.go (snapshot files and sizes), compat.go (fixes for what pyvmomi cannot read from vcsim), authz.go
+// (privilege checks).
 //
 // Added on top of vcsim (everything else is upstream):
 //
@@ -39,6 +40,9 @@
 //   - RemoveSnapshot_Task(removeChildren=True) unregisters the whole subtree and never leaves currentSnapshot
 //     dangling; parents' childSnapshot lists are kept; RefreshStorageInfo no longer renumbers layoutEx keys.
 //   - Faults and delays injected per method and VM through the control API (rules.go, control.go).
+//   - AuthorizationManager.HasPrivilegeOnEntities answers from the roles and permissions set on the simulator
+//     (AddAuthorizationRole, UpdateAuthorizationRole, SetEntityPermissions), as vCenter does, for a user some
+//     permission names; a user none names holds everything, as in vcsim (authz.go). Only this check reads them.
 //   - Logout unregisters the session's views, filters and collectors without holding the session registry's
 //     mutex (behaviours.go): vcsim's order deadlocked a Logout with a read through a ContainerView of the same
 //     session, and then every task and every read of the VMs those tasks were on.
