@@ -63,11 +63,17 @@ async def run(settings: Settings) -> None:
                           resync_seconds=settings.resync_seconds, namespace=settings.watch_namespace,
                           transform=fields, on_list=relisted)
                  for plural, fields in ((SNAPSHOT_PLURAL, snapshot_fields), (VM_PLURAL, vm_fields))]
-    # VirtualMachineSnapshotSchedules: each followed by its Temporal Schedule (bridge/schedules.py)
-    schedules = ScheduleSync(client, settings.task_queue, Kube(api))
-    informers.append(Informer(ScheduleKube(Kube(api)), SCHEDULE_PLURAL,  # type: ignore[arg-type]
-                              gated(schedules.deliver_threadsafe(loop)), resync_seconds=settings.resync_seconds,
-                              namespace=settings.watch_namespace, on_list=relisted))
+    # VirtualMachineSnapshotSchedules, where deploy/components/schedules installed the kind and its grants: each
+    # followed by its Temporal Schedule (bridge/schedules.py). Looked for once, at start.
+    schedule_kube = ScheduleKube(Kube(api))
+    schedules: ScheduleSync | None = None
+    if (off := await asyncio.to_thread(schedule_kube.unavailable, settings.watch_namespace)) is not None:
+        log.info("not following VirtualMachineSnapshotSchedules: %s", off)
+    else:
+        schedules = ScheduleSync(client, settings.task_queue, Kube(api))
+        informers.append(Informer(schedule_kube, SCHEDULE_PLURAL,  # type: ignore[arg-type]
+                                  gated(schedules.deliver_threadsafe(loop)), resync_seconds=settings.resync_seconds,
+                                  namespace=settings.watch_namespace, on_list=relisted))
     admission = None
     if settings.webhook_cert_file and settings.webhook_key_file:
         # imported only here: aiohttp and the webhook cost ~11 MB a watch-only bridge does not need
@@ -85,7 +91,7 @@ async def run(settings: Settings) -> None:
                                     standing_aside=lambda: not coexistence.acting)
         await admission.start()
     dispatching = asyncio.create_task(dispatcher.run())
-    scheduling = asyncio.create_task(schedules.run())
+    scheduling = asyncio.create_task(schedules.run()) if schedules is not None else None
 
     async def not_ready() -> str | None:  # ready once every informer has listed, while Temporal answers
         if (aside := gates.not_ready()) is not None:
@@ -107,7 +113,8 @@ async def run(settings: Settings) -> None:
     for informer in informers:
         informer.stop()
     dispatching.cancel()
-    scheduling.cancel()
+    if scheduling is not None:
+        scheduling.cancel()
     caught_up_logged.cancel()
     await gates.stop()
     await health.stop()

@@ -33,6 +33,25 @@ class ScheduleKube:
         return self.kube.watch_objects(SCHEDULE_PLURAL, namespace, resource_version, timeout_seconds,
                                        group=SCHEDULE_GROUP, version=SCHEDULE_VERSION)
 
+    def unavailable(self, namespace: str = "") -> str | None:
+        """Why this process cannot follow schedules, or None when it can: the kind is not installed (404) or listing
+        it is not granted (403) — deploy/components/schedules brings both."""
+        try:
+            if namespace:
+                self.custom.list_namespaced_custom_object(SCHEDULE_GROUP, SCHEDULE_VERSION, namespace,
+                                                          SCHEDULE_PLURAL, limit=1)
+            else:
+                self.custom.list_cluster_custom_object(SCHEDULE_GROUP, SCHEDULE_VERSION, SCHEDULE_PLURAL, limit=1)
+        except ApiException as e:
+            if e.status == 404:
+                return (f"the kind is not installed (no {SCHEDULE_PLURAL}.{SCHEDULE_GROUP}); "
+                        f"deploy/components/schedules installs it")
+            if e.status == 403:
+                return (f"listing {SCHEDULE_PLURAL}.{SCHEDULE_GROUP} is not granted; "
+                        f"deploy/components/schedules grants it (ClusterRole vmsnap-bridge-schedules)")
+            raise
+        return None
+
     # --- schedules ---
     def get_schedule(self, namespace: str, name: str) -> VirtualMachineSnapshotSchedule | None:
         obj = self.kube.get_object(SCHEDULE_PLURAL, namespace, name, group=SCHEDULE_GROUP, version=SCHEDULE_VERSION)

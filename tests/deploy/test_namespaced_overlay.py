@@ -1,8 +1,9 @@
 """deploy/overlays/namespaced on a control plane of its own: its identities installed for real (the ClusterRoles
 bound by RoleBindings in the scope's namespace only), asked of the real authorizer — each ServiceAccount gets exactly
-what its code needs in that namespace (test_rbac.NEEDED) and nothing in any other, nor cluster-wide — and then the
-worker and the bridge, authenticated as those accounts with the overlay's VMSNAP_WATCH_NAMESPACE, take the guide's
-snapshot in the scope and leave one in another namespace alone, without a single refused call."""
+what its code needs in that namespace (test_rbac.BASE_NEEDED: this overlay has no schedules) and nothing in any
+other, nor cluster-wide — and then the worker and the bridge, authenticated as those accounts with the overlay's
+VMSNAP_WATCH_NAMESPACE, take the guide's snapshot in the scope and leave one in another namespace alone, without a
+single refused call."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from testbed.product import Product
 from testbed.vms import create_vm, eventually, get_snapshot, snapshot_manifest, vsphere_snapshot_names
 from tests.deploy.conftest import INSTALLED_KINDS, account_kubeconfig, install_identities
 from tests.deploy.manifests import DEPLOY, build
-from tests.deploy.test_rbac import NEEDED, granted
+from tests.deploy.test_rbac import BASE_NEEDED, granted
 from tests.e2e.test_create_snapshot import create, ready
 from tests.fixtures.health import watch, watch_logs
 from tests.fixtures.product import take_sim_vm
@@ -54,12 +55,12 @@ def scoped(testbed_dir: Path, tmp_path_factory, request: pytest.FixtureRequest) 
         plane.stop()
 
 
-@pytest.mark.parametrize("account", sorted(NEEDED))
+@pytest.mark.parametrize("account", sorted(BASE_NEEDED))
 def test_the_account_gets_what_its_code_calls_in_the_scope_only(account, scoped, tmp_path):
     plane, api = scoped
     as_account = config.new_client_from_config(str(account_kubeconfig(api, plane.kubeconfig, tmp_path, NAMESPACE,
                                                                       account)))
-    assert granted(as_account, SCOPE) == NEEDED[account]
+    assert granted(as_account, SCOPE) == BASE_NEEDED[account]
     for where in (ELSEWHERE, NAMESPACE, "kube-system", ""):  # "": all namespaces at once
         assert granted(as_account, where) == {}, f"{account} in namespace {where or '(all)'}"
 
@@ -67,9 +68,9 @@ def test_the_account_gets_what_its_code_calls_in_the_scope_only(account, scoped,
 def test_the_scope_is_one_value_carried_everywhere():
     """scope.yaml names the namespace once; the RoleBindings, both processes and every webhook take it from there."""
     bindings = {o["metadata"]["name"]: o["metadata"]["namespace"] for o in OVERLAY if o["kind"] == "RoleBinding"
-                and o["metadata"]["name"] in NEEDED}
-    assert bindings == {account: SCOPE for account in NEEDED}
-    assert not [o for o in OVERLAY if o["kind"] == "ClusterRoleBinding" and o["metadata"]["name"] in NEEDED]
+                and o["metadata"]["name"] in BASE_NEEDED}
+    assert bindings == {account: SCOPE for account in BASE_NEEDED}
+    assert not [o for o in OVERLAY if o["kind"] == "ClusterRoleBinding" and o["metadata"]["name"] in BASE_NEEDED]
     for deployment in (o for o in OVERLAY if o["kind"] == "Deployment"):
         (env,) = [e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
                   if e["name"] == "VMSNAP_WATCH_NAMESPACE"]
@@ -86,7 +87,7 @@ def test_the_scope_is_one_value_carried_everywhere():
 def test_the_processes_act_in_the_scope_and_leave_another_namespace_alone(scoped, product_env, tmp_path, vcsim):
     plane, api = scoped
     accounts = {account: account_kubeconfig(api, plane.kubeconfig, tmp_path, NAMESPACE, account)
-                for account in NEEDED}
+                for account in BASE_NEEDED}
     product = Product(tmp_path, {**product_env, "VMSNAP_WATCH_NAMESPACE": SCOPE, "VMSNAP_RESYNC_SECONDS": "2"})
     watch_logs(lambda: {p.part: p.log for p in product.processes})
     csi = CSIDriverStandIn(api).start()
@@ -110,3 +111,7 @@ def test_the_processes_act_in_the_scope_and_leave_another_namespace_alone(scoped
         csi.stop()
     for process in product.processes:
         assert "Forbidden" not in process.log.read_text(errors="replace"), f"a refused call in {process.log}"
+    # no components/schedules in this overlay: no such kind, no grant, and the bridge says it follows none
+    assert "not following VirtualMachineSnapshotSchedules: listing virtualmachinesnapshotschedules.vmsnap.io is " \
+           "not granted" in \
+        product.processes[1].log.read_text(errors="replace")

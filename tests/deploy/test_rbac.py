@@ -36,13 +36,11 @@ VMS, VMS_STATUS = (GROUP, "virtualmachines", ""), (GROUP, "virtualmachines", "st
 SCHEDULES = (SCHEDULE_GROUP, SCHEDULE_PLURAL, "")
 SCHEDULES_STATUS = (SCHEDULE_GROUP, SCHEDULE_PLURAL, "status")
 
-NEEDED: dict[str, dict[tuple[str, str, str], set[str]]] = {
+# base/rbac: what every installation grants
+BASE_NEEDED: dict[str, dict[tuple[str, str, str], set[str]]] = {
     "vmsnap-worker": {
-        SNAPSHOTS: {"get", "list", "update", "patch", "create", "delete"},  # Kube.get_snapshot, list_snapshots,
-        # _update (PUT), annotate_snapshot (merge patch); a schedule's runs: ScheduleKube.create_snapshot,
-        # delete_snapshot (pruning)
-        SCHEDULES: {"get"},                        # ScheduleKube.get_schedule
-        SCHEDULES_STATUS: {"patch"},               # ScheduleKube.update_schedule_status (a run's record)
+        SNAPSHOTS: {"get", "list", "update", "patch"},  # Kube.get_snapshot, list_snapshots, _update (PUT),
+        # annotate_snapshot (merge patch)
         SNAPSHOTS_STATUS: {"update", "patch"},     # Kube._update(status=True): PUT or JSON patch
         VMS: {"get", "list", "watch", "update"},   # Kube.get_vm, BoundVMs (list + watch), _update (revert)
         VMS_STATUS: {"update", "patch"},           # tree status, the revert condition
@@ -53,10 +51,32 @@ NEEDED: dict[str, dict[tuple[str, str, str], set[str]]] = {
     "vmsnap-bridge": {
         SNAPSHOTS: {"get", "list", "watch"},       # Informer (list pages + watch), ClusterReader (get, list)
         VMS: {"get", "list", "watch"},             # Informer, ClusterReader
-        SCHEDULES: {"get", "list", "watch"},       # Informer, ScheduleKube.get_schedule
+    },
+}
+# components/schedules: what schedule runs add (the standalone overlay, installed here, includes it)
+SCHEDULES_NEEDED: dict[str, dict[tuple[str, str, str], set[str]]] = {
+    "vmsnap-worker": {
+        SNAPSHOTS: {"create", "delete"},           # a schedule's runs: ScheduleKube.create_snapshot, delete_snapshot
+        SCHEDULES: {"get"},                        # ScheduleKube.get_schedule
+        SCHEDULES_STATUS: {"patch"},               # ScheduleKube.update_schedule_status (a run's record)
+    },
+    "vmsnap-bridge": {
+        SCHEDULES: {"get", "list", "watch"},       # ScheduleKube.unavailable (at start), Informer, get_schedule
         SCHEDULES_STATUS: {"patch"},               # ScheduleKube.update_schedule_status (conditions, next run)
     },
 }
+
+
+def union(*grants: dict[str, dict[tuple[str, str, str], set[str]]]) -> dict[str, dict[tuple[str, str, str], set[str]]]:
+    merged: dict[str, dict[tuple[str, str, str], set[str]]] = {}
+    for grant in grants:
+        for account, rows in grant.items():
+            for resource, verbs in rows.items():
+                merged.setdefault(account, {}).setdefault(resource, set()).update(verbs)
+    return merged
+
+
+NEEDED = union(BASE_NEEDED, SCHEDULES_NEEDED)
 # ... and everything else a compromised process could want
 OTHERS = [
     (GROUP, "virtualmachines", "finalizers"), (GROUP, "virtualmachinesnapshots", "finalizers"),
@@ -169,7 +189,9 @@ KNOWN_CALLS = {
                       # runtime/coexistence.py: VM Operator's snapshot capability, by name
                       "get_cluster_object", "get_config_map"},
     "vmsnap-bridge": {"get_object", "list_objects", "list_object_pages", "watch_objects", "Watch",
-                      "update_schedule_status", "get_cluster_object", "get_config_map"},
+                      "update_schedule_status", "get_cluster_object", "get_config_map",
+                      # whether schedules are served at all (components/schedules): a list of one
+                      "unavailable"},
 }
 SOURCES = {"vmsnap-worker": ["activities/**/*.py", "worker/main.py", "runtime/informer.py", "runtime/coexistence.py"],
            "vmsnap-bridge": ["bridge/**/*.py", "runtime/informer.py", "runtime/coexistence.py"]}

@@ -39,16 +39,13 @@ from api.names import (
     VM_OPERATOR_SNAPSHOT_CAPABILITY,
 )
 from runtime.coexistence import ALLOW_SETTING
-from testbed.kube import ControlPlane, install_crds
-from testbed.process import Process, repo_root
+from testbed.kube import ControlPlane, install_crds, product_crd_files
+from testbed.process import Process
 from testbed.product import Product
 from testbed.vms import eventually, snapshot_manifest
 from tests.fixtures.health import watch, watch_logs
 
 CAPABILITIES_CRD = Path(__file__).parents[1] / "testdata" / "vm-operator" / "iaas.vmware.com_capabilities.yaml"
-DEPLOY = repo_root() / "deploy"
-PRODUCT_CRDS = [*sorted((DEPLOY / "base" / "crds").glob("*.yaml")),
-                DEPLOY / "overlays" / "standalone" / "crds" / "vmoperator.vmware.com_virtualmachines.yaml"]
 ON_IN_CAPABILITIES = (f"standing aside: VM Operator's own VirtualMachineSnapshot controller is on (Capabilities "
                       f"{SUPERVISOR_CAPABILITIES_NAME} ({CAPABILITIES_GROUP}): status.supervisor."
                       f"{VM_OPERATOR_SNAPSHOT_CAPABILITY}.activated is true), and two controllers would take every "
@@ -64,7 +61,7 @@ def supervisor(testbed_dir: Path, request: pytest.FixtureRequest) -> Iterator[Co
     watch(request, plane.watched())
     try:
         with config.new_client_from_config(str(plane.kubeconfig)) as api:
-            install_crds(api, [CAPABILITIES_CRD, *PRODUCT_CRDS])
+            install_crds(api, [CAPABILITIES_CRD, *product_crd_files()])
         yield plane
     finally:
         plane.stop()

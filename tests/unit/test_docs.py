@@ -182,10 +182,9 @@ def test_the_configuration_page_names_no_variable_the_settings_do_not_read():
 ANY = "—"
 
 
-def granted_by_manifests() -> dict[str, set[tuple[str, str, str, str, str]]]:
-    """ServiceAccount -> {(where, apiGroup, resource, name or ANY, verb)} from the roles bound to it."""
-    objects = [o for path in sorted((REPO / "deploy" / "base" / "rbac").glob("*.yaml"))
-               for o in yaml.safe_load_all(read(path)) if o]
+def granted_by_manifests(paths: list[Path]) -> dict[str, set[tuple[str, str, str, str, str]]]:
+    """ServiceAccount -> {(where, apiGroup, resource, name or ANY, verb)} from the roles these files bind to it."""
+    objects = [o for path in paths for o in yaml.safe_load_all(read(path)) if o]
     roles = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o.get("rules", [])
              for o in objects if o["kind"] in ("ClusterRole", "Role")}
     granted: dict[str, set[tuple[str, str, str, str, str]]] = {}
@@ -228,12 +227,36 @@ def granted_by_docs() -> dict[str, set[tuple[str, str, str, str, str]]]:
     return granted
 
 
-def test_the_rbac_tables_are_the_manifests():
-    manifests, docs = granted_by_manifests(), granted_by_docs()
-    assert set(docs) == set(manifests), "ServiceAccounts: docs/install.md vs deploy/base/rbac"
+def granted_by_schedules_table() -> dict[str, set[tuple[str, str, str, str, str]]]:
+    """The same, from the table after docs/install.md's `### Schedules: `components/schedules`` heading (a first
+    column names the ServiceAccount)."""
+    text = read(DOCS / "install.md")
+    (line,) = [line for line, heading in headings(text) if heading == "Schedules: `components/schedules`"]
+    header, rows = next((header, rows) for start, header, rows in tables(text) if start > line)
+    assert [h.lower() for h in header] == ["serviceaccount", "where", "apigroup", "resource", "names", "verbs"]
+    granted: dict[str, set[tuple[str, str, str, str, str]]] = {}
+    for row in rows:
+        group = code(row[2])[0]
+        granted.setdefault(code(row[0])[0], set()).update(
+            (row[1], "" if group == '""' else group, resource, name, verb.strip())
+            for resource in code(row[3]) for name in code(row[4]) or [ANY] for verb in row[5].split(","))
+    return granted
+
+
+def assert_same_grants(docs: dict[str, set], manifests: dict[str, set], where: str) -> None:
+    assert set(docs) == set(manifests), f"ServiceAccounts: docs/install.md vs {where}"
     for account in manifests:
-        assert docs[account] - manifests[account] == set(), f"{account}: in docs/install.md, not granted"
-        assert manifests[account] - docs[account] == set(), f"{account}: granted, not in docs/install.md"
+        assert docs[account] - manifests[account] == set(), f"{account}: in docs/install.md, not granted by {where}"
+        assert manifests[account] - docs[account] == set(), f"{account}: granted by {where}, not in docs/install.md"
+
+
+def test_the_rbac_tables_are_the_manifests():
+    deploy = REPO / "deploy"
+    assert_same_grants(granted_by_docs(), granted_by_manifests(sorted((deploy / "base" / "rbac").glob("*.yaml"))),
+                       "deploy/base/rbac")
+    assert_same_grants(granted_by_schedules_table(),
+                       granted_by_manifests([deploy / "components" / "schedules" / "rbac.yaml"]),
+                       "deploy/components/schedules")
 
 
 # --- metrics: docs/operations.md against the code -------------------------------------------------------------------

@@ -46,7 +46,7 @@ from api.schedule_names import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-CRD = REPO / "deploy/base/crds/vmsnap.io_virtualmachinesnapshotschedules.yaml"
+CRD = REPO / "deploy/components/schedules/crds/vmsnap.io_virtualmachinesnapshotschedules.yaml"
 
 
 def spec(**fields) -> VirtualMachineSnapshotScheduleSpec:
