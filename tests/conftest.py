@@ -46,3 +46,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             marker = item.get_closest_marker("timeout")
             own = float(marker.args[0]) if marker and marker.args else float(config.getini("timeout"))
             item.add_marker(pytest.mark.timeout(own, func_only=True))
+
+
+@pytest.hookimpl(tryfirst=True)  # after pytest-xdist put the groups into node IDs, before it reports them
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The groups above are what keeps two sessions off one Docker engine and one cluster; pytest-xdist applies them
+    by renaming node IDs, which a pytest release can silently defeat (pytest 9.2 did: xdist 3.8's grouping then does
+    nothing, and both sessions start dockerd and the compose stack at once). Refuse to run like that."""
+    if not session.config.getoption("loadgroup", default=False):
+        return
+    ungrouped = [item.nodeid for item in session.items if tier_group(item) is not None and "@" not in item.nodeid]
+    if ungrouped:
+        raise pytest.UsageError(f"pytest-xdist's loadgroup is not in effect ({len(ungrouped)} grouped tests keep "
+                                f"their node IDs, e.g. {ungrouped[0]}): check the pytest and pytest-xdist pins")
