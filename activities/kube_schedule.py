@@ -45,7 +45,6 @@ from api.schedule import (
     LastRun,
     VirtualMachineSnapshotSchedule,
     alerting_vms,
-    create_failure,
     failing_after_run,
     failure_text,
     run_stamp,
@@ -167,7 +166,7 @@ class KubeScheduleActivities:
         states: dict[str, SnapshotState] = {}
         for item in self.kube.list_objects(SNAPSHOT_PLURAL, run.schedule.namespace, label_selector=selector):
             snapshot = VirtualMachineSnapshot.model_validate(item)
-            failure = create_failure(snapshot)
+            failure = snapshot.create_failure
             states[snapshot.name or ""] = SnapshotState(ready=snapshot.is_ready,
                                                         failed="" if failure is None else failure_text(failure))
         return states
@@ -195,7 +194,7 @@ class KubeScheduleActivities:
                 continue
             if snapshot.is_ready:
                 ready[snapshot.vm_name or ""].append(snapshot)
-            elif create_failure(snapshot) is not None:
+            elif snapshot.create_failure is not None:
                 failed[snapshot.vm_name or ""].append(snapshot)
         outcome = PruneOutcome()
         for snapshots in ready.values():

@@ -23,7 +23,7 @@ from .cron import ParsedSchedule, parse_schedule
 from .duration import parse_duration_seconds, quiesce_timeout_problem
 from .limits import MAX_SNAPSHOT_NAME_LENGTH, MAX_SNAPSHOTS_PER_VM
 from .meta import ApiModel, KubeObject, KubeTime, kube_time
-from .names import CREATE_FAILED_REASONS, ConditionStatus, SnapshotConditionType
+from .names import ConditionStatus
 from .retention import RetentionRules
 from .schedule_messages import vms_failing
 from .schedule_names import (
@@ -42,7 +42,7 @@ from .schedule_names import (
     ScheduleConditionType,
     ScheduleReason,
 )
-from .virtualmachinesnapshot import QuiesceSpec, VirtualMachineSnapshot
+from .virtualmachinesnapshot import QuiesceSpec
 
 DEFAULT_TIME_ZONE = "UTC"
 DEFAULT_FAILED_RUNS_BEFORE_SUSPEND = 3
@@ -314,15 +314,6 @@ def scheduled_snapshot_name(schedule: str, vm: str, scheduled: datetime) -> str:
 
 
 # --- failed snapshots and failing VMs -------------------------------------------------------------------------
-
-
-def create_failure(snapshot: VirtualMachineSnapshot) -> Condition | None:
-    """The Created condition of a snapshot whose create failed for good (a reason of CREATE_FAILED_REASONS: the
-    bridge never starts it again); None for one Ready or still being made."""
-    created = snapshot.condition(SnapshotConditionType.CREATED)
-    if created is None or created.status == ConditionStatus.TRUE or created.reason not in CREATE_FAILED_REASONS:
-        return None
-    return created
 
 
 def failure_text(condition: Condition) -> str:

@@ -14,6 +14,7 @@ from .messages import QUIESCE_ALIAS_CONFLICT, VM_NAME_NOT_A_VM_NAME, VM_NAME_TOO
 from .meta import ApiModel, KubeObject, QuantityText
 from .names import (
     API_VERSION,
+    CREATE_FAILED_REASONS,
     CSI_VOLUME_SYNC_ANNOTATION,
     SNAPSHOT_FINALIZER,
     SNAPSHOT_KIND,
@@ -180,6 +181,15 @@ class VirtualMachineSnapshot(KubeObject):
     @property
     def is_ready(self) -> bool:
         return is_true(self.status.conditions, SnapshotConditionType.READY)
+
+    @property
+    def create_failure(self) -> Condition | None:
+        """The Created condition of a create that failed for good (a reason of CREATE_FAILED_REASONS: the bridge
+        never starts it again); None for one created or still being made."""
+        created = self.condition(SnapshotConditionType.CREATED)
+        if created is None or self.is_created or created.reason not in CREATE_FAILED_REASONS:
+            return None
+        return created
 
     def condition(self, condition_type: str) -> Condition | None:
         return get_condition(self.status.conditions, condition_type)

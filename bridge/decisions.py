@@ -10,13 +10,11 @@ from activities.payloads import Operation, OperationKind, VMRef, vm_queue_workfl
 from api import VirtualMachine, VirtualMachineSnapshot
 from api.conditions import Condition
 from api.names import (
-    CREATE_FAILED_REASONS,
     CSI_VOLUME_SYNC_ANNOTATION,
     VM_PLURAL,
     WORKFLOW_ID_ANNOTATION,
     CSIVolumeSync,
     RevertReason,
-    SnapshotConditionType,
 )
 
 
@@ -52,8 +50,7 @@ def snapshot_actions(obj: dict[str, Any]) -> list[Operation | SignalCSISynced]:
             create = Operation(kind=OperationKind.CREATE, vm=vm, snapshot_name=meta.name, snapshot_uid=meta.uid)
             return [SignalCSISynced(create.workflow_id)]
         return []
-    created = snapshot.condition(SnapshotConditionType.CREATED)
-    if created is not None and created.reason in CREATE_FAILED_REASONS:
+    if snapshot.create_failure is not None:
         return []  # a finished attempt that failed: the condition says why; delete and recreate to retry
     return [Operation(kind=OperationKind.CREATE, vm=vm, snapshot_name=meta.name, snapshot_uid=meta.uid,
                       summary=snapshot.summary())]

@@ -20,7 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api import VirtualMachineSnapshot
 from api.limits import MAX_SNAPSHOTS_PER_VM
 from api.names import API_VERSION, GROUP, SNAPSHOT_KIND, SNAPSHOT_PLURAL, VERSION, VM_PLURAL
-from api.schedule import VirtualMachineSnapshotSchedule, create_failure, temporal_schedule_id
+from api.schedule import VirtualMachineSnapshotSchedule, temporal_schedule_id
 from api.schedule_names import (
     SCHEDULE_API_VERSION,
     SCHEDULE_GROUP,
@@ -400,7 +400,7 @@ def failed_of(kube_api, namespace: str, vm: str) -> list[str]:
     """The names of the schedule-made snapshots of `vm` whose create failed for good, not being deleted."""
     return sorted(s.name or "" for s in snapshots(kube_api, namespace)
                   if s.metadata.annotation(SCHEDULE_UID_ANNOTATION) and s.vm_name == vm
-                  and create_failure(s) is not None and not s.is_being_deleted)
+                  and s.create_failure is not None and not s.is_being_deleted)
 
 
 async def test_a_failing_vm_is_pruned_to_keep_failed_and_reported_and_a_deselected_vms_snapshots_age_out(

@@ -26,7 +26,6 @@ from api.schedule import (
     VirtualMachineSnapshotScheduleSpec,
     VirtualMachineSnapshotScheduleStatus,
     alerting_vms,
-    create_failure,
     failing_after_run,
     failure_text,
     scheduled_snapshot_name,
@@ -224,12 +223,12 @@ def test_a_create_failed_for_good_by_any_of_its_reasons_is_a_failure_and_nothing
             "conditions": [{"type": "VirtualMachineSnapshotCreated", "status": status, "reason": reason,
                             "message": message, "lastTransitionTime": "2026-12-01T00:00:00Z"}]}})
     for reason in CREATE_FAILED_REASONS:
-        condition = create_failure(snapshot("False", reason, "why"))
+        condition = snapshot("False", reason, "why").create_failure
         assert condition is not None and failure_text(condition) == f"{reason}: why"
-    assert failure_text(create_failure(snapshot("False", SnapshotReason.TOOLS_NOT_RUNNING))) == "ToolsNotRunning"
-    assert create_failure(snapshot("False", SnapshotReason.CREATION_IN_PROGRESS)) is None  # still being made
-    assert create_failure(snapshot("True", "True")) is None
-    assert create_failure(VirtualMachineSnapshot.model_validate({"metadata": {"name": "new"}})) is None
+    assert failure_text(snapshot("False", SnapshotReason.TOOLS_NOT_RUNNING).create_failure) == "ToolsNotRunning"
+    assert snapshot("False", SnapshotReason.CREATION_IN_PROGRESS).create_failure is None  # still being made
+    assert snapshot("True", "True").create_failure is None
+    assert VirtualMachineSnapshot.model_validate({"metadata": {"name": "new"}}).create_failure is None
 
 
 def test_failed_runs_in_a_row_are_counted_per_vm_and_a_success_ends_them():
