@@ -11,7 +11,8 @@ answers 503 with the first gate's reason, in the order above.
 A gate (`Gate`) only says how to read and decide (`assess`); what they share is here: the check at start and every
 `period` seconds (every `retry` seconds after a read that failed), one log line per change of the decision (the
 reason as an error, a warning as a warning, else the gate's `acting_line`; a decision's `note()` at info whenever it
-changes), and waking whoever waits for the process to act or to stand aside (`until`). `Gates` combines several.
+changes), and telling its `Gates` of every decision. `Gates` combines them, and wakes whoever waits for the process
+to act or to stand aside (`until`).
 """
 
 from __future__ import annotations
@@ -38,8 +39,7 @@ class Decision:
 
 
 class Gate(ABC):
-    """One gate's current decision, checked again every `period` seconds (`start`); `until(acting)` waits for a
-    change."""
+    """One gate's current decision, checked again every `period` seconds (`start`)."""
 
     log: logging.Logger
     what: str          # what the check tells, e.g. "whether VM Operator's own ... is on"
@@ -49,7 +49,6 @@ class Gate(ABC):
         self.period, self.retry = period, retry
         self.decision: Decision | None = None
         self.listeners: list[Callable[[], None]] = []  # called on every check's decision
-        self._acting = {True: asyncio.Event(), False: asyncio.Event()}
         self._task: asyncio.Task[None] | None = None
         self._failed = False  # the last check had a read that failed: the next one comes sooner
 
@@ -84,13 +83,8 @@ class Gate(ABC):
                 self.log.info("%s", self.acting_line)
         if (note := decision.note()) is not None and (before is None or before.note() != note):
             self.log.info("%s", note)
-        self._acting[decision.act].set()
-        self._acting[not decision.act].clear()
         for listener in self.listeners:
             listener()
-
-    async def until(self, acting: bool) -> None:
-        await self._acting[acting].wait()
 
     def start(self) -> None:
         """Check again every period (sooner after a failed read) until `stop`."""

@@ -25,6 +25,7 @@ from runtime.coexistence import (
     from_config_map,
     from_error,
 )
+from runtime.gates import Gates
 from runtime.settings import Settings
 
 
@@ -151,6 +152,7 @@ class FakeKube:
 async def test_the_periodic_check_flips_the_decision_and_logs_each_change_once(caplog):
     kube = FakeKube()
     coexistence = Coexistence(kube, allow=False, period=0.05)  # type: ignore[arg-type]
+    waiting = Gates(coexistence)
     assert not coexistence.acting and "checking" in coexistence.not_ready()
     caplog.set_level(logging.INFO, "vmsnap.coexistence")
     await coexistence.check()
@@ -158,11 +160,11 @@ async def test_the_periodic_check_flips_the_decision_and_logs_each_change_once(c
     coexistence.start()
     try:
         kube.capabilities = capabilities(True)
-        await asyncio.wait_for(coexistence.until(acting=False), 5)
+        await asyncio.wait_for(waiting.until(acting=False), 5)
         assert "is on" in coexistence.not_ready()
         await asyncio.sleep(0.2)  # checked again, same answer: no new line
         kube.capabilities = capabilities(False)
-        await asyncio.wait_for(coexistence.until(acting=True), 5)
+        await asyncio.wait_for(waiting.until(acting=True), 5)
     finally:
         await coexistence.stop()
     lines = [r.getMessage() for r in caplog.records if r.name == "vmsnap.coexistence"]

@@ -121,7 +121,7 @@ async def test_the_check_asks_the_clients_namespace_once_per_period_and_logs_eac
     try:
         await asyncio.sleep(0.2)
         client.operator_service.answer = dict(ALL_KEYWORD)
-        await asyncio.wait_for(gate.until(acting=True), 5)
+        await asyncio.wait_for(Gates(gate).until(acting=True), 5)
     finally:
         await gate.stop()
     lines = [(r.levelname, r.getMessage().split(":")[0]) for r in caplog.records if r.name == "vmsnap.namespace_check"]

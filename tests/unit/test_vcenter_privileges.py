@@ -13,7 +13,7 @@ import pytest
 import yaml
 from pyVmomi import vim, vmodl
 
-from runtime.gates import Decision
+from runtime.gates import Decision, Gates
 from runtime.settings import Settings
 from runtime.vcenter_privileges import (
     DOC,
@@ -140,7 +140,7 @@ async def test_granting_the_role_resumes_at_the_next_check_and_each_change_is_lo
     try:
         await asyncio.sleep(0.2)  # checked again, same answer: no new line
         answers.answer = Answer("alice", {ROOT: ()})
-        await asyncio.wait_for(gate.until(acting=True), 5)
+        await asyncio.wait_for(Gates(gate).until(acting=True), 5)
         assert gate.not_ready() is None
         answers.answer = OSError("vCenter unreachable")  # the previous decision stands, nothing logged
         await asyncio.sleep(0.2)
