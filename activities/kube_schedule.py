@@ -15,19 +15,6 @@ from kubernetes.client.rest import ApiException
 from temporalio import activity
 
 from activities.kube.events import EventRecorder
-from activities.schedule_payloads import (
-    CreateOutcome,
-    CreateRequest,
-    PruneOutcome,
-    PruneRequest,
-    RunPlan,
-    RunRecord,
-    RunRequest,
-    RunSnapshots,
-    ScheduleRef,
-    SnapshotState,
-    VMTarget,
-)
 from api import VirtualMachineSnapshot
 from api.conditions import set_condition, set_true
 from api.duration import quiesce_minutes_or_default
@@ -73,6 +60,19 @@ from api.schedule_names import (
     ScheduleReason,
 )
 from api.virtualmachine import VirtualMachine
+from contract.schedule_payloads import (
+    CreateOutcome,
+    CreateRequest,
+    PruneOutcome,
+    PruneRequest,
+    RunPlan,
+    RunRecord,
+    RunRequest,
+    RunSnapshots,
+    ScheduleRef,
+    SnapshotState,
+    VMTarget,
+)
 from runtime.kube import Kube
 from runtime.kube_schedule import ScheduleKube
 

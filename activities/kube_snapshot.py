@@ -12,16 +12,6 @@ from temporalio.exceptions import ApplicationError
 from activities.kube.annotations import annotate, operation_annotations
 from activities.kube.events import EventRecorder
 from activities.kube.storage import requested_storage
-from activities.payloads import (
-    ConditionChange,
-    DeletePlan,
-    FinalizerRemoval,
-    RequestedStorageEntry,
-    SnapshotPlan,
-    SnapshotRef,
-    SnapshotStatusChange,
-    VMRef,
-)
 from activities.vm_yaml import encode_vm_yaml
 from api import (
     OwnerReference,
@@ -52,6 +42,16 @@ from api.names import (
 )
 from api.operation_policy import OperationDefaults, failure_deadline, quiesce_fallback
 from api.quantity import format_binary_bytes, format_plain_bytes
+from contract.payloads import (
+    ConditionChange,
+    DeletePlan,
+    FinalizerRemoval,
+    RequestedStorageEntry,
+    SnapshotPlan,
+    SnapshotRef,
+    SnapshotStatusChange,
+    VMRef,
+)
 from runtime.kube import Kube
 from runtime.settings import CSISyncMode
 from runtime.telemetry import WorkflowLinks

@@ -12,17 +12,6 @@ from temporalio.exceptions import ApplicationError
 from activities.kube.annotations import operation_annotations
 from activities.kube.bound_vms import BoundVMs
 from activities.kube.events import EventRecorder
-from activities.payloads import (
-    Operation,
-    RevertConditionChange,
-    RevertPlan,
-    SnapshotNode,
-    SnapshotTree,
-    TreeSync,
-    VMRef,
-    VMRestore,
-    VMTarget,
-)
 from activities.vm_yaml import decode_vm_yaml
 from activities.written_trees import WrittenTrees
 from api import SnapshotReference, VirtualMachine, VirtualMachineSnapshot, messages
@@ -37,6 +26,17 @@ from api.names import (
     VMConditionType,
 )
 from api.operation_policy import OperationDefaults, failure_deadline
+from contract.payloads import (
+    Operation,
+    RevertConditionChange,
+    RevertPlan,
+    SnapshotNode,
+    SnapshotTree,
+    TreeSync,
+    VMRef,
+    VMRestore,
+    VMTarget,
+)
 from runtime.kube import Kube
 from runtime.telemetry import WorkflowLinks
 

@@ -9,7 +9,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.schedule_payloads import SchedulePause
+from contract.schedule_payloads import SchedulePause
 
 
 class ScheduleTemporalActivities:

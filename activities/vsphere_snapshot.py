@@ -10,16 +10,6 @@ from pyVmomi import vim, vmodl
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from activities.payloads import (
-    CreatedSnapshot,
-    RevertedSnapshot,
-    SnapshotExtraConfig,
-    SnapshotLocation,
-    SnapshotLookup,
-    SnapshotNode,
-    SnapshotTree,
-    VSphereSnapshotRequest,
-)
 from activities.vsphere import properties
 from activities.vsphere.snapshots import (
     find_own_snapshot,
@@ -32,6 +22,16 @@ from activities.vsphere.tasks import TaskEnd, TaskFailed, cancel_task, running_s
 from api import messages
 from api.errors import ErrorType
 from api.names import SNAPSHOT_OWNER_EXTRA_CONFIG_KEY, VM_RESOURCE_YAML_EXTRA_CONFIG_KEY
+from contract.payloads import (
+    CreatedSnapshot,
+    RevertedSnapshot,
+    SnapshotExtraConfig,
+    SnapshotLocation,
+    SnapshotLookup,
+    SnapshotNode,
+    SnapshotTree,
+    VSphereSnapshotRequest,
+)
 from runtime.telemetry import tracer
 from runtime.vsphere import VSphereSession
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 
-from activities.payloads import SnapshotTree
+from contract.payloads import SnapshotTree
 
 
 def tree_shape(tree: SnapshotTree) -> str:

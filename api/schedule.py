@@ -287,16 +287,6 @@ def spec_problems(spec: VirtualMachineSnapshotScheduleSpec) -> list[tuple[str, s
 # --- names ----------------------------------------------------------------------------------------------------
 
 
-def temporal_schedule_id(namespace: str, name: str) -> str:
-    """One Temporal Schedule per object."""
-    return f"vm-snapshot-schedule/{namespace}/{name}"
-
-
-def run_workflow_id_prefix(namespace: str, name: str) -> str:
-    """Temporal appends each run's scheduled time to it."""
-    return f"scheduled-snapshot-run/{namespace}/{name}"
-
-
 def run_stamp(scheduled: datetime) -> str:
     """The run's scheduled time (UTC, seconds) as a label value and name part: `20261203t120500z`."""
     return scheduled.astimezone(UTC).strftime("%Y%m%dt%H%M%Sz")

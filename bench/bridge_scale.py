@@ -33,7 +33,6 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
-from activities.payloads import Operation, OperationKind, VMRef, vm_queue_workflow_id
 from api.names import (
     CSI_VOLUME_SYNC_ANNOTATION,
     GROUP,
@@ -44,6 +43,7 @@ from api.names import (
     VM_PLURAL,
 )
 from bench import harness as h
+from contract.payloads import Operation, OperationKind, VMRef, vm_queue_workflow_id
 from testbed.vms import STORAGE_CLASS, snapshot_manifest
 
 TARGET_CAUGHT_UP, TARGET_RSS_MB, TARGET_P99 = 30.0, 100.0, 1.0
@@ -272,7 +272,7 @@ def bare_process_rss() -> tuple[float, float]:
 async def direct_signal_with_start(temporal, b: int, concurrency: int) -> tuple[list[float], float]:
     """The bridge's call (signal-with-start of a VM queue) made directly, b times over distinct VMs; on a task queue
     nobody polls. Returns per-call latencies and the wall time for all."""
-    from activities.payloads import QueueState
+    from contract.payloads import QueueState
 
     sem = asyncio.Semaphore(concurrency)
     tag = f"direct-{concurrency}"

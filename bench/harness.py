@@ -640,7 +640,7 @@ async def enqueue_times(temporal, queue_workflow_id: str) -> dict[str, float]:
 
 
 def operation_workflow_id(op: dict) -> str:
-    from activities.payloads import Operation
+    from contract.payloads import Operation
     return Operation.model_validate(op).workflow_id
 
 

@@ -29,10 +29,10 @@ from pathlib import Path
 from pyVim.connect import Disconnect
 from pyVim.task import WaitForTask
 
-from activities.payloads import Operation, OperationKind, VMRef, vm_queue_workflow_id
 from activities.vsphere.properties import virtual_machine
 from api.names import GROUP, SNAPSHOT_PLURAL, VERSION, VM_PLURAL, SnapshotConditionType
 from bench import harness as h
+from contract.payloads import Operation, OperationKind, VMRef, vm_queue_workflow_id
 from testbed.vms import create_vm, snapshot_manifest
 
 NAMESPACE = "bench"

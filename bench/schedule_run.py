@@ -23,9 +23,9 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from api.names import GROUP, SNAPSHOT_PLURAL, VERSION, VM_PLURAL, WORKFLOW_ID_ANNOTATION
-from api.schedule import temporal_schedule_id
 from api.schedule_names import SCHEDULE_API_VERSION, SCHEDULE_GROUP, SCHEDULE_KIND, SCHEDULE_PLURAL, SCHEDULE_VERSION
 from bench import harness as h
+from contract.names import temporal_schedule_id
 from runtime.settings import Settings
 from testbed.vms import create_vm
 from tests.e2e.temporal_views import activity_windows

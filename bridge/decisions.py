@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from activities.payloads import Operation, OperationKind, VMRef, vm_queue_workflow_id
 from api import VirtualMachine, VirtualMachineSnapshot
 from api.conditions import Condition
 from api.names import (
@@ -16,6 +15,7 @@ from api.names import (
     CSIVolumeSync,
     RevertReason,
 )
+from contract.payloads import Operation, OperationKind, VMRef, vm_queue_workflow_id
 
 
 @dataclass(frozen=True)

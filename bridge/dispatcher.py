@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.payloads import VM_QUEUE_VM_DELETED_SIGNAL, Operation
-from activities.temporal_queue import enqueue_operation
 from api.names import SNAPSHOT_PLURAL
 from bridge import metrics
 from bridge.decisions import SignalCSISynced, StopVMOperations, snapshot_actions, vm_actions, vm_key
+from contract.names import CREATE_CSI_SYNC_COMPLETED_SIGNAL, VM_QUEUE_VM_DELETED_SIGNAL
+from contract.payloads import Operation
+from contract.queue import enqueue_operation
 from runtime.informer import Event
 from runtime.telemetry import current_trace_context, tracer
 from runtime.temporal import is_outage, outage_text
@@ -184,8 +185,8 @@ class Dispatcher:
                     "vmsnap.action": action.kind.value if isinstance(action, Operation)
                     else type(action).__name__}):
                 if isinstance(action, SignalCSISynced):
-                    await self._signal(action.workflow_id, "csi_sync_completed")
-                    metrics.SIGNALS_SENT.labels("csi_sync_completed").inc()
+                    await self._signal(action.workflow_id, CREATE_CSI_SYNC_COMPLETED_SIGNAL)
+                    metrics.SIGNALS_SENT.labels(CREATE_CSI_SYNC_COMPLETED_SIGNAL).inc()
                 elif isinstance(action, StopVMOperations):
                     await self._signal(action.workflow_id, VM_QUEUE_VM_DELETED_SIGNAL)
                     metrics.SIGNALS_SENT.labels(VM_QUEUE_VM_DELETED_SIGNAL).inc()

@@ -33,14 +33,11 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.schedule_payloads import RUN_WORKFLOW, ScheduleRef
 from api.conditions import set_condition, set_false, set_true
 from api.schedule import (
     VirtualMachineSnapshotSchedule,
     alerting_vms,
-    run_workflow_id_prefix,
     spec_problems,
-    temporal_schedule_id,
     vms_failing_condition_stale,
     with_vms_failing_condition,
 )
@@ -49,6 +46,8 @@ from api.schedule_names import (
     ScheduleReason,
 )
 from bridge import metrics
+from contract.names import SCHEDULED_RUN_WORKFLOW, run_workflow_id_prefix, temporal_schedule_id
+from contract.schedule_payloads import ScheduleRef
 from runtime import search_attributes as sa
 from runtime.informer import Event
 from runtime.kube import Kube
@@ -66,7 +65,7 @@ def desired_schedule(schedule: VirtualMachineSnapshotSchedule, task_queue: str) 
             if parsed.every_seconds else
             ScheduleSpec(cron_expressions=[parsed.cron or ""], time_zone_name=spec.zone_name))
     action = ScheduleActionStartWorkflow(
-        RUN_WORKFLOW, args=[ScheduleRef(namespace=namespace, name=name, uid=schedule.metadata.uid or "")],
+        SCHEDULED_RUN_WORKFLOW, args=[ScheduleRef(namespace=namespace, name=name, uid=schedule.metadata.uid or "")],
         id=run_workflow_id_prefix(namespace, name), task_queue=task_queue,
         typed_search_attributes=sa.for_schedule(namespace, name),
         static_summary=f"scheduled snapshots of {namespace}/{name} ({spec.schedule})")

@@ -23,13 +23,14 @@ from activities.kube.events import EventRecorder
 from activities.kube_schedule import KubeScheduleActivities
 from activities.kube_snapshot import DeleteRetry, KubeSnapshotActivities
 from activities.kube_vm import KubeVMActivities, KubeVMRevertActivities
-from activities.payloads import TreeWatchState
 from activities.temporal_queue import VMQueueActivities
 from activities.temporal_schedule import ScheduleTemporalActivities
 from activities.vsphere.change_feed import SnapshotChangeFeed
 from activities.vsphere_snapshot import VSphereSnapshotActivities
 from activities.vsphere_tree_watch import VSphereTreeWatchActivities
 from api.operation_policy import OperationDefaults
+from contract.names import tree_watch_workflow_id
+from contract.payloads import TreeWatchState
 from runtime.coexistence import Coexistence
 from runtime.gates import Gates
 from runtime.health import HealthServer
@@ -45,7 +46,7 @@ from workflows.delete_snapshot import DeleteSnapshot
 from workflows.options import vcenter_task_queue
 from workflows.revert_snapshot import RevertSnapshot
 from workflows.scheduled_run import ScheduledSnapshotRun
-from workflows.snapshot_tree_watch import SnapshotTreeWatch, tree_watch_workflow_id
+from workflows.snapshot_tree_watch import SnapshotTreeWatch
 from workflows.vm_snapshot_queue import VirtualMachineSnapshotQueue
 
 log = logging.getLogger("vmsnap.worker")

@@ -14,8 +14,8 @@ with workflow.unsafe.imports_passed_through():
     from opentelemetry import trace
 
     from activities.kube_vm import KubeVMActivities
-    from activities.payloads import SnapshotTree, TreeSync, VMRef, vm_queue_workflow_id
     from activities.vsphere_snapshot import VSphereSnapshotActivities
+    from contract.payloads import SnapshotTree, TreeSync, VMRef, vm_queue_workflow_id
     from workflows import options
     from workflows.vm_snapshot_queue import VirtualMachineSnapshotQueue
 

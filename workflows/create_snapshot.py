@@ -11,7 +11,18 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.kube_snapshot import KubeSnapshotActivities
-    from activities.payloads import (
+    from activities.vsphere_snapshot import VSphereSnapshotActivities
+    from api import messages
+    from api.consistency import consistency
+    from api.names import (
+        QUIESCE_FAULT_REASONS,
+        SNAPSHOT_CONSISTENCY_CONDITION,
+        EventReason,
+        SnapshotConditionType,
+        SnapshotReason,
+    )
+    from contract.names import CREATE_CSI_SYNC_COMPLETED_SIGNAL, CREATE_CURRENT_STEP_QUERY, CREATE_SNAPSHOT_WORKFLOW
+    from contract.payloads import (
         ConditionChange,
         CreatedSnapshot,
         EventNote,
@@ -23,16 +34,6 @@ with workflow.unsafe.imports_passed_through():
         SnapshotPlan,
         SnapshotStatusChange,
         VSphereSnapshotRequest,
-    )
-    from activities.vsphere_snapshot import VSphereSnapshotActivities
-    from api import messages
-    from api.consistency import consistency
-    from api.names import (
-        QUIESCE_FAULT_REASONS,
-        SNAPSHOT_CONSISTENCY_CONDITION,
-        EventReason,
-        SnapshotConditionType,
-        SnapshotReason,
     )
     from workflows import options
     from workflows.common import (
@@ -85,18 +86,18 @@ def quiesce_failure_reason(plan: SnapshotPlan, error: BaseException) -> Snapshot
     return QUIESCE_FAULT_REASONS.get(fault or "") if plan.quiesce_minutes is not None else None
 
 
-@workflow.defn(name="CreateSnapshot")
+@workflow.defn(name=CREATE_SNAPSHOT_WORKFLOW)
 class CreateSnapshot:
     def __init__(self) -> None:
         self.csi_sync_done = False
         self.step = "queued"
 
-    @workflow.signal
+    @workflow.signal(name=CREATE_CSI_SYNC_COMPLETED_SIGNAL)
     def csi_sync_completed(self) -> None:
         """The bridge saw `csi.vsphere.volume.sync: completed` on the snapshot."""
         self.csi_sync_done = True
 
-    @workflow.query
+    @workflow.query(name=CREATE_CURRENT_STEP_QUERY)
     def current_step(self) -> str:
         return self.step
 

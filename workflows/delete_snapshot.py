@@ -11,7 +11,12 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.kube_snapshot import KubeSnapshotActivities
-    from activities.payloads import (
+    from activities.temporal_queue import VMQueueActivities
+    from activities.vsphere_snapshot import VSphereSnapshotActivities
+    from api import messages
+    from api.names import SNAPSHOT_DELETED_CONDITION, SnapshotReason
+    from contract.names import DELETE_SNAPSHOT_WORKFLOW
+    from contract.payloads import (
         ConditionChange,
         DeletePlan,
         FinalizerRemoval,
@@ -20,10 +25,6 @@ with workflow.unsafe.imports_passed_through():
         SnapshotLookup,
         SnapshotStatusChange,
     )
-    from activities.temporal_queue import VMQueueActivities
-    from activities.vsphere_snapshot import VSphereSnapshotActivities
-    from api import messages
-    from api.names import SNAPSHOT_DELETED_CONDITION, SnapshotReason
     from workflows import options
     from workflows.common import (
         StepFailed,
@@ -41,7 +42,7 @@ def retry_delay(plan: DeletePlan, retry: int) -> timedelta:
     return timedelta(seconds=min(plan.retry_seconds * 2 ** retry, plan.retry_max_seconds))
 
 
-@workflow.defn(name="DeleteSnapshot")
+@workflow.defn(name=DELETE_SNAPSHOT_WORKFLOW)
 class DeleteSnapshot:
     @workflow.run
     async def run(self, op: Operation) -> str:

@@ -11,7 +11,12 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.kube_vm import KubeVMRevertActivities
-    from activities.payloads import (
+    from activities.vsphere_snapshot import VSphereSnapshotActivities
+    from api import messages
+    from api.errors import ErrorType
+    from api.names import RevertReason
+    from contract.names import REVERT_SNAPSHOT_WORKFLOW
+    from contract.payloads import (
         Operation,
         RevertConditionChange,
         RevertedSnapshot,
@@ -21,10 +26,6 @@ with workflow.unsafe.imports_passed_through():
         SnapshotNode,
         VMRestore,
     )
-    from activities.vsphere_snapshot import VSphereSnapshotActivities
-    from api import messages
-    from api.errors import ErrorType
-    from api.names import RevertReason
     from workflows import options
     from workflows.common import (
         CANCELLED_BY_DELETE,
@@ -45,7 +46,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
-@workflow.defn(name="RevertSnapshot")
+@workflow.defn(name=REVERT_SNAPSHOT_WORKFLOW)
 class RevertSnapshot:
     def __init__(self) -> None:
         self.found: SnapshotNode | None = None  # the vSphere snapshot the revert goes to, once found

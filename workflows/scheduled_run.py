@@ -17,8 +17,11 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.kube_schedule import KubeScheduleActivities
-    from activities.schedule_payloads import (
-        RUN_WORKFLOW,
+    from activities.temporal_schedule import ScheduleTemporalActivities
+    from api.schedule_messages import not_ready_in_time
+    from api.schedule_names import RunResult
+    from contract.names import SCHEDULED_RUN_WORKFLOW, temporal_schedule_id
+    from contract.schedule_payloads import (
         CreateOutcome,
         CreateRequest,
         PruneRequest,
@@ -31,10 +34,6 @@ with workflow.unsafe.imports_passed_through():
         ScheduleRef,
         VMTarget,
     )
-    from activities.temporal_schedule import ScheduleTemporalActivities
-    from api.schedule import temporal_schedule_id
-    from api.schedule_messages import not_ready_in_time
-    from api.schedule_names import RunResult
     from runtime import search_attributes as sa
     from workflows import options
 
@@ -72,7 +71,7 @@ def count(name: str, value: int, **labels: str) -> None:
         workflow.metric_meter().create_counter(name, "").add(value, labels)
 
 
-@workflow.defn(name=RUN_WORKFLOW)
+@workflow.defn(name=SCHEDULED_RUN_WORKFLOW)
 class ScheduledSnapshotRun:
     @workflow.run
     async def run(self, schedule: ScheduleRef) -> RunSummary:

@@ -10,8 +10,9 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.kube_vm import KubeVMActivities
-    from activities.payloads import TreeWatchState
     from activities.vsphere_tree_watch import VSphereTreeWatchActivities
+    from contract.names import TREE_WATCH_WORKFLOW
+    from contract.payloads import TreeWatchState
     from workflows import options
     from workflows.common import kube, sync_snapshot_tree
 
@@ -19,7 +20,7 @@ WAIT_SECONDS = 30.0
 ROUNDS_PER_RUN = 200  # then continue-as-new, so the history stays small
 
 
-@workflow.defn(name="SnapshotTreeWatch")
+@workflow.defn(name=TREE_WATCH_WORKFLOW)
 class SnapshotTreeWatch:
     @workflow.run
     async def run(self, state: TreeWatchState) -> None:
@@ -41,7 +42,3 @@ class SnapshotTreeWatch:
             if workflow.info().is_continue_as_new_suggested():
                 break
         workflow.continue_as_new(state)
-
-
-def tree_watch_workflow_id(task_queue: str) -> str:
-    return f"snapshot-tree-watch/{task_queue}"

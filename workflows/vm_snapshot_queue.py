@@ -16,9 +16,14 @@ with workflow.unsafe.imports_passed_through():
     from opentelemetry import trace
     from opentelemetry.propagate import extract
 
-    from activities.payloads import (
+    from contract.names import (
+        VM_QUEUE_ENQUEUE_SIGNAL,
+        VM_QUEUE_PENDING_QUERY,
+        VM_QUEUE_RELEASE_SIGNAL,
         VM_QUEUE_VM_DELETED_SIGNAL,
         VM_QUEUE_WORKFLOW,
+    )
+    from contract.payloads import (
         Operation,
         OperationKind,
         QueueState,
@@ -48,7 +53,7 @@ class VirtualMachineSnapshotQueue:
         # the running operation is to be cancelled: a delete of the snapshot it creates, or the VM's deletion
         self.cancel_running = False
 
-    @workflow.signal
+    @workflow.signal(name=VM_QUEUE_ENQUEUE_SIGNAL)
     def enqueue(self, op: Operation) -> None:
         """Add an operation unless it is queued, running or done already (re-lists and second bridges re-send)."""
         if op.workflow_id in self.seen:
@@ -73,12 +78,12 @@ class VirtualMachineSnapshotQueue:
         if self.running_op is not None and self.running_op.kind is not OperationKind.DELETE:
             self.cancel_running = True
 
-    @workflow.signal
+    @workflow.signal(name=VM_QUEUE_RELEASE_SIGNAL)
     def release(self, workflow_id: str) -> None:
         """The running operation is done with vCenter (its remaining steps do not touch the VM)."""
         self.released.add(workflow_id)
 
-    @workflow.query
+    @workflow.query(name=VM_QUEUE_PENDING_QUERY)
     def queue(self) -> list[str]:
         return ([self.running_op.workflow_id] if self.running_op else []) + [p.workflow_id for p in self.pending]
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from activities.payloads import VMRef, VMTarget
 from api.names import VM_PLURAL
+from contract.payloads import VMRef, VMTarget
 from runtime.informer import Event, Informer
 from runtime.kube import Kube
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pyVmomi import vim
 
-from activities.payloads import SnapshotNode, SnapshotTree, SnapshotUsage
 from activities.vsphere.properties import retrieve, snapshot
 from api.names import SNAPSHOT_OWNER_EXTRA_CONFIG_KEY, PowerState
+from contract.payloads import SnapshotNode, SnapshotTree, SnapshotUsage
 
 # vSphere's power states (the values of vim.VirtualMachine.PowerState) → the API's
 VSPHERE_POWER_STATES = {

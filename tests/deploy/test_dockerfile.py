@@ -165,7 +165,7 @@ def test_the_wheel_holds_the_product_only(tmp_path):
     (wheel,) = tmp_path.glob("vmsnap-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names if not n.startswith("vmsnap-")}
-    assert top == {"api", "runtime", "workflows", "activities", "worker", "bridge"}
+    assert top == {"api", "runtime", "contract", "workflows", "activities", "worker", "bridge"}
     entry_points = next(zipfile.ZipFile(wheel).read(n).decode() for n in names if n.endswith("entry_points.txt"))
     assert "vmsnap-dev" not in entry_points and "vmsnap-worker" in entry_points
 

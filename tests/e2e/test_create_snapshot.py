@@ -95,7 +95,7 @@ def create(kube_api, namespace: str, manifest: dict) -> None:
 
 
 def created_workflow_id(kube_api, namespace: str, name: str) -> str:
-    from activities.payloads import Operation, OperationKind, VMRef
+    from contract.payloads import Operation, OperationKind, VMRef
     snap = get_snapshot(kube_api, namespace, name)
     return Operation(kind=OperationKind.CREATE, vm=VMRef(namespace=namespace, name=snap.vm_name),
                      snapshot_name=name, snapshot_uid=snap.metadata.uid).workflow_id

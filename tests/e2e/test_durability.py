@@ -117,7 +117,7 @@ def revert_tasks(vcsim, sim_vm: str) -> int:
 
 async def test_worker_killed_mid_revert_reverts_once(product: Product, kube_api, namespace, vcsim, sim_vm,
                                                     temporal_client):
-    from activities.payloads import Operation, OperationKind, VMRef
+    from contract.payloads import Operation, OperationKind, VMRef
     from testbed.vms import get_vm
     from tests.e2e.test_revert_delete import patch_vm
     create_vm(kube_api, vcsim, namespace, "my-vm", sim_vm)

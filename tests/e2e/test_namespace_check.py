@@ -25,8 +25,8 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
-from activities.payloads import VMRef
 from api.names import GROUP, SNAPSHOT_PLURAL, VERSION
+from contract.payloads import VMRef
 from runtime.namespace_check import WANTED
 from testbed.product import Product
 from testbed.vms import snapshot_manifest

@@ -20,7 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api import VirtualMachineSnapshot
 from api.limits import MAX_SNAPSHOTS_PER_VM
 from api.names import API_VERSION, GROUP, SNAPSHOT_KIND, SNAPSHOT_PLURAL, VERSION, VM_PLURAL
-from api.schedule import VirtualMachineSnapshotSchedule, temporal_schedule_id
+from api.schedule import VirtualMachineSnapshotSchedule
 from api.schedule_names import (
     SCHEDULE_API_VERSION,
     SCHEDULE_GROUP,
@@ -34,6 +34,7 @@ from api.schedule_names import (
     ScheduleEventReason,
     ScheduleReason,
 )
+from contract.names import temporal_schedule_id
 from runtime.search_attributes import SCHEDULED_START_TIME
 from testbed.product import Product
 from testbed.vms import create_vm, eventually, vsphere_snapshot_names

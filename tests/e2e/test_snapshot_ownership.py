@@ -8,7 +8,6 @@ import asyncio
 from kubernetes import client
 from pyVim.connect import Disconnect
 
-from activities.payloads import SnapshotTree
 from activities.vsphere.properties import virtual_machine
 from activities.vsphere.snapshots import read_tree
 from activities.vsphere.tasks import wait_for_task
@@ -19,6 +18,7 @@ from api.names import (
     PowerState,
     SnapshotReferenceType,
 )
+from contract.payloads import SnapshotTree
 from testbed.product import Product
 from testbed.vms import connect, create_vm, eventually, get_snapshot, get_vm, snapshot_manifest
 from tests.e2e.test_create_snapshot import create, created_workflow_id, ready

@@ -9,8 +9,8 @@ from typing import Any
 from kubernetes import client
 
 from activities.kube_vm import KubeVMActivities
-from activities.payloads import SnapshotNode, SnapshotTree, TreeSync, VMRef
 from api import names
+from contract.payloads import SnapshotNode, SnapshotTree, TreeSync, VMRef
 from runtime.kube import Kube
 from tests.e2e.test_kube_writes import CountingCustomObjects, their
 

@@ -25,7 +25,6 @@ from kubernetes.client.rest import ApiException
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.payloads import VMRef, vm_queue_workflow_id
 from api.names import (
     CAPABILITIES_CONFIG_MAP_NAME,
     CAPABILITIES_CONFIG_MAP_NAMESPACE,
@@ -38,6 +37,7 @@ from api.names import (
     VERSION,
     VM_OPERATOR_SNAPSHOT_CAPABILITY,
 )
+from contract.payloads import VMRef, vm_queue_workflow_id
 from runtime.coexistence import ALLOW_SETTING
 from testbed.kube import ControlPlane, install_crds, product_crd_files
 from testbed.process import Process

@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.payloads import SnapshotExtraConfig, SnapshotLookup, VSphereSnapshotRequest
 from activities.vsphere.properties import virtual_machine
 from activities.vsphere.snapshots import read_tree
 from activities.vsphere.tasks import wait_for_task
 from activities.vsphere_snapshot import VSphereSnapshotActivities
+from contract.payloads import SnapshotExtraConfig, SnapshotLookup, VSphereSnapshotRequest
 from runtime.settings import Settings
 from runtime.vsphere import VSphereSession
 

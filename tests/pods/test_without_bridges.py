@@ -10,8 +10,9 @@ import json
 import pytest
 from temporalio.client import Client
 
-from activities.payloads import VMRef, vm_queue_workflow_id
 from bridge.admission import SNAPSHOT_MUTATING
+from contract.names import VM_QUEUE_PENDING_QUERY
+from contract.payloads import VMRef, vm_queue_workflow_id
 from testbed.vms import create_vm, eventually, get_snapshot, snapshot_manifest, vsphere_snapshot_names
 from tests.fixtures.product import take_sim_vm
 from tests.pods.cluster import BRIDGES, NAMESPACE, PodCluster
@@ -26,7 +27,7 @@ HELD_SECONDS = 90
 async def queued(temporal_client: Client, namespace: str, vm: str) -> list[str]:
     try:
         return await temporal_client.get_workflow_handle(vm_queue_workflow_id(VMRef(namespace=namespace, name=vm))
-                                                         ).query("queue")
+                                                         ).query(VM_QUEUE_PENDING_QUERY)
     except Exception:  # noqa: BLE001 - not started yet
         return []
 

@@ -25,16 +25,6 @@ from kubernetes import client, config
 from activities.kube.events import EventRecorder
 from activities.kube_snapshot import KubeSnapshotActivities
 from activities.kube_vm import KubeVMActivities
-from activities.payloads import (
-    ConditionChange,
-    RequestedStorageEntry,
-    SnapshotNode,
-    SnapshotRef,
-    SnapshotStatusChange,
-    SnapshotTree,
-    TreeSync,
-    VMRef,
-)
 from api import messages
 from api.names import (
     API_VERSION,
@@ -52,6 +42,16 @@ from api.names import (
     SnapshotReason,
 )
 from api.virtualmachinesnapshot import VirtualMachineSnapshotStatus
+from contract.payloads import (
+    ConditionChange,
+    RequestedStorageEntry,
+    SnapshotNode,
+    SnapshotRef,
+    SnapshotStatusChange,
+    SnapshotTree,
+    TreeSync,
+    VMRef,
+)
 from runtime.kube import Kube
 from testbed.kube import ControlPlane, install_crds
 from testbed.process import repo_root

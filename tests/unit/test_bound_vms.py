@@ -8,9 +8,9 @@ from unittest import mock
 from temporalio.testing import ActivityEnvironment
 
 from activities.kube.bound_vms import BoundVMs, binding_fields
-from activities.payloads import VMRef, VMTarget
 from activities.vsphere_tree_watch import VSphereTreeWatchActivities
 from api.names import VM_PLURAL
+from contract.payloads import VMRef, VMTarget
 from runtime.informer import Event
 
 

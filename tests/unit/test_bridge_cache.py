@@ -8,7 +8,6 @@ import json
 
 import pytest
 
-from activities.payloads import OperationKind
 from api.names import (
     CSI_VOLUME_SYNC_ANNOTATION,
     GROUP,
@@ -20,6 +19,7 @@ from api.names import (
     WORKFLOW_ID_ANNOTATION,
 )
 from bridge.decisions import snapshot_actions, snapshot_fields, vm_actions, vm_fields, vm_key
+from contract.payloads import OperationKind
 from runtime.informer import Event, Informer, without_managed_fields
 from runtime.kube import Kube
 

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 from pyVmomi import vim, vmodl
 
-from activities.payloads import SnapshotNode, SnapshotTree, SnapshotUsage
 from activities.vsphere.change_feed import SnapshotChangeFeed, _reported_shape
 from activities.vsphere.snapshots import tree_from_info
 from activities.written_trees import WrittenTrees, tree_shape
+from contract.payloads import SnapshotNode, SnapshotTree, SnapshotUsage
 
 ONE = SnapshotTree(roots=[SnapshotNode(name="a", moref="snapshot-1", power_state="PoweredOff")], current="snapshot-1")
 TWO = SnapshotTree(roots=[SnapshotNode(name="a", moref="snapshot-1", power_state="PoweredOff", children=[

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.payloads import VM_QUEUE_VM_DELETED_SIGNAL, Operation, OperationKind, VMRef, vm_queue_workflow_id
 from api.names import CREATE_FAILED_REASONS, CSI_VOLUME_SYNC_ANNOTATION, SNAPSHOT_PLURAL, VM_PLURAL
 from bridge import metrics
 from bridge.decisions import snapshot_actions
 from bridge.dispatcher import Dispatcher
+from contract.names import CREATE_CSI_SYNC_COMPLETED_SIGNAL, VM_QUEUE_VM_DELETED_SIGNAL
+from contract.payloads import Operation, OperationKind, VMRef, vm_queue_workflow_id
 from runtime.informer import Event
 
 NS = "ns-1"
@@ -171,7 +172,7 @@ async def test_csi_sync_signal_and_a_finished_create():
     await dispatch(Dispatcher(client, "q"), [Event("MODIFIED", SNAPSHOT_PLURAL, synced),
                                              Event("MODIFIED", SNAPSHOT_PLURAL, gone),
                                              Event("DELETED", SNAPSHOT_PLURAL, synced)])
-    assert client.signals == [(create, "csi_sync_completed")]
+    assert client.signals == [(create, CREATE_CSI_SYNC_COMPLETED_SIGNAL)]
     assert client.enqueued == {}
     assert counter(metrics.FAILURES) == failures  # a finished create (not running) is not a failure
 

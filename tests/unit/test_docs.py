@@ -28,7 +28,7 @@ from runtime.settings import DEFAULT_TEMPORAL_ADDRESS, DEFAULT_TEMPORAL_NAMESPAC
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
-PRODUCT = ("api", "runtime", "activities", "workflows", "worker", "bridge")
+PRODUCT = ("api", "runtime", "contract", "activities", "workflows", "worker", "bridge")
 NONE = "(none)"
 
 

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 from activities.kube.annotations import annotate
 from activities.kube_vm import managed_snapshots, snapshot_children, vm_tree_status
-from activities.payloads import DeletePlan, Operation, OperationKind, SnapshotNode, SnapshotRef, SnapshotTree, VMRef
 from api import VirtualMachineSnapshot
 from api.meta import ObjectMeta
 from api.names import SnapshotReferenceType
+from contract.payloads import DeletePlan, Operation, OperationKind, SnapshotNode, SnapshotRef, SnapshotTree, VMRef
 from runtime.telemetry import WorkflowLinks
 from workflows.delete_snapshot import retry_delay
 

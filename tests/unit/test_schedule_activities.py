@@ -13,7 +13,6 @@ from unittest import mock
 import pytest
 
 from activities.kube_schedule import KubeScheduleActivities
-from activities.schedule_payloads import PruneRequest, RunRecord, RunRequest, RunSnapshots, ScheduleRef
 from api import VirtualMachine
 from api.names import SNAPSHOT_PLURAL, VM_PLURAL, SnapshotReason
 from api.schedule import VirtualMachineSnapshotSchedule
@@ -27,6 +26,7 @@ from api.schedule_names import (
     ScheduleEventReason,
     ScheduleReason,
 )
+from contract.schedule_payloads import PruneRequest, RunRecord, RunRequest, RunSnapshots, ScheduleRef
 
 NS, UID = "team-a", "uid-1"
 T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)

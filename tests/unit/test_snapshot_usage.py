@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 from pyVmomi import vim
 
-from activities.payloads import SnapshotUsage
 from activities.vsphere.snapshots import snapshot_used_bytes, snapshots_usage
+from contract.payloads import SnapshotUsage
 
 CLASSIC, FCD = 2000, 2001
 KiB, MiB, GiB = 2**10, 2**20, 2**30

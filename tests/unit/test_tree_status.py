@@ -6,9 +6,9 @@ create's claim) is not repeated here."""
 from __future__ import annotations
 
 from activities.kube_vm import managed_snapshots, snapshot_children, vm_tree_status
-from activities.payloads import SnapshotNode, SnapshotTree
 from api import VirtualMachineSnapshot
 from api.names import SnapshotReferenceType
+from contract.payloads import SnapshotNode, SnapshotTree
 
 MANAGED, UNMANAGED = SnapshotReferenceType.MANAGED, SnapshotReferenceType.UNMANAGED
 

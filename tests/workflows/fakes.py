@@ -30,7 +30,23 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.kube_snapshot import KubeSnapshotActivities
 from activities.kube_vm import KubeVMActivities, KubeVMRevertActivities
-from activities.payloads import (
+from activities.temporal_queue import VMQueueActivities
+from activities.vsphere_snapshot import VSphereSnapshotActivities
+from activities.vsphere_tree_watch import VSphereTreeWatchActivities
+from api import messages
+from api.errors import ErrorType
+from api.names import (
+    QUIESCE_FAULT_REASONS,
+    SNAPSHOT_CONSISTENCY_CONDITION,
+    SNAPSHOT_DELETED_CONDITION,
+    ConsistencyReason,
+    EventReason,
+    PowerState,
+    RevertReason,
+    SnapshotConditionType,
+    SnapshotReason,
+)
+from contract.payloads import (
     ConditionChange,
     CreatedSnapshot,
     DeletePlan,
@@ -57,22 +73,7 @@ from activities.payloads import (
     VSphereSnapshotRequest,
     vm_queue_workflow_id,
 )
-from activities.temporal_queue import VMQueueActivities, enqueue_operation
-from activities.vsphere_snapshot import VSphereSnapshotActivities
-from activities.vsphere_tree_watch import VSphereTreeWatchActivities
-from api import messages
-from api.errors import ErrorType
-from api.names import (
-    QUIESCE_FAULT_REASONS,
-    SNAPSHOT_CONSISTENCY_CONDITION,
-    SNAPSHOT_DELETED_CONDITION,
-    ConsistencyReason,
-    EventReason,
-    PowerState,
-    RevertReason,
-    SnapshotConditionType,
-    SnapshotReason,
-)
+from contract.queue import enqueue_operation
 from workflows import create_snapshot, vm_snapshot_queue
 from workflows.create_snapshot import CreateSnapshot
 from workflows.delete_snapshot import DeleteSnapshot

@@ -14,7 +14,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from activities.payloads import SnapshotLocation, VSphereSnapshotRequest
+from contract.payloads import SnapshotLocation, VSphereSnapshotRequest
 from worker.main import WORKFLOWS
 
 HISTORIES = Path(__file__).parent / "histories"

@@ -26,8 +26,10 @@ from temporalio.client import (
 )
 from temporalio.worker import Worker
 
-from activities.schedule_payloads import (
-    RUN_WORKFLOW,
+from api.schedule import failing_after_run, run_stamp, scheduled_snapshot_name
+from api.schedule_names import RunResult
+from contract.names import SCHEDULED_RUN_WORKFLOW, temporal_schedule_id
+from contract.schedule_payloads import (
     CreateOutcome,
     CreateRequest,
     PruneOutcome,
@@ -42,8 +44,6 @@ from activities.schedule_payloads import (
     SnapshotState,
     VMTarget,
 )
-from api.schedule import failing_after_run, run_stamp, scheduled_snapshot_name, temporal_schedule_id
-from api.schedule_names import RunResult
 from runtime import search_attributes as sa
 from workflows.scheduled_run import ScheduledSnapshotRun
 
@@ -133,7 +133,7 @@ class Run:
 
     async def __call__(self) -> tuple[RunSummary, str]:
         workflow_id = f"run-{uuid.uuid4().hex[:8]}"
-        handle = await self.client.start_workflow(RUN_WORKFLOW, self.world.ref(), id=workflow_id,
+        handle = await self.client.start_workflow(SCHEDULED_RUN_WORKFLOW, self.world.ref(), id=workflow_id,
                                                   task_queue=self.task_queue, result_type=RunSummary)
         return await asyncio.wait_for(handle.result(), PATIENCE), workflow_id
 
@@ -254,7 +254,7 @@ async def test_a_run_started_by_a_schedule_names_its_snapshots_after_the_schedul
     async with running(temporal_client, world) as run:
         schedule_id = f"test-schedule-{uuid.uuid4().hex[:8]}"
         handle = await temporal_client.create_schedule(schedule_id, Schedule(
-            action=ScheduleActionStartWorkflow(RUN_WORKFLOW, args=[world.ref()], id=f"run-{schedule_id}",
+            action=ScheduleActionStartWorkflow(SCHEDULED_RUN_WORKFLOW, args=[world.ref()], id=f"run-{schedule_id}",
                                                task_queue=run.task_queue,
                                                typed_search_attributes=sa.for_schedule(world.namespace, "nightly")),
             spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(hours=1))])), trigger_immediately=True)

@@ -7,9 +7,6 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-# the scheduled run: its workflow type (started by name by the Temporal Schedule the bridge keeps)
-RUN_WORKFLOW = "ScheduledSnapshotRun"
-
 
 class ScheduleRef(BaseModel):
     namespace: str

@@ -6,10 +6,20 @@ They are pydantic models so the pydantic data converter carries them, and they c
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
+
+from contract import names
+from contract.names import (
+    CREATE_SNAPSHOT_WORKFLOW,
+    DELETE_SNAPSHOT_WORKFLOW,
+    REVERT_SNAPSHOT_WORKFLOW,
+    create_or_delete_workflow_id,
+    revert_workflow_id,
+)
 
 
 class SnapshotRef(BaseModel):
@@ -30,9 +40,10 @@ class VMRef(BaseModel):
 
 
 class OperationKind(StrEnum):
-    CREATE = "CreateSnapshot"
-    REVERT = "RevertSnapshot"
-    DELETE = "DeleteSnapshot"
+    """An operation is a run of the workflow of that type."""
+    CREATE = CREATE_SNAPSHOT_WORKFLOW
+    REVERT = REVERT_SNAPSHOT_WORKFLOW
+    DELETE = DELETE_SNAPSHOT_WORKFLOW
 
 
 class Operation(BaseModel):
@@ -56,20 +67,17 @@ class Operation(BaseModel):
     @property
     def workflow_id(self) -> str:
         """Deterministic, so a re-listing watcher or a second bridge cannot double-run an operation."""
-        ns, name = self.vm.namespace, self.snapshot_name
         if self.kind is OperationKind.REVERT:
-            return f"revert-snapshot/{ns}/{self.vm.name}/{name}/g{self.vm_generation}"
-        prefix = "create-snapshot" if self.kind is OperationKind.CREATE else "delete-snapshot"
-        return f"{prefix}/{ns}/{name}/{self.snapshot_uid}" + (f"/retry-{self.retry}" if self.retry else "")
+            return revert_workflow_id(self.vm.namespace, self.vm.name, self.snapshot_name, self.vm_generation)
+        return create_or_delete_workflow_id(self.kind, self.vm.namespace, self.snapshot_name, self.snapshot_uid,
+                                            self.retry)
 
     @property
     def snapshot(self) -> SnapshotRef:
         return SnapshotRef(namespace=self.vm.namespace, name=self.snapshot_name, uid=self.snapshot_uid)
 
 
-# the per-VM queue: its workflow type, its signals, its ID, and the state it carries across continue-as-new
-VM_QUEUE_WORKFLOW = "VirtualMachineSnapshotQueue"
-VM_QUEUE_VM_DELETED_SIGNAL = "vm_deleted"
+# the state the per-VM queue carries across continue-as-new
 
 
 class QueueState(BaseModel):
@@ -79,7 +87,7 @@ class QueueState(BaseModel):
 
 
 def vm_queue_workflow_id(vm: VMRef) -> str:
-    return f"vm-snapshot-queue/{vm.namespace}/{vm.name}"
+    return names.vm_queue_workflow_id(vm.namespace, vm.name)
 
 
 class SnapshotNode(BaseModel):
@@ -106,7 +114,7 @@ class SnapshotTree(BaseModel):
     # Read with the tree when asked for (the tree sync); None: not read, leave the VM's usage as it is.
     usage: SnapshotUsage | None = None
 
-    def walk(self):
+    def walk(self) -> Iterator[SnapshotNode]:
         stack = list(reversed(self.roots))
         while stack:
             node = stack.pop()
