@@ -27,8 +27,8 @@ from api.schedule_names import SCHEDULE_API_VERSION, SCHEDULE_GROUP, SCHEDULE_KI
 from bench import harness as h
 from contract.names import temporal_schedule_id
 from runtime.settings import Settings
+from testbed.temporal_views import activity_windows
 from testbed.vms import create_vm
-from tests.e2e.temporal_views import activity_windows
 
 NAMESPACE = "bench"
 

@@ -17,6 +17,7 @@ from api.names import (
     SnapshotReason,
     SnapshotReferenceType,
 )
+from testbed.temporal_views import activity_windows
 from testbed.vms import (
     STORAGE_CLASS,
     create_vm,
@@ -26,7 +27,6 @@ from testbed.vms import (
     snapshot_manifest,
     vsphere_snapshot_names,
 )
-from tests.e2e.temporal_views import activity_windows
 from tests.guide_examples import GUIDE_SNAPSHOTS
 
 

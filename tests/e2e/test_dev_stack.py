@@ -23,9 +23,9 @@ from kubernetes import config
 from temporalio.client import Client
 
 from testbed.supervisor import kill_leftovers
+from testbed.temporal_views import activity_attempts
 from testbed.vcsim import Control, Endpoint
 from testbed.vms import eventually, vsphere_snapshot_names
-from tests.e2e.temporal_views import activity_attempts
 from tests.e2e.test_create_snapshot import created_workflow_id
 from tests.e2e.test_durability import wait_for_running_task
 

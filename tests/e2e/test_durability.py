@@ -8,8 +8,8 @@ import asyncio
 from temporalio.client import Client
 
 from testbed.product import Product
+from testbed.temporal_views import activity_attempts, count_runs
 from testbed.vms import create_vm, eventually, snapshot_manifest, vsphere_snapshot_names
-from tests.e2e.temporal_views import activity_attempts, count_runs
 from tests.e2e.test_create_snapshot import create, created_workflow_id, ready
 
 SLOW_TASK_SECONDS = 15

@@ -12,8 +12,8 @@ from activities.vsphere.properties import virtual_machine
 from activities.vsphere.tasks import wait_for_task
 from api.names import SnapshotReferenceType
 from contract.names import tree_watch_workflow_id
+from testbed.temporal_views import local_activity_results
 from testbed.vms import connect, create_vm, eventually, get_snapshot, get_vm, snapshot_manifest
-from tests.e2e.temporal_views import local_activity_results
 from tests.e2e.test_create_snapshot import create, ready
 from tests.e2e.test_revert_delete import delete_snapshot, revert
 from tests.fixtures.product import take_sim_vm

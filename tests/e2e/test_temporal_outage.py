@@ -39,9 +39,9 @@ from api.names import GROUP, SNAPSHOT_PLURAL, VERSION
 from testbed.process import Process
 from testbed.product import Product
 from testbed.temporal_cluster import SERVICES, TemporalCluster
+from testbed.temporal_views import activity_attempts
 from testbed.vcsim import VCSim
 from testbed.vms import connect, create_vm, eventually, snapshot_manifest, vsphere_snapshot_names
-from tests.e2e.temporal_views import activity_attempts
 from tests.e2e.test_create_snapshot import create, created_workflow_id
 from tests.fixtures.health import watch
 

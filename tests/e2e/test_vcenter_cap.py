@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+from testbed.temporal_views import activity_windows
 from testbed.vms import create_vm, eventually, snapshot_manifest
-from tests.e2e.temporal_views import activity_windows
 from tests.e2e.test_create_snapshot import create, created_workflow_id, ready
 from tests.fixtures.product import Product, take_sim_vm
 

@@ -4,7 +4,6 @@ shared by the tests, each on VMs and in a namespace of its own."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,10 +47,7 @@ def pods_api(pod_cluster: PodCluster) -> client.ApiClient:
     return config.new_client_from_config(str(pod_cluster.plane.kubeconfig))
 
 
-@pytest.fixture
-def pod_namespace(pods_api: client.ApiClient) -> Iterator[str]:
-    name = "p-" + uuid.uuid4().hex[:10]
-    core = client.CoreV1Api(pods_api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    core.delete_namespace(name)
+@pytest.fixture(scope="session")
+def namespace_api(pods_api: client.ApiClient) -> client.ApiClient:
+    """The pod tier's tests get their `namespace` (tests/fixtures/kube.py) on the pods' cluster."""
+    return pods_api
