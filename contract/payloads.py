@@ -57,10 +57,11 @@ class Operation(BaseModel):
     retry: int = 0              # a delete that vCenter failed is queued again, once per retry
     summary: str = ""           # what the Temporal UI shows for this operation
     # a delete: a create of this snapshot may still be running (the bridge saw the object not Ready); False
-    # spares the delete a cancel request to a create that has ended (an event and a workflow task)
+    # spares the delete a cancel request to a create that has ended (an event and a workflow task). The bridge
+    # always sets it; the default is for deletes of histories v1–v2, which carry none (contract/compat.py)
     stop_create: bool = True
-    # a delete from today's bridge: when this snapshot's create is the VM's running operation, the queue cancels
-    # it (its vCenter task too) instead of waiting for it; deletes in older histories carry False
+    # a delete: when this snapshot's create is the VM's running operation, the queue cancels it (its vCenter task
+    # too) instead of waiting for it. The bridge always sets it; deletes of histories v1–v3 carry none: False
     cancel_create: bool = False
     trace_context: dict[str, str] = Field(default_factory=dict)
 
@@ -148,15 +149,17 @@ class SnapshotPlan(BaseModel):
     vm_yaml: str                    # the VM object, gzip+base64, for ExtraConfig
     generation: int = 0
     # set by a prepare that also marked the creation in progress and computed the requested storage (in the
-    # same activity, from the VM it had read): the workflow skips those two steps (plans of older workers lack it)
+    # same activity, from the VM it had read): the workflow skips those two steps. Every prepare sets it; plans of
+    # histories v1 lack it (contract.compat.unprepared)
     prepared: bool = False
     requested: list[RequestedStorageEntry] | None = None  # None: unknown (the worker logged why)
-    # set by today's prepare: the VM's queue is released early only when the CSI driver is slow to answer; a
-    # create whose handshake is answered at once just ends (older plans: released before every handshake)
+    # set by every prepare: the VM's queue is released early only when the CSI driver is slow to answer; a
+    # create whose handshake is answered at once just ends (plans of histories v1–v2 lack it: released before
+    # every handshake, contract.compat.releases_queue_at_handshake)
     release_queue_if_csi_slow: bool = False
-    # set by today's prepare (plans of older workers have none, and their workflows run no deadline timer): when
-    # the create must have ended (the object's creation + its failure deadline), the limit as the user set it,
-    # and whether a guest that will not freeze gets a crash-consistent snapshot instead of a failure
+    # set by every prepare: when the create must have ended (the object's creation + its failure deadline), the
+    # limit as the user set it, and whether a guest that will not freeze gets a crash-consistent snapshot instead
+    # of a failure (plans of histories v1–v3 have none, and run no deadline timer: contract.compat.without_deadline)
     deadline: datetime | None = None
     deadline_limit: str = ""
     quiesce_fallback: bool = False
@@ -169,10 +172,11 @@ class VSphereSnapshotRequest(BaseModel):
     description: str = ""
     memory: bool = False
     quiesce_minutes: int | None = None
-    # read the tree (with usage) and the snapshot's size right after the task and return them: asked for by
-    # today's workflow code only, so a workflow of an older version never sees a result it does not expect
+    # read the tree (with usage) and the snapshot's size right after the task and return them: the workflows
+    # always ask; a task of histories v1 carries none, so whichever worker runs it returns what v1 expects
     read_after: bool = False
-    # a request of today's workflow: a cancel from the workflow (a deadline, a delete) cancels the vCenter task
+    # a cancel from the workflow (a deadline, a delete) cancels the vCenter task: the workflows ask whenever the
+    # plan has a deadline; tasks of histories v1–v3 carry none (the vCenter task runs on)
     cancel_task_on_cancel: bool = False
 
 
@@ -181,10 +185,11 @@ class CreatedSnapshot(BaseModel):
     # other vSphere snapshots of the same name on the VM: not this object's, left alone
     same_name: list[str] = Field(default_factory=list)
     # the VM's tree (with usage) and the snapshot's size, read in the same round trip right after the task
-    # (None from workers before they were: the workflow then reads them itself)
+    # (None: not asked, as by histories v1, or no layoutEx entry for the size yet: the workflow then reads them)
     tree: SnapshotTree | None = None
     used_bytes: int | None = None
-    # the VM's power state read with them (api PowerState value; None from workers before it was)
+    # the VM's power state read with them (api PowerState value; None: not read with them, or the task was run
+    # by a worker older than v4 during the rollout that brought v4)
     vm_power_state: str | None = None
 
 
@@ -248,7 +253,9 @@ class SnapshotStatusChange(BaseModel):
 class TreeSync(BaseModel):
     vm: VMRef
     tree: SnapshotTree
-    vm_moref: str | None = None  # the vCenter VM the tree is of (absent in histories of older workflows)
+    # the vCenter VM the tree is of: always set (a local activity's input is built by the replaying code, never
+    # read back from a history, so no version's payload lacks it)
+    vm_moref: str | None = None
     # vSphere snapshot → object name, for a snapshot whose object may not show its uniqueID yet (the create that
     # made it records it at the same time)
     claimed: dict[str, str] = Field(default_factory=dict)
@@ -277,7 +284,8 @@ class RevertPlan(BaseModel):
     snapshot_name: str
     snapshot_moref: str | None = None
     imported: bool = False               # the snapshot may carry no VM YAML (reference §3.8)
-    # set by today's prepare (see SnapshotPlan.deadline): when vCenter must have reverted the VM
+    # set by every prepare (plans of histories v1–v3 have none, see SnapshotPlan.deadline): when vCenter must have
+    # reverted the VM
     deadline: datetime | None = None
     deadline_limit: str = ""
 

@@ -85,8 +85,9 @@ class RunRecord(BaseModel):
     pruned: list[str] = Field(default_factory=list)
     kept: int = 0
     next_run_time: datetime | None = None
-    # the VMs whose snapshot this run made (Ready): their failing streak ends. Absent from a record an older run
-    # sent: a VM in none of the three is no longer the schedule's, which ends its streak too.
+    # the VMs whose snapshot this run made (Ready): their failing streak ends. A VM in none of the three is no
+    # longer the schedule's, which ends its streak too. (A local activity's input: never read back from a history,
+    # so no record without it reaches today's code.)
     succeeded_vms: list[str] = Field(default_factory=list)
 
 

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
         SnapshotConditionType,
         SnapshotReason,
     )
+    from contract.compat import releases_queue_at_handshake, unprepared, without_deadline
     from contract.names import CREATE_CSI_SYNC_COMPLETED_SIGNAL, CREATE_CURRENT_STEP_QUERY, CREATE_SNAPSHOT_WORKFLOW
     from contract.payloads import (
         ConditionChange,
@@ -53,13 +54,8 @@ with workflow.unsafe.imports_passed_through():
         write_snapshot_tree,
     )
 
-# Versions: what a step returned decides which steps follow, so a history replays on any version. Today's
-# prepare marks the creation in progress and computes the requested storage (`plan.prepared`); today's task
-# activity, asked with `read_after`, returns the tree and the size it read after the task. An older workflow
-# never asks for them, so even a newer worker running its task returns what it expects (tests/workflows/
-# test_replay_histories.py). No workflow.patched: its marker and search-attribute upsert cost history events.
-# Likewise the deadline, the crash-consistent fallback and the undo on a cancel: only a plan of today's prepare
-# carries a deadline, and only then does the workflow run its timer and the steps that follow from it.
+# Versions: what a step recorded decides which steps follow, so the histories of earlier versions replay; each
+# such branch names the versions it serves (contract/compat.py, and when it may go).
 CREATED, CSI_SYNCED = SnapshotConditionType.CREATED, SnapshotConditionType.CSI_SYNCED
 SNAPSHOT_CONSISTENCY = SNAPSHOT_CONSISTENCY_CONDITION
 # if the bridge's signal is missed, the annotation is re-read this often
@@ -116,7 +112,7 @@ class CreateSnapshot:
         if plan is None:
             await release_vm_queue()
             return "snapshot deleted before creation"
-        if plan.deadline is None:  # a plan of an older worker: no deadline, no fallback
+        if without_deadline(plan):  # histories v1–v3: no deadline timer, no fallback, no undo
             try:
                 requested, created = await self._create_in_vsphere(plan)
             except StepFailed as e:
@@ -210,14 +206,14 @@ class CreateSnapshot:
         if created.tree is not None and created.used_bytes is not None:  # read by the task's activity
             await together(self._record_created(plan, created, requested, created.used_bytes, quiesce_failure),
                            write_snapshot_tree(plan.vm, plan.vm_moref, created.tree, claimed))
-        else:
+        else:  # no layoutEx entry yet after the task; and histories v1 (their task was not asked `read_after`)
             await together(self._record_created(plan, created, requested, quiesce_failure=quiesce_failure),
                            sync_snapshot_tree(plan.vm, plan.vm_moref, claimed))
         self._at("CSI volume sync handshake")
-        if plan.release_queue_if_csi_slow:
-            await self._csi_sync(plan, release_after=CSI_SLOW)
-        else:  # plans of older workers: the queue was released as the handshake began
+        if releases_queue_at_handshake(plan):  # histories v1–v2
             await together(release_vm_queue(), self._csi_sync(plan))
+        else:
+            await self._csi_sync(plan, release_after=CSI_SLOW)
         await self._status(plan, conditions=[ConditionChange(type=CSI_SYNCED, status=True)])
         self._at("ready")
         count_operation("create", "ready")
@@ -225,13 +221,13 @@ class CreateSnapshot:
 
     async def _create_in_vsphere(self, plan: SnapshotPlan) -> tuple[list[RequestedStorageEntry] | None,
                                                                     CreatedSnapshot]:
-        """(plans of older workers)"""
+        """Histories v1–v3 (`without_deadline`): the vCenter part, not raced against a deadline."""
         self._at("store the VM's YAML and the snapshot's owner in ExtraConfig, mark the creation in progress")
-        if plan.prepared:
+        if not unprepared(plan):
             # prepare marked the creation in progress and computed the requested storage already
             await self._store_extra_config(plan)
             return await self._vsphere_task(plan, plan.requested, plan.quiesce_minutes)
-        _, _, requested = await together(
+        _, _, requested = await together(  # histories v1
             self._store_extra_config(plan),
             self._status(plan, conditions=[ConditionChange(type=CREATED, status=False,
                                                            reason=SnapshotReason.CREATION_IN_PROGRESS,
@@ -250,7 +246,8 @@ class CreateSnapshot:
                                                                                  CreatedSnapshot]:
         self._at(f"create the vSphere snapshot{why}")
         quiesce = f", quiesce {quiesce_minutes}m" if quiesce_minutes is not None else why
-        deadline = plan.deadline is not None  # today's plan: a cancel (deadline, delete) cancels the task
+        # a cancel (deadline, delete) cancels the vCenter task too; histories v1–v3 left it running
+        deadline = not without_deadline(plan)
         created = await workflow.execute_activity_method(
             VSphereSnapshotActivities.create_snapshot,
             VSphereSnapshotRequest(vm_moref=plan.vm_moref, name=plan.snapshot.name, owner_uid=plan.snapshot.uid,
@@ -274,7 +271,7 @@ class CreateSnapshot:
                               quiesce_failure: str | None = None) -> None:
         """uniqueID, and what the snapshot captured as vCenter made it (its tree node, never the request)."""
         node = created.node
-        if used is None:
+        if used is None:  # the task's activity did not read it (see _record_and_sync)
             used = await vcenter(VSphereSnapshotActivities.read_snapshot_used_bytes,
                                  SnapshotLocation(vm_moref=plan.vm_moref, snapshot_moref=node.moref),
                                  "snapshot size from layoutEx")
@@ -285,7 +282,7 @@ class CreateSnapshot:
         conditions = [ConditionChange(type=CREATED, status=True),
                       ConditionChange(type=CSI_SYNCED, status=False, reason=SnapshotReason.CSI_SYNC_IN_PROGRESS,
                                       message=messages.CSI_SYNC_REQUESTED)]
-        if plan.deadline is not None:  # today's plan (older workflows wrote no Consistency condition)
+        if not without_deadline(plan):  # histories v1–v3 wrote no Consistency condition
             captured = consistency(quiesced=node.quiesced, power_state=node.power_state,
                                    vm_power_state=created.vm_power_state,
                                    asked_quiesce=plan.quiesce_minutes is not None, asked_memory=plan.memory,

@@ -97,7 +97,8 @@ class DeleteSnapshot:
     async def _stop_create(self, op: Operation) -> None:
         """A create of this snapshot may still be waiting for the CSI handshake: it has nothing left to do
         (the VM's queue runs this delete only after that create is done with vCenter)."""
-        if not op.stop_create:  # the bridge saw the snapshot Ready: its create has ended
+        # the bridge saw the snapshot Ready: its create has ended (deletes of histories v1–v2 always ask)
+        if not op.stop_create:
             return
         create_id = Operation(kind=OperationKind.CREATE, vm=op.vm, snapshot_name=op.snapshot_name,
                               snapshot_uid=op.snapshot_uid).workflow_id

@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from api import messages
     from api.errors import ErrorType
     from api.names import RevertReason
+    from contract.compat import without_deadline
     from contract.names import REVERT_SNAPSHOT_WORKFLOW
     from contract.payloads import (
         Operation,
@@ -64,8 +65,9 @@ class RevertSnapshot:
                                       failure_message(e))
         if plan is None:
             return "superseded"
-        if plan.deadline is not None:  # today's plan (older ones carry no deadline, and run no timer)
+        if not without_deadline(plan):
             return await self._revert_by_deadline(op, plan)
+        # histories v1–v3: no deadline timer
         in_vcenter = await self._revert_in_vcenter(op, plan)
         if isinstance(in_vcenter, str):
             return in_vcenter
@@ -126,7 +128,8 @@ class RevertSnapshot:
 
         self.found = node
         location = SnapshotLocation(vm_moref=plan.vm_moref, snapshot_moref=node.moref)
-        cancel = plan.deadline is not None  # today's plan: a cancel (deadline, deleted VM) cancels the task
+        # a cancel (deadline, deleted VM) cancels the vCenter task too; histories v1–v3 left it running
+        cancel = not without_deadline(plan)
         try:
             reverted = await workflow.execute_activity_method(
                 VSphereSnapshotActivities.revert_snapshot,
@@ -145,8 +148,8 @@ class RevertSnapshot:
                        reverted: RevertedSnapshot | None) -> str:
         location = SnapshotLocation(vm_moref=plan.vm_moref, snapshot_moref=node.moref)
 
-        # the task's activity read the VM YAML and the tree too (asked with read_after; histories of older
-        # versions carry no result, and replay the reads they made)
+        # the task's activity read the VM YAML and the tree too (asked with read_after); no result: a lost
+        # attempt's task reverted the VM, or histories v1 (their task was not asked `read_after`)
         if reverted is not None:
             vm_yaml = reverted.vm_yaml
         else:

@@ -64,6 +64,7 @@ class VirtualMachineSnapshotQueue:
             self.pending = [p for p in self.pending
                             if not (p.kind is OperationKind.CREATE and p.snapshot_uid == op.snapshot_uid)]
             running = self.running_op
+            # deletes of histories v1–v3 carry no cancel_create: their create is waited for
             if op.cancel_create and running is not None and running.kind is OperationKind.CREATE and \
                     running.snapshot_uid == op.snapshot_uid:
                 # its create is running: cancelled (its vCenter task too, and what it made removed), not waited for
