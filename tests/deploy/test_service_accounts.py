@@ -34,7 +34,7 @@ from tests.e2e.test_create_snapshot import create, created_workflow_id, ready
 from tests.e2e.test_durability import wait_for_pending, wait_for_running_task
 from tests.e2e.test_revert_delete import delete_snapshot, revert
 from tests.fixtures.product import take_sim_vm
-from worker.import_vms import kubernetes_name
+from worker.vm_importer import kubernetes_name
 
 NAMESPACE = "vmsnap-system"
 
