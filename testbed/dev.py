@@ -217,7 +217,7 @@ def _vm(control, given: str) -> tuple[str, str]:
     """(the simulator's id for it, a readable name) of a VM named as vSphere, Kubernetes or a moref names it."""
     if given == "*":
         return "*", "any VM"
-    from worker.import_vms import kubernetes_name
+    from worker.vm_importer import kubernetes_name
 
     for name, moref in control.vms().items():
         if given in (name, moref, kubernetes_name(name)):
@@ -295,7 +295,7 @@ def vcsim_clear(args: argparse.Namespace, control) -> str:
 
 @_steer
 def vcsim_vms(args: argparse.Namespace, control) -> str:
-    from worker.import_vms import kubernetes_name
+    from worker.vm_importer import kubernetes_name
 
     rows = [("VSPHERE NAME", "MOREF", "VIRTUALMACHINE")]
     rows += [(name, moref, kubernetes_name(name)) for name, moref in sorted(control.vms().items())]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from kubernetes import client, config
 
-from bridge.admission.configuration import UrlReference, webhook_configurations
+from bridge.admission.registration import UrlReference, webhook_configurations
 from runtime.search_attributes import DEV_SERVER_SEARCH_ATTRIBUTES
 from testbed.kube import ControlPlane, install_crds, product_crd_files
 from testbed.process import PartFailed, Process, free_port, port_is_free

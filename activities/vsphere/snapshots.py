@@ -7,13 +7,7 @@ from pyVmomi import vim
 from activities.vsphere.properties import retrieve, snapshot
 from api.names import SNAPSHOT_OWNER_EXTRA_CONFIG_KEY, PowerState
 from contract.payloads import SnapshotNode, SnapshotTree, SnapshotUsage
-
-# vSphere's power states (the values of vim.VirtualMachine.PowerState) → the API's
-VSPHERE_POWER_STATES = {
-    "poweredOn": PowerState.POWERED_ON,
-    "poweredOff": PowerState.POWERED_OFF,
-    "suspended": PowerState.SUSPENDED,
-}
+from runtime.vsphere_inventory import VSPHERE_POWER_STATES
 
 
 def power_state(state) -> PowerState:

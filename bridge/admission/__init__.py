@@ -1,7 +1,8 @@
 """Admission for VirtualMachineSnapshot, VirtualMachine and VirtualMachineSnapshotSchedule, served by the bridge.
 
   server          AdmissionServer: the HTTPS server the bridge embeds (start/stop)
-  configuration   the Mutating/ValidatingWebhookConfiguration builder (Service or URL form)
+  registration    the Mutating/ValidatingWebhookConfigurations registered with the apiserver (Service or URL form)
+  manifests       the in-cluster form and deploy/base/webhook.yaml rendered from it
   webhooks        the webhooks: names, paths, resources
   snapshot_mutation, snapshot_validation, vm_validation, schedule_validation   what each webhook decides
   review          AdmissionReview in and out; field_errors: refusals in the Kubernetes style
@@ -9,16 +10,8 @@
   bypass          when validation steps aside; tls: the reloading certificate
 """
 
-from .configuration import (
-                            DEFAULT_NAMESPACE_SELECTOR,
-                            IN_CLUSTER_SERVICE,
-                            IN_CLUSTER_USERS,
-                            ServiceReference,
-                            UrlReference,
-                            in_cluster_webhook_configurations,
-                            render_deploy_manifest,
-                            webhook_configurations,
-)
+from .manifests import IN_CLUSTER_SERVICE, IN_CLUSTER_USERS, in_cluster_webhook_configurations, render_deploy_manifest
+from .registration import DEFAULT_NAMESPACE_SELECTOR, ServiceReference, UrlReference, webhook_configurations
 from .server import AdmissionServer
 from .webhooks import (
                        MUTATING_WEBHOOKS,

@@ -1,5 +1,5 @@
 """`python -m bridge.admission > deploy/base/webhook.yaml`: print the in-cluster webhook configurations."""
 
-from .configuration import render_deploy_manifest
+from .manifests import render_deploy_manifest
 
 print(render_deploy_manifest(), end="")

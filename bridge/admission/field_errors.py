@@ -10,16 +10,18 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from api import admission_messages
+
 
 class ErrorType(Enum):
     """(StatusCause reason, the words Kubernetes prints) for each kind of field error."""
 
-    REQUIRED = ("FieldValueRequired", "Required value")
-    INVALID = ("FieldValueInvalid", "Invalid value")
-    FORBIDDEN = ("FieldValueForbidden", "Forbidden")
-    NOT_SUPPORTED = ("FieldValueNotSupported", "Unsupported value")
-    TOO_LONG = ("FieldValueTooLong", "Too long")
-    INTERNAL = ("InternalError", "Internal error")
+    REQUIRED = admission_messages.FIELD_VALUE_REQUIRED
+    INVALID = admission_messages.FIELD_VALUE_INVALID
+    FORBIDDEN = admission_messages.FIELD_VALUE_FORBIDDEN
+    NOT_SUPPORTED = admission_messages.FIELD_VALUE_NOT_SUPPORTED
+    TOO_LONG = admission_messages.FIELD_VALUE_TOO_LONG
+    INTERNAL = admission_messages.FIELD_INTERNAL_ERROR
 
     @property
     def cause_reason(self) -> str:
@@ -94,8 +96,7 @@ def forbidden(field: str, detail: str) -> FieldError:
 
 
 def not_supported(field: str, value: Any, supported: list[str] | tuple[str, ...]) -> FieldError:
-    return FieldError(ErrorType.NOT_SUPPORTED, field,
-                      "supported values: " + ", ".join(f'"{s}"' for s in supported), value)
+    return FieldError(ErrorType.NOT_SUPPORTED, field, admission_messages.supported_values(supported), value)
 
 
 def too_long(field: str, detail: str) -> FieldError:
@@ -111,7 +112,7 @@ def from_validation_error(error: ValidationError, document: dict[str, Any]) -> l
     found = []
     for problem in error.errors(include_url=False):
         location = [str(part) for part in problem["loc"]]
-        path = ".".join(location) or "<object>"
+        path = ".".join(location) or admission_messages.WHOLE_OBJECT
         found.append(invalid(path, _value_at(document, problem["loc"]), problem["msg"]))
     return found
 

@@ -15,12 +15,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api import admission_messages
 from api.names import GROUP
 
 from .field_errors import ErrorType, FieldError
-
-ADMISSION_API_VERSION = "admission.k8s.io/v1"
-ADMISSION_REVIEW_KIND = "AdmissionReview"
 
 
 class MalformedReview(ValueError):
@@ -53,29 +51,29 @@ class AdmissionRequest(BaseModel):
 
     def new_object(self) -> dict[str, Any]:
         if not isinstance(self.object, dict):
-            raise MalformedReview(f"request.object is missing for a {self.operation} request")
+            raise MalformedReview(admission_messages.object_missing(self.operation))
         return self.object
 
     def previous_object(self) -> dict[str, Any]:
         if not isinstance(self.old_object, dict):
-            raise MalformedReview(f"request.oldObject is missing for a {self.operation} request")
+            raise MalformedReview(admission_messages.old_object_missing(self.operation))
         return self.old_object
 
 
 def parse_review(body: Any) -> AdmissionRequest:
     """The request of an AdmissionReview v1 document. MalformedReview if it is not one."""
     if not isinstance(body, dict):
-        raise MalformedReview("the body must be a JSON object (an AdmissionReview)")
-    if body.get("apiVersion") != ADMISSION_API_VERSION or body.get("kind") != ADMISSION_REVIEW_KIND:
-        raise MalformedReview(f"expected apiVersion {ADMISSION_API_VERSION} and kind {ADMISSION_REVIEW_KIND}, "
-                              f"got {body.get('apiVersion')!r} and {body.get('kind')!r}")
+        raise MalformedReview(admission_messages.REVIEW_NOT_AN_OBJECT)
+    if (body.get("apiVersion"), body.get("kind")) != (admission_messages.ADMISSION_API_VERSION,
+                                                      admission_messages.ADMISSION_REVIEW_KIND):
+        raise MalformedReview(admission_messages.not_an_admission_review(body.get("apiVersion"), body.get("kind")))
     request = body.get("request")
     if not isinstance(request, dict):
-        raise MalformedReview("the AdmissionReview has no request")
+        raise MalformedReview(admission_messages.REVIEW_WITHOUT_REQUEST)
     try:
         return AdmissionRequest.model_validate(request)
     except ValueError as error:
-        raise MalformedReview(f"the AdmissionReview's request is malformed: {error}") from None
+        raise MalformedReview(admission_messages.malformed_request(error)) from None
 
 
 @dataclass
@@ -93,19 +91,19 @@ def refusal_status(kind: str, name: str, errors: list[FieldError], group: str = 
     """A metav1.Status like the apiserver's own (apierrors.NewInvalid / NewForbidden / NewInternalError)."""
     types = {e.type for e in errors}
     if ErrorType.INTERNAL in types:
-        code, reason, verb = 500, "InternalError", "could not be checked"
+        refusal = admission_messages.INTERNAL_ERROR
     elif types == {ErrorType.FORBIDDEN}:
-        code, reason, verb = 403, "Forbidden", "is forbidden"
+        refusal = admission_messages.FORBIDDEN
     else:
-        code, reason, verb = 422, "Invalid", "is invalid"
+        refusal = admission_messages.INVALID
     listed = str(errors[0]) if len(errors) == 1 else "[" + ", ".join(str(e) for e in errors) + "]"
     return {
         "metadata": {},
-        "status": "Failure",
-        "message": f'{kind}.{group} "{name}" {verb}: {listed}',
-        "reason": reason,
+        "status": admission_messages.STATUS_FAILURE,
+        "message": admission_messages.object_refused(kind, group, name, refusal.verb, listed),
+        "reason": refusal.reason,
         "details": {"name": name, "group": group, "kind": kind, "causes": [e.as_cause() for e in errors]},
-        "code": code,
+        "code": refusal.code,
     }
 
 
@@ -117,17 +115,23 @@ def review_response(request: AdmissionRequest, verdict: Verdict) -> dict[str, An
     if verdict.warnings:
         response["warnings"] = list(verdict.warnings)
     if verdict.allowed and verdict.patch:
-        response["patchType"] = "JSONPatch"
+        response["patchType"] = admission_messages.JSON_PATCH
         response["patch"] = base64.b64encode(json.dumps(verdict.patch).encode()).decode()
-    return {"apiVersion": ADMISSION_API_VERSION, "kind": ADMISSION_REVIEW_KIND, "response": response}
+    return _review(response)
 
 
 def bad_request_response(request: AdmissionRequest, message: str) -> dict[str, Any]:
     """A refusal for a review this webhook cannot judge (wrong kind: a misconfigured webhook rule)."""
-    return {"apiVersion": ADMISSION_API_VERSION, "kind": ADMISSION_REVIEW_KIND, "response": {
+    return _review({
         "uid": request.uid, "allowed": False,
-        "status": {"metadata": {}, "status": "Failure", "message": message, "reason": "BadRequest", "code": 400},
-    }}
+        "status": {"metadata": {}, "status": admission_messages.STATUS_FAILURE, "message": message,
+                   "reason": admission_messages.BAD_REQUEST_REASON, "code": admission_messages.BAD_REQUEST_CODE},
+    })
+
+
+def _review(response: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": admission_messages.ADMISSION_API_VERSION, "kind": admission_messages.ADMISSION_REVIEW_KIND,
+            "response": response}
 
 
 def json_pointer_token(key: str) -> str:

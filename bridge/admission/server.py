@@ -134,14 +134,14 @@ class AdmissionServer:
         judge = self._judges[webhook]
 
         async def handle(http_request: web.Request) -> web.Response:
-            if http_request.content_type != "application/json":
-                return _plain(415, f"Content-Type must be application/json, not {http_request.content_type}")
+            if http_request.content_type != admission_messages.JSON_CONTENT_TYPE:
+                return _plain(415, admission_messages.content_type_not_json(http_request.content_type))
             try:
                 body = json.loads(await http_request.read())
             except web.HTTPRequestEntityTooLarge:
                 raise
             except (ValueError, UnicodeDecodeError) as error:
-                return _plain(400, f"the body is not JSON: {error}")
+                return _plain(400, admission_messages.body_not_json(error))
             try:
                 request = parse_review(body)
             except MalformedReview as error:
@@ -166,8 +166,8 @@ class AdmissionServer:
         except Exception as error:  # noqa: BLE001 - answered as a refusal naming the failure, and logged
             log.exception("%s failed on %s %s/%s", webhook.name, request.operation, request.namespace,
                           request.object_name)
-            verdict = Verdict(errors=[fe.internal("<object>", f"the webhook failed: {type(error).__name__}: "
-                                                              f"{error}")])
+            verdict = Verdict(errors=[fe.internal(admission_messages.WHOLE_OBJECT,
+                                                  admission_messages.webhook_failed(error))])
         if not verdict.allowed:
             log.info("%s refused %s %s/%s: %s", webhook.name, request.operation, request.namespace,
                      request.object_name, "; ".join(str(e) for e in verdict.errors))
@@ -175,7 +175,7 @@ class AdmissionServer:
 
 
 async def _ok(_: web.Request) -> web.Response:
-    return web.Response(text="ok")
+    return web.Response(text=admission_messages.HEALTHY)
 
 
 def _plain(status: int, text: str) -> web.Response:

@@ -29,7 +29,7 @@ def mutate_snapshot(request: AdmissionRequest) -> Verdict:
     if request.operation not in ("CREATE", "UPDATE"):
         return Verdict()
     snapshot = request.new_object()
-    metadata = snapshot.get("metadata") if isinstance(snapshot.get("metadata"), dict) else {}
+    metadata = _object_at(snapshot, "metadata")
     if metadata.get("deletionTimestamp"):
         return Verdict()
     patch = _vm_name_label_patch(snapshot, metadata)
@@ -39,7 +39,7 @@ def mutate_snapshot(request: AdmissionRequest) -> Verdict:
 
 
 def _vm_name_label_patch(snapshot: dict[str, Any], metadata: dict[str, Any]) -> list[dict[str, Any]]:
-    spec = snapshot.get("spec") if isinstance(snapshot.get("spec"), dict) else {}
+    spec = _object_at(snapshot, "spec")
     vm_name = spec.get("vmName")
     if not isinstance(vm_name, str) or not vm_name or vm_name_problems(vm_name):
         return []
@@ -49,6 +49,12 @@ def _vm_name_label_patch(snapshot: dict[str, Any], metadata: dict[str, Any]) -> 
             return []
         return [{"op": "add", "path": f"/metadata/labels/{json_pointer_token(VM_NAME_LABEL)}", "value": vm_name}]
     return [{"op": "add", "path": "/metadata/labels", "value": {VM_NAME_LABEL: vm_name}}]
+
+
+def _object_at(document: dict[str, Any], key: str) -> dict[str, Any]:
+    """document[key] if it is a JSON object, else an empty one (the raw JSON may hold anything there)."""
+    value = document.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def _finalizer_patch(metadata: dict[str, Any]) -> list[dict[str, Any]]:

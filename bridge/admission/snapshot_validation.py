@@ -165,7 +165,8 @@ def raw_annotation(document: dict[str, Any], key: str) -> str | None:
 def _vm_problems(vm_name: str, found: dict[str, Any] | None | BaseException) -> list[FieldError]:
     if isinstance(found, BaseException):
         # VM Operator reports this as Invalid; it is not the user's fault, so it is an internal error (500) here.
-        return [fe.internal(SPEC_VM_NAME_PATH, admission_messages.vm_unreadable(vm_name, describe_error(found)))]
+        return [fe.internal(SPEC_VM_NAME_PATH,
+                            admission_messages.vm_unreadable(vm_name, describe_error(_read_failure(found))))]
     if found is None:
         return []  # allowed, as in VM Operator: the create workflow reports a missing VM as a condition
     try:
@@ -181,11 +182,19 @@ def _vm_problems(vm_name: str, found: dict[str, Any] | None | BaseException) -> 
     return errors
 
 
+def _read_failure(error: BaseException) -> Exception:
+    """What a read in asyncio.gather(return_exceptions=True) failed with. A BaseException that is no Exception
+    (a cancellation) is no failed read: it goes on up."""
+    if isinstance(error, Exception):
+        return error
+    raise error
+
+
 def _judge_snapshot_count(verdict: Verdict, vm_name: str, own_name: str,
                           siblings: list[dict[str, Any]] | BaseException) -> None:
     if isinstance(siblings, BaseException):
-        verdict.errors.append(fe.internal(
-            SPEC_VM_NAME_PATH, admission_messages.snapshots_uncountable(vm_name, describe_error(siblings))))
+        reason = describe_error(_read_failure(siblings))
+        verdict.errors.append(fe.internal(SPEC_VM_NAME_PATH, admission_messages.snapshots_uncountable(vm_name, reason)))
         return
     count_with_new = 1 + sum(1 for s in siblings if _counts_as_snapshot_of(s, vm_name, own_name))
     if refusal := snapshot_count_refusal(vm_name, count_with_new):

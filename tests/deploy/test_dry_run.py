@@ -21,7 +21,7 @@ import yaml
 from kubernetes import client
 
 from api.names import SNAPSHOT_CRD_NAME
-from bridge.admission.configuration import CERT_MANAGER_INJECT_CA_ANNOTATION
+from bridge.admission.manifests import CERT_MANAGER_INJECT_CA_ANNOTATION
 from testbed.pki import CertificateAuthority
 from tests.admission.kube_objects import KUBECTL
 from tests.deploy.manifests import DEPLOY, OVERLAYS, REPO, build, is_cert_manager, kubectl, one

@@ -10,7 +10,7 @@ import pytest
 
 from api.names import SERVED_VERSIONS, SNAPSHOT_PLURAL, VERSION
 from api.schedule_names import SCHEDULE_GROUP, SCHEDULE_VERSION
-from bridge.admission.configuration import CERT_MANAGER_INJECT_CA_ANNOTATION, IN_CLUSTER_SERVICE
+from bridge.admission.manifests import CERT_MANAGER_INJECT_CA_ANNOTATION, IN_CLUSTER_SERVICE
 from runtime.settings import Settings
 from tests.deploy.manifests import (
     OVERLAYS,

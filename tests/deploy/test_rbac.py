@@ -166,7 +166,7 @@ def test_what_a_compromised_process_could_try_is_refused(service_account_kubecon
 
 
 def test_the_importer_role_is_granted_per_namespace(importer_kubeconfig, namespace):
-    """vmsnap-vm-importer, bound by a RoleBinding, reaches exactly the calls of worker/import_vms.py, in that
+    """vmsnap-vm-importer, bound by a RoleBinding, reaches exactly the calls of worker/vm_importer.py, in that
     namespace only (test_service_accounts.py runs the command with it)."""
     api = config.new_client_from_config(str(importer_kubeconfig))
     assert granted(api, namespace) == {VMS: {"get", "create", "patch"}, VMS_STATUS: {"patch"}}

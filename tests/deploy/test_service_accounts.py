@@ -34,7 +34,7 @@ from tests.e2e.test_create_snapshot import create, created_workflow_id, ready
 from tests.e2e.test_durability import wait_for_pending, wait_for_running_task
 from tests.e2e.test_revert_delete import delete_snapshot, revert
 from tests.fixtures.product import take_sim_vm
-from worker.import_vms import kubernetes_name
+from worker.vm_importer import kubernetes_name
 
 NAMESPACE = "vmsnap-system"
 
@@ -48,7 +48,7 @@ def webhook_for(kube_api, namespace, tmp_path):
         tmp_path / "webhook", "tls")
     port = free_port()
     selector = {"matchLabels": {RUN_LABEL: run}, "matchExpressions": DEFAULT_NAMESPACE_SELECTOR["matchExpressions"]}
-    # as deployed: the product's own UPDATEs skip the webhooks (bridge/admission/configuration.py)
+    # as deployed: the product's own UPDATEs skip the webhooks (bridge/admission/registration.py)
     mutating, validating = webhook_configurations(UrlReference(f"https://127.0.0.1:{port}"), authority.cert_pem,
                                                   configuration_name=f"vmsnap-deploy-test-{run}",
                                                   namespace_selector=selector, own_users=IN_CLUSTER_USERS)

@@ -16,7 +16,7 @@ from pyVmomi import vim
 from api.names import GROUP, VERSION, VM_PLURAL
 from api.quantity import format_binary_bytes
 from tests.admission.kube_objects import vm_manifest
-from worker.import_vms import kubernetes_name
+from worker.vm_importer import kubernetes_name
 
 REPO = Path(__file__).resolve().parents[2]
 POWER_STATES = {"poweredOn": "PoweredOn", "poweredOff": "PoweredOff", "suspended": "Suspended"}
