@@ -30,9 +30,10 @@ class VSphereSession:
         if s.vsphere_insecure:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-        return SmartConnect(host=s.vsphere_host, port=s.vsphere_port, user=s.vsphere_username,
-                            pwd=s.vsphere_password.get_secret_value(), sslContext=context,
-                            connectionPoolTimeout=-1)
+        si: vim.ServiceInstance = SmartConnect(host=s.vsphere_host, port=s.vsphere_port, user=s.vsphere_username,
+                                               pwd=s.vsphere_password.get_secret_value(), sslContext=context,
+                                               connectionPoolTimeout=-1)
+        return si
 
     def service_instance(self) -> vim.ServiceInstance:
         with self._lock:
