@@ -75,7 +75,7 @@ REQUIRED: tuple[Privilege, ...] = (
               "DestroyPropertyCollector (activities/vsphere/tasks.py wait_for_task, activities/vsphere/change_feed.py),"
               " ViewManager.CreateContainerView on the root folder and DestroyView (change_feed.py, "
               "worker/import_vms.py), SearchIndex.FindByInventoryPath and AuthorizationManager.HasPrivilegeOnEntities "
-              "(runtime/vcenter_privileges.py)", implicit=True),
+              "(runtime/vsphere_privileges.py)", implicit=True),
     Privilege("System.Read",
               "every property read (PropertyCollector RetrieveContents and WaitForUpdatesEx: "
               "activities/vsphere/properties.py retrieve): the VMs' snapshot, layoutEx, config.hardware.device, "
