@@ -34,7 +34,7 @@ from contract.payloads import (
     VSphereSnapshotRequest,
 )
 from runtime.telemetry import tracer
-from runtime.vsphere import VSphereSession
+from runtime.vsphere import VSphereSession, fault_name
 
 # The vSphere methods are called by their API names (ReconfigVM_Task, CreateSnapshotEx_Task...: vSphere's reference,
 # the privileges' table, the workflows' summaries); pyVmomi's stubs know them by their other names only (Reconfigure,
@@ -102,7 +102,7 @@ TRANSIENT_FAULTS = frozenset({"TaskInProgress", "ConcurrentAccess", "Timedout", 
 
 
 def _task_failed(e: TaskFailed) -> ApplicationError:
-    fault_type = type(e.fault).__name__.split(".")[-1]
+    fault_type = fault_name(e.fault)
     return ApplicationError(e.message, {"fault": fault_type}, type=ErrorType.VSPHERE_TASK_FAILED,
                             non_retryable=fault_type not in TRANSIENT_FAULTS)
 
