@@ -5,6 +5,7 @@ detail, so a retried attempt re-attaches to the task instead of starting a secon
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from pyVmomi import vim, vmodl
 from temporalio import activity
@@ -33,14 +34,18 @@ from contract.payloads import (
     VSphereSnapshotRequest,
 )
 from runtime.telemetry import tracer
-from runtime.vsphere import VSphereSession
+from runtime.vsphere import VSphereSession, fault_name
+
+# The vSphere methods are called by their API names (ReconfigVM_Task, CreateSnapshotEx_Task...: vSphere's reference,
+# the privileges' table, the workflows' summaries); pyVmomi's stubs know them by their other names only (Reconfigure,
+# CreateSnapshotEx...), so what they return is annotated where they are called.
 
 
 class _StopWaiting(Exception):
     """The activity was cancelled: leave the task wait at a safe point (between two vCenter calls)."""
 
 
-def _heartbeat_progress(task: vim.Task, step: str):
+def _heartbeat_progress(task: vim.Task, step: str) -> Callable[[int], None]:
     def beat(percent: int) -> None:
         activity.heartbeat({"task": task._moId, "step": step, "progress": percent})
         if activity.is_cancelled():
@@ -55,7 +60,7 @@ def _cancel_requested() -> bool:
     return details is not None and details.cancel_requested
 
 
-def _wait_for_own_task(si, task: vim.Task, step: str, cancel_task_on_cancel: bool):
+def _wait_for_own_task(si: vim.ServiceInstance, task: vim.Task, step: str, cancel_task_on_cancel: bool) -> object:
     """Wait for a task (one this activity started or re-attached to, or another's it must wait out). The SDK's
     cancel exception is held back while a vCenter call is in flight, so it never lands inside one; it is taken
     between calls (at a heartbeat). A cancel the workflow asked for with `cancel_task_on_cancel` cancels the
@@ -78,7 +83,7 @@ def _wait_for_own_task(si, task: vim.Task, step: str, cancel_task_on_cancel: boo
         raise
 
 
-def _recorded_task(si) -> vim.Task | None:
+def _recorded_task(si: vim.ServiceInstance) -> vim.Task | None:
     """The task an earlier attempt of this activity started, from its last heartbeat."""
     details = activity.info().heartbeat_details
     if details and isinstance(details[0], dict) and details[0].get("task"):
@@ -97,7 +102,7 @@ TRANSIENT_FAULTS = frozenset({"TaskInProgress", "ConcurrentAccess", "Timedout", 
 
 
 def _task_failed(e: TaskFailed) -> ApplicationError:
-    fault_type = type(e.fault).__name__.split(".")[-1]
+    fault_type = fault_name(e.fault)
     return ApplicationError(e.message, {"fault": fault_type}, type=ErrorType.VSPHERE_TASK_FAILED,
                             non_retryable=fault_type not in TRANSIENT_FAULTS)
 
@@ -124,7 +129,7 @@ def tree_lookup(tree: SnapshotTree, req: SnapshotLookup) -> SnapshotNode:
     return matches[0]
 
 
-def owned_snapshot(si, vm: vim.VirtualMachine, req: SnapshotLookup) -> SnapshotNode | None:
+def owned_snapshot(si: vim.ServiceInstance, vm: vim.VirtualMachine, req: SnapshotLookup) -> SnapshotNode | None:
     """The vSphere snapshot the object owns, or None: the one recorded in its status (unless it carries another
     object's UID), else — a create that did not live to record it — the one carrying the object's UID. Never a
     snapshot that merely has the object's name."""
@@ -136,7 +141,7 @@ def owned_snapshot(si, vm: vim.VirtualMachine, req: SnapshotLookup) -> SnapshotN
     return find_own_snapshot(si, vm, req.name, req.owner_uid) if req.owner_uid else None
 
 
-def snapshot_vm_yaml(si, snapshot_moref: str) -> str | None:
+def snapshot_vm_yaml(si: vim.ServiceInstance, snapshot_moref: str) -> str | None:
     """The VM YAML the snapshot captured in its ExtraConfig; None when it has none."""
     extra = properties.retrieve(si, properties.snapshot(si, snapshot_moref),
                                 ["config.extraConfig"]).get("config.extraConfig") or []
@@ -144,12 +149,18 @@ def snapshot_vm_yaml(si, snapshot_moref: str) -> str | None:
     return values[-1] if values else None
 
 
+# the vSphere calls of one activity (VSphereSnapshotActivities._run_task): given the session, the VM and how an
+# earlier attempt's task ended, a task to wait for, or a result
+Work = Callable[[vim.ServiceInstance, vim.VirtualMachine, TaskEnd], object]
+
+
 class VSphereSnapshotActivities:
     def __init__(self, session: VSphereSession):
         self.session = session
 
     @staticmethod
-    def _finish_earlier_tasks(si, vm: vim.VirtualMachine, step: str, cancel_task_on_cancel: bool) -> TaskEnd:
+    def _finish_earlier_tasks(si: vim.ServiceInstance, vm: vim.VirtualMachine, step: str,
+                              cancel_task_on_cancel: bool) -> TaskEnd:
         """Re-attach to the task an earlier attempt started (from its heartbeat), then wait out any other
         snapshot task running on the VM (an attempt that died before heartbeating, or one started in vCenter):
         vSphere runs one snapshot task per VM, and only after them does a lookup tell the truth. A cancel stops
@@ -168,11 +179,11 @@ class VSphereSnapshotActivities:
                 pass  # not ours to report
         return earlier
 
-    def _run_task(self, vm_moref: str, step: str, work, cancel_task_on_cancel: bool = False) -> object:
+    def _run_task(self, vm_moref: str, step: str, work: Work, cancel_task_on_cancel: bool = False) -> object:
         """Run `work(si, vm, earlier: TaskEnd)` -> task | result with the session, mapping vSphere's answers
         to Temporal errors; a returned task is heartbeated (its reference is the checkpoint) and waited for (see
         _wait_for_own_task for what a cancel does)."""
-        def run(si):
+        def run(si: vim.ServiceInstance) -> object:
             vm = properties.virtual_machine(si, vm_moref)
             try:
                 outcome = work(si, vm, self._finish_earlier_tasks(si, vm, step, cancel_task_on_cancel))
@@ -200,13 +211,14 @@ class VSphereSnapshotActivities:
         so the next snapshot captures both: the YAML for a revert, the UID to recognise the snapshot as ours."""
         wanted = {VM_RESOURCE_YAML_EXTRA_CONFIG_KEY: config.vm_yaml, SNAPSHOT_OWNER_EXTRA_CONFIG_KEY: config.owner_uid}
 
-        def store(si, vm, _earlier):
+        def store(si: vim.ServiceInstance, vm: vim.VirtualMachine, _earlier: TaskEnd) -> vim.Task | None:
             extra = properties.retrieve(si, vm, ["config.extraConfig"]).get("config.extraConfig") or []
             changed = {k: v for k, v in wanted.items() if not any(o.key == k and o.value == v for o in extra)}
             if not changed:
                 return None
-            return vm.ReconfigVM_Task(vim.vm.ConfigSpec(extraConfig=[
+            task: vim.Task = vm.ReconfigVM_Task(vim.vm.ConfigSpec(extraConfig=[
                 vim.option.OptionValue(key=k, value=v) for k, v in changed.items()]))
+            return task
         self._run_task(config.vm_moref, "store VM YAML and owner", store)
 
     @activity.defn(name="vsphere_create_snapshot")
@@ -216,7 +228,7 @@ class VSphereSnapshotActivities:
         its task was recorded, by the object's UID in the snapshot's config. A snapshot of the same name that
         someone else made is never taken over: ours is made beside it (vSphere allows duplicate names),
         tracked by its reference from then on, and the others are reported."""
-        def create(si, vm, earlier: TaskEnd):
+        def create(si: vim.ServiceInstance, vm: vim.VirtualMachine, earlier: TaskEnd) -> vim.vm.Snapshot | vim.Task:
             if earlier.succeeded and isinstance(earlier.result, vim.vm.Snapshot):
                 return earlier.result
             own = find_own_snapshot(si, vm, req.name, req.owner_uid)
@@ -227,7 +239,7 @@ class VSphereSnapshotActivities:
             raise ApplicationError(messages.snapshot_task_returned_nothing(req.name),
                                    type=ErrorType.SNAPSHOT_MISSING_AFTER_TASK)
 
-        def created(si) -> CreatedSnapshot:
+        def created(si: vim.ServiceInstance) -> CreatedSnapshot:
             vm = properties.virtual_machine(si, req.vm_moref)
             used: int | None = None
             if not req.read_after:
@@ -250,7 +262,7 @@ class VSphereSnapshotActivities:
     @activity.defn(name="vsphere_find_snapshot")
     def find_snapshot(self, req: SnapshotLookup) -> SnapshotNode:
         """The one vSphere snapshot of this name (its recorded moref first); refused when none or several."""
-        def find(si):
+        def find(si: vim.ServiceInstance) -> SnapshotNode:
             try:
                 tree = read_tree(si, properties.virtual_machine(si, req.vm_moref))
             except vmodl.fault.ManagedObjectNotFound:
@@ -263,7 +275,7 @@ class VSphereSnapshotActivities:
         """RevertToSnapshot_Task(suppressPowerOn=False): the VM takes the snapshot's power state. Then, when
         asked (`read_after`), what the workflow needs next, read here rather than by activities of its own: the
         VM YAML the snapshot captured and the VM's tree with usage."""
-        def revert(si, _vm, earlier: TaskEnd):
+        def revert(si: vim.ServiceInstance, _vm: vim.VirtualMachine, earlier: TaskEnd) -> vim.Task | None:
             # a revert cannot be recognised as done from the tree (reverting to the current snapshot is
             # allowed), so only the earlier attempt's own task says it
             return None if earlier.succeeded else properties.snapshot(si, loc.snapshot_moref).RevertToSnapshot_Task(
@@ -272,7 +284,7 @@ class VSphereSnapshotActivities:
         if not loc.read_after:
             return None
 
-        def read(si) -> RevertedSnapshot:
+        def read(si: vim.ServiceInstance) -> RevertedSnapshot:
             return RevertedSnapshot(vm_yaml=snapshot_vm_yaml(si, loc.snapshot_moref),
                                     tree=read_tree(si, properties.virtual_machine(si, loc.vm_moref), usage=True))
         return self.session.run(read)
@@ -282,11 +294,13 @@ class VSphereSnapshotActivities:
         """RemoveSnapshot_Task(removeChildren=False, consolidate=True) of the snapshot the object owns (see
         owned_snapshot; never one that only shares its name): its children move up to its parent. Not found
         (or the VM gone) counts as removed. True if this call removed it."""
-        def remove(si, vm, _earlier):
+        def remove(si: vim.ServiceInstance, vm: vim.VirtualMachine, _earlier: TaskEnd) -> vim.Task | bool:
             node = owned_snapshot(si, vm, req)
             if node is None:
                 return False
-            return properties.snapshot(si, node.moref).RemoveSnapshot_Task(removeChildren=False, consolidate=True)
+            task: vim.Task = properties.snapshot(si, node.moref).RemoveSnapshot_Task(removeChildren=False,
+                                                                                     consolidate=True)
+            return task
         try:
             return self._run_task(req.vm_moref, "remove snapshot", remove) is not False
         except ApplicationError as e:
@@ -299,7 +313,7 @@ class VSphereSnapshotActivities:
         """Cancel a snapshot task an attempt of the calling workflow started and then lost (its worker died: the
         task's reference is that attempt's last heartbeat), and wait for its end. True if vCenter finished the
         task before the cancel reached it (what it did stands)."""
-        def cancel(si) -> bool:
+        def cancel(si: vim.ServiceInstance) -> bool:
             task = properties.task(si, task_moref)
             return cancel_task(si, task).succeeded
         return bool(self.session.run(cancel))
@@ -313,18 +327,20 @@ class VSphereSnapshotActivities:
     def _start_create(vm: vim.VirtualMachine, req: VSphereSnapshotRequest) -> vim.Task:
         quiesce = (vim.vm.GuestQuiesceSpec(timeout=req.quiesce_minutes) if req.quiesce_minutes is not None
                    else None)
+        task: vim.Task
         try:
-            return vm.CreateSnapshotEx_Task(name=req.name, description=req.description, memory=req.memory,
+            task = vm.CreateSnapshotEx_Task(name=req.name, description=req.description, memory=req.memory,
                                             quiesceSpec=quiesce)
         except vmodl.fault.MethodNotFound:
             # vCenter before 7.0 U3: no Ex variant; quiesce is then a plain flag with vSphere's own timeout
-            return vm.CreateSnapshot_Task(name=req.name, description=req.description, memory=req.memory,
+            task = vm.CreateSnapshot_Task(name=req.name, description=req.description, memory=req.memory,
                                           quiesce=quiesce is not None)
+        return task
 
     @activity.defn(name="vsphere_read_snapshot_tree")
     def read_snapshot_tree(self, vm_moref: str) -> SnapshotTree | None:
         """The VM's snapshot tree with its snapshots' usage (one read); None when the VM is not in vCenter."""
-        def read(si):
+        def read(si: vim.ServiceInstance) -> SnapshotTree | None:
             try:
                 return read_tree(si, properties.virtual_machine(si, vm_moref), usage=True)
             except vmodl.fault.ManagedObjectNotFound:
@@ -333,7 +349,7 @@ class VSphereSnapshotActivities:
 
     @activity.defn(name="vsphere_read_snapshot_used_bytes")
     def read_snapshot_used_bytes(self, loc: SnapshotLocation) -> int:
-        def read(si):
+        def read(si: vim.ServiceInstance) -> int:
             try:
                 return read_used_bytes(si, properties.virtual_machine(si, loc.vm_moref), loc.snapshot_moref)
             except vmodl.fault.ManagedObjectNotFound:

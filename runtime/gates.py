@@ -3,7 +3,7 @@ and a process acts only while every one of its gates says so.
 
 * runtime/coexistence.py: VM Operator's own VirtualMachineSnapshot controller is off (worker and bridge);
 * runtime/namespace_check.py: the Temporal namespace has the product's search attributes (worker and bridge);
-* runtime/vcenter_privileges.py: the vCenter user holds the product's privileges (worker).
+* runtime/vsphere_privileges.py: the vCenter user holds the product's privileges (worker).
 
 While a gate says no, the worker does not poll its task queues and the bridge hands nothing to Temporal; /readyz
 answers 503 with the first gate's reason, in the order above.

@@ -11,12 +11,11 @@ from datetime import timedelta
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from temporalio.envconfig import ClientConfig
+from temporalio.envconfig import ClientConfig, ClientConnectConfig
 
 from api.names import QuiesceFallback
 from api.operation_policy import parse_failure_deadline
@@ -94,7 +93,7 @@ class Settings(BaseSettings):
     # What else must hold before the processes act, checked at start and every prerequisites_check_seconds (so that
     # fixing it resumes work without a restart): the Temporal namespace has the product's search attributes
     # (runtime/namespace_check.py; worker and bridge), and the vCenter user holds the product's privileges
-    # (runtime/vcenter_privileges.py; worker), on the root folder, or where vcenter_privileges_on says: inventory
+    # (runtime/vsphere_privileges.py; worker), on the root folder, or where vcenter_privileges_on says: inventory
     # paths, comma-separated (e.g. /DC0/vm/team-a), for a role granted on those folders only.
     prerequisites_check_seconds: float = Field(60.0, gt=0)
     vcenter_privileges_on: str = ""
@@ -123,10 +122,10 @@ class Settings(BaseSettings):
     log_format: str = "text"
 
     @cached_property
-    def temporal(self) -> dict[str, Any]:
+    def temporal(self) -> ClientConnectConfig:
         """Keyword arguments of `Client.connect` (target_host, namespace, api_key, tls, rpc_metadata) from
         Temporal's environment configuration, with the SDK's usual defaults for address and namespace."""
-        config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
+        config = ClientConfig.load_client_connect_config()
         config.setdefault("target_host", DEFAULT_TEMPORAL_ADDRESS)
         config.setdefault("namespace", DEFAULT_TEMPORAL_NAMESPACE)
         return config

@@ -7,12 +7,13 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, DescribeWorkflowExecutionRequest
-from temporalio.client import Client
+from temporalio.client import Client, Plugin
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import (
     LogForwardingConfig,
@@ -87,11 +88,11 @@ class OutageLogFilter(logging.Filter):
         return True
 
 
-async def connect(settings: Settings, runtime: Runtime | None = None, plugins: list | None = None) -> Client:
+async def connect(settings: Settings, runtime: Runtime | None = None,
+                  plugins: Sequence[Plugin] | None = None) -> Client:
     """A client for the address, namespace, TLS and API key of Temporal's environment configuration."""
     return await Client.connect(**settings.temporal, data_converter=pydantic_data_converter, runtime=runtime,
-                                plugins=plugins or [],
-                                **({"identity": settings.temporal_identity} if settings.temporal_identity else {}))
+                                plugins=plugins or [], identity=settings.temporal_identity or None)
 
 
 def is_outage(error: BaseException) -> bool:

@@ -9,11 +9,25 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from pyVim.connect import Disconnect, SmartConnect
-from pyVmomi import vim
+from pyVmomi import vim, vmodl
 
 from runtime.settings import Settings
 
 T = TypeVar("T")
+
+
+def fault_name(error: BaseException) -> str:
+    """An error's type as vSphere names it (pyVmomi's fault classes are named like `vim.fault.InvalidState`)."""
+    return type(error).__name__.split(".")[-1]
+
+
+def fault_message(fault: vmodl.MethodFault) -> str:
+    """vSphere's words for a fault: its message, then its localized messages (one per key); its type's name when it
+    has none (e.g. `InvalidPowerState`)."""
+    message: str | None = getattr(fault, "msg", None)  # every fault's; pyVmomi's stubs leave it out
+    localized = {m.key: m.message for m in fault.faultMessage or [] if m.message}
+    text = " ".join(p for p in [message or "", *localized.values()] if p).strip()
+    return text or fault_name(fault)
 
 
 class VSphereSession:
@@ -30,9 +44,10 @@ class VSphereSession:
         if s.vsphere_insecure:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-        return SmartConnect(host=s.vsphere_host, port=s.vsphere_port, user=s.vsphere_username,
-                            pwd=s.vsphere_password.get_secret_value(), sslContext=context,
-                            connectionPoolTimeout=-1)
+        si: vim.ServiceInstance = SmartConnect(host=s.vsphere_host, port=s.vsphere_port, user=s.vsphere_username,
+                                               pwd=s.vsphere_password.get_secret_value(), sslContext=context,
+                                               connectionPoolTimeout=-1)
+        return si
 
     def service_instance(self) -> vim.ServiceInstance:
         with self._lock:

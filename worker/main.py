@@ -39,8 +39,8 @@ from runtime.namespace_check import SearchAttributesCheck
 from runtime.settings import Settings
 from runtime.telemetry import WorkflowLinks, setup_logging, setup_tracing
 from runtime.temporal import connect, temporal_runtime, unavailable
-from runtime.vcenter_privileges import VCenterPrivileges
 from runtime.vsphere import VSphereSession
+from runtime.vsphere_privileges import VCenterPrivileges
 from workflows.create_snapshot import CreateSnapshot
 from workflows.delete_snapshot import DeleteSnapshot
 from workflows.options import vcenter_task_queue

@@ -7,6 +7,7 @@ import weakref
 from typing import Any
 
 from pyVmomi import vim, vmodl
+from pyVmomi.VmomiSupport import ManagedObject
 
 # the ServiceContent of each connection (its SOAP stub): pyvmomi's `si.content` is a Fetch round trip on every
 # access, and the content (the managers' references) does not change during a session
@@ -21,7 +22,7 @@ def service_content(si: vim.ServiceInstance) -> vim.ServiceInstanceContent:
     return content
 
 
-def retrieve(si: vim.ServiceInstance, obj: vim.ManagedObject, paths: list[str]) -> dict[str, Any]:
+def retrieve(si: vim.ServiceInstance, obj: ManagedObject, paths: list[str]) -> dict[str, Any]:
     """The named properties of one object; an unset property is absent from the dict.
     Raises vmodl.fault.ManagedObjectNotFound when the object does not exist, and vCenter's fault for any
     property it could not read (e.g. vim.fault.NotAuthenticated once the session has ended)."""

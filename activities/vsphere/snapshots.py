@@ -10,7 +10,7 @@ from contract.payloads import SnapshotNode, SnapshotTree, SnapshotUsage
 from runtime.vsphere_inventory import VSPHERE_POWER_STATES
 
 
-def power_state(state) -> PowerState:
+def power_state(state: object) -> PowerState:
     """vSphere tree-node state → API power state; anything unknown counts as PoweredOff (as VM Operator)."""
     return VSPHERE_POWER_STATES.get(str(state), PowerState.POWERED_OFF)
 
@@ -39,7 +39,7 @@ def read_tree(si: vim.ServiceInstance, vm: vim.VirtualMachine, *, usage: bool = 
     return tree
 
 
-def _fcd_disk_keys(devices: list) -> set[int]:
+def _fcd_disk_keys(devices: list[vim.vm.device.VirtualDevice]) -> set[int]:
     """Device keys of the disks that are First Class Disks (a PVC's volume): they carry a vDiskId."""
     return {d.key for d in devices or []
             if isinstance(d, vim.vm.device.VirtualDisk) and d.vDiskId is not None and d.vDiskId.id}
@@ -75,8 +75,9 @@ def snapshot_owner(si: vim.ServiceInstance, snapshot_moref: str) -> str | None:
     return next((o.value for o in extra if o.key == SNAPSHOT_OWNER_EXTRA_CONFIG_KEY), None)
 
 
-def _walk(nodes) -> list[vim.vm.SnapshotTree]:
-    out, stack = [], list(nodes or [])
+def _walk(nodes: list[vim.vm.SnapshotTree] | None) -> list[vim.vm.SnapshotTree]:
+    out: list[vim.vm.SnapshotTree] = []
+    stack = list(nodes or [])
     while stack:
         node = stack.pop()
         out.append(node)
@@ -98,7 +99,8 @@ def find_own_snapshot(si: vim.ServiceInstance, vm: vim.VirtualMachine, name: str
     return _node(min(own, key=lambda n: n.createTime)) if own else None
 
 
-def snapshot_used_bytes(layout: vim.vm.FileLayoutEx | None, devices: list, snapshot_moref: str) -> int:
+def snapshot_used_bytes(layout: vim.vm.FileLayoutEx | None, devices: list[vim.vm.device.VirtualDevice],
+                        snapshot_moref: str) -> int:
     """Bytes a snapshot holds, as VM Operator counts `status.storage.used`: its memory file (if any), its
     .vmsn, and the child-most delta of each disk chain, leaving out FCD (PVC) disks, which the CSI
     VolumeSnapshot accounting covers."""
@@ -110,7 +112,7 @@ def snapshot_used_bytes(layout: vim.vm.FileLayoutEx | None, devices: list, snaps
     return _snapshot_sizes(entry, _file_sizes(layout), _fcd_disk_keys(devices)).vm_bytes
 
 
-def snapshots_usage(layout: vim.vm.FileLayoutEx | None, devices: list) -> SnapshotUsage:
+def snapshots_usage(layout: vim.vm.FileLayoutEx | None, devices: list[vim.vm.device.VirtualDevice]) -> SnapshotUsage:
     """What all the VM's snapshots hold, as VM Operator's GetAllSnapshotSize counts it for the VM's
     `status.storage.usage.snapshots`: the sum over every layoutEx.snapshot[] entry (no layout: nothing)."""
     if layout is None:

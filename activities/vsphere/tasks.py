@@ -12,6 +12,7 @@ from pyVmomi import vim, vmodl
 
 from activities.vsphere.properties import retrieve, service_content
 from api.messages import REVERT_CROSSES_CSI_VOLUME_SNAPSHOT
+from runtime.vsphere import fault_message
 
 log = logging.getLogger("vmsnap.vsphere.tasks")
 
@@ -37,7 +38,7 @@ class TaskFailed(Exception):
 
     def __init__(self, fault: vmodl.MethodFault):
         self.fault = fault
-        self.message = fault_message(fault)
+        self.message = failure_message(fault)
         super().__init__(self.message)
 
 
@@ -47,17 +48,15 @@ REVERT_ERROR_KEY = "msg.snapshot.vigor.revert.error"
 REVERT_CROSSES_FCD_SNAPSHOT_KEY = "msg.snapshot.vigor.revert.errorFcd"
 
 
-def fault_message(fault: vmodl.MethodFault) -> str:
-    messages = {m.key: m.message for m in getattr(fault, "faultMessage", None) or [] if m.message}
-    if REVERT_ERROR_KEY in messages:
-        # the revert's own words, plus what to do when a CSI VolumeSnapshot is in the way (the guide's advice)
-        text = messages[REVERT_ERROR_KEY]
-        if any(m.key == REVERT_CROSSES_FCD_SNAPSHOT_KEY for m in fault.faultMessage):
-            text += REVERT_CROSSES_CSI_VOLUME_SNAPSHOT
-        return text
-    parts = [getattr(fault, "msg", None) or ""] + list(messages.values())
-    text = " ".join(p for p in parts if p).strip()
-    return text or type(fault).__name__.split(".")[-1]
+def failure_message(fault: vmodl.MethodFault) -> str:
+    """What a failed task's fault tells the user: vSphere's words, except for a failed revert, whose own words come
+    with what to do when a CSI VolumeSnapshot is in the way (the guide's advice)."""
+    revert_errors = [m.message for m in fault.faultMessage or [] if m.key == REVERT_ERROR_KEY and m.message]
+    if not revert_errors:
+        return fault_message(fault)
+    if any(m.key == REVERT_CROSSES_FCD_SNAPSHOT_KEY for m in fault.faultMessage):
+        return revert_errors[-1] + REVERT_CROSSES_CSI_VOLUME_SNAPSHOT
+    return revert_errors[-1]
 
 
 def wait_for_task(si: vim.ServiceInstance, task: vim.Task, on_progress: Callable[[int], None],
@@ -170,7 +169,7 @@ def running_snapshot_tasks(si: vim.ServiceInstance, vm: vim.VirtualMachine) -> l
         objectSet=[PC.ObjectSpec(obj=vm, skip=True, selectSet=[
             PC.TraversalSpec(name="recentTask", type=vim.ManagedEntity, path="recentTask", skip=False)])],
         propSet=[PC.PropertySpec(type=vim.Task, pathSet=["info.state", "info.descriptionId"], all=False)])
-    running = []
+    running: list[vim.Task] = []
     for content in service_content(si).propertyCollector.RetrieveContents([spec]) or []:
         faults = [m.fault for m in content.missingSet or []]
         if any(isinstance(f, vmodl.fault.ManagedObjectNotFound) for f in faults):
@@ -178,7 +177,8 @@ def running_snapshot_tasks(si: vim.ServiceInstance, vm: vim.VirtualMachine) -> l
         if faults:
             raise faults[0]
         info = {p.name: p.val for p in content.propSet or []}
-        if info.get("info.state") in (vim.TaskInfo.State.running, vim.TaskInfo.State.queued) and \
+        if isinstance(content.obj, vim.Task) and \
+                info.get("info.state") in (vim.TaskInfo.State.running, vim.TaskInfo.State.queued) and \
                 info.get("info.descriptionId") in SNAPSHOT_TASKS:
             running.append(content.obj)
     return running

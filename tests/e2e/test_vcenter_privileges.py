@@ -1,4 +1,4 @@
-"""The worker's start-up check of its vCenter privileges (runtime/vcenter_privileges.py), with the real worker process
+"""The worker's start-up check of its vCenter privileges (runtime/vsphere_privileges.py), with the real worker process
 on the test bed's simulator.
 
 The simulator answers AuthorizationManager.HasPrivilegeOnEntities from the roles and permissions set on it, as
@@ -21,7 +21,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import pytest
 from pyVmomi import vim
 
-from runtime.vcenter_privileges import DOC, REQUIRED, ROOT, SETTING
+from runtime.vsphere_privileges import DOC, REQUIRED, ROOT, SETTING
 from testbed.product import Product
 from testbed.vms import eventually
 from tests.e2e.test_vm_operator_coexistence import becomes, log_of

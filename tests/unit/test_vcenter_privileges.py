@@ -1,4 +1,4 @@
-"""The vCenter role as one list (runtime/vcenter_privileges.py REQUIRED, deploy/vcenter/role.yaml and the commands of
+"""The vCenter role as one list (runtime/vsphere_privileges.py REQUIRED, deploy/vcenter/role.yaml and the commands of
 docs/vcenter-privileges.md), and the worker's decision from what vCenter answers about its session's privileges.
 tests/e2e/test_vcenter_privileges.py runs the worker against the test bed's simulator with a user lacking some."""
 
@@ -15,7 +15,7 @@ from pyVmomi import vim, vmodl
 
 from runtime.gates import Decision, Gates
 from runtime.settings import Settings
-from runtime.vcenter_privileges import (
+from runtime.vsphere_privileges import (
     DOC,
     PRIVILEGE_IDS,
     REQUIRED,

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pyVmomi import vim, vmodl
 
 from runtime.gates import RETRY_SECONDS, Decision, Gate
-from runtime.vsphere import VSphereSession
+from runtime.vsphere import VSphereSession, fault_message, fault_name
 
 log = logging.getLogger("vmsnap.vcenter_privileges")
 
@@ -75,7 +75,7 @@ REQUIRED: tuple[Privilege, ...] = (
               "DestroyPropertyCollector (activities/vsphere/tasks.py wait_for_task, activities/vsphere/change_feed.py),"
               " ViewManager.CreateContainerView on the root folder and DestroyView (change_feed.py, "
               "runtime/vsphere_inventory.py), SearchIndex.FindByInventoryPath and "
-              "AuthorizationManager.HasPrivilegeOnEntities (runtime/vcenter_privileges.py)", implicit=True),
+              "AuthorizationManager.HasPrivilegeOnEntities (runtime/vsphere_privileges.py)", implicit=True),
     Privilege("System.Read",
               "every property read (PropertyCollector RetrieveContents and WaitForUpdatesEx: "
               "activities/vsphere/properties.py retrieve): the VMs' snapshot, layoutEx, config.hardware.device, "
@@ -116,12 +116,14 @@ def decide(answer: Answer) -> Decision:
     return Decision(False, reason=f"vCenter user {answer.user} {'; '.join(problems)} (the role: {DOC})")
 
 
-def fault_text(error: BaseException) -> str:
-    name = type(error).__name__.split(".")[-1]
-    if isinstance(error, vmodl.MethodFault):
-        message = getattr(error, "msg", None)
-        return f"{name}: {message}" if message else name
-    return f"{name}: {error}"
+def error_text(error: BaseException) -> str:
+    """Why the check could not be made, for the warning: the error's type, and vSphere's words for it (or, not being
+    a fault, its own text), e.g. `MethodNotFound: HasPrivilegeOnEntities`."""
+    name = fault_name(error)
+    if not isinstance(error, vmodl.MethodFault):
+        return f"{name}: {error}"
+    message = fault_message(error)
+    return name if message == name else f"{name}: {message}"  # a fault without words is named once
 
 
 def after_error(error: BaseException, previous: Decision | None) -> tuple[Decision, bool]:
@@ -131,7 +133,7 @@ def after_error(error: BaseException, previous: Decision | None) -> tuple[Decisi
     if previous is not None:
         return previous, soon
     return Decision(True, warning=f"acting without knowing whether the vCenter user holds the product's privileges: "
-                                  f"they could not be checked ({fault_text(error)}); the role: {DOC}"), soon
+                                  f"they could not be checked ({error_text(error)}); the role: {DOC}"), soon
 
 
 class VCenterPrivileges(Gate):
