@@ -7,11 +7,9 @@ recognises its own workflow ID."""
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from datetime import UTC, datetime
 
-from kubernetes.client.rest import ApiException
 from temporalio import activity
 
 from activities.kube.events import EventRecorder
@@ -73,18 +71,16 @@ from contract.schedule_payloads import (
     SnapshotState,
     VMTarget,
 )
-from runtime.kube import Kube
-from runtime.kube_schedule import ScheduleKube
+from runtime.kube import Kube, KubeError
 
 
 class KubeScheduleActivities:
     def __init__(self, kube: Kube, events: EventRecorder):
         self.kube = kube
-        self.schedules = ScheduleKube(kube)
         self.events = events
 
     def _own(self, ref: ScheduleRef) -> VirtualMachineSnapshotSchedule | None:
-        schedule = self.schedules.get_schedule(ref.namespace, ref.name)
+        schedule = self.kube.get_schedule(ref.namespace, ref.name)
         if schedule is None or (ref.uid and schedule.metadata.uid != ref.uid):
             return None
         return schedule
@@ -113,13 +109,13 @@ class KubeScheduleActivities:
             names.add(snapshot.name or "")
         targets = []
         for vm_name in sorted(vms):
-            snapshot = scheduled_snapshot_name(name, vm_name, request.scheduled_time)
+            snapshot_name = scheduled_snapshot_name(name, vm_name, request.scheduled_time)
             skip = ""
             if vms[vm_name] is None:
                 skip = vm_not_found(vm_name)
-            elif snapshot not in names and counts[vm_name] >= MAX_SNAPSHOTS_PER_VM:
+            elif snapshot_name not in names and counts[vm_name] >= MAX_SNAPSHOTS_PER_VM:
                 skip = skipped_at_limit(vm_name, counts[vm_name])
-            targets.append(VMTarget(vm=vm_name, snapshot=snapshot, skip_reason=skip))
+            targets.append(VMTarget(vm=vm_name, snapshot=snapshot_name, skip_reason=skip))
         quiesce = spec.template.quiesce
         return RunPlan(schedule=ScheduleRef(namespace=ref.namespace, name=name, uid=schedule.metadata.uid or ""),
                        stamp=run_stamp(request.scheduled_time), spread_seconds=spec.spread_seconds,
@@ -146,15 +142,15 @@ class KubeScheduleActivities:
             "spec": spec,
         }
         try:
-            self.schedules.create_snapshot(ref.namespace, body)
-        except ApiException as e:
+            self.kube.create_object(SNAPSHOT_PLURAL, ref.namespace, body)
+        except KubeError as e:
             if e.status == 409:
                 existing = self.kube.get_snapshot(ref.namespace, target.snapshot)
                 if existing is not None and existing.metadata.annotation(SCHEDULE_UID_ANNOTATION) == ref.uid:
                     return outcome  # made by an earlier attempt of this run
                 return outcome.model_copy(update={"error": snapshot_not_ours(target.snapshot)})
             if e.status in (400, 403, 422):  # refused by admission or the schema: retrying would not help
-                return outcome.model_copy(update={"error": _refusal(e)})
+                return outcome.model_copy(update={"error": e.message or e.reason})
             raise
         return outcome
 
@@ -212,7 +208,8 @@ class KubeScheduleActivities:
                 outcome: PruneOutcome) -> None:
         for snapshot in snapshots:
             if snapshot.name in doomed:
-                self.schedules.delete_snapshot(ref.namespace, snapshot.name or "", snapshot.metadata.uid or "")
+                self.kube.delete_object(SNAPSHOT_PLURAL, ref.namespace, snapshot.name or "",
+                                        snapshot.metadata.uid or "")
                 outcome.pruned.append(snapshot.name or "")
 
     @activity.defn(name="kube_record_scheduled_run")
@@ -259,7 +256,7 @@ class KubeScheduleActivities:
                                          schedule.metadata.generation)
             return True
 
-        schedule = self.schedules.update_schedule_status(ref.namespace, ref.name, mutate)
+        schedule = self.kube.update_schedule_status(ref.namespace, ref.name, mutate)
         if schedule is not None and schedule.metadata.uid == ref.uid:
             reason = RUN_EVENT_REASONS[record.result]
             self.events.record(schedule, reason, run_message(record.result, record.created, record.failed_vms,
@@ -287,9 +284,3 @@ def _taken_at(snapshot: VirtualMachineSnapshot) -> datetime:
         return kube_time_from(stamped)
     return snapshot.metadata.creation_timestamp or kube_time_from(None)
 
-
-def _refusal(error: ApiException) -> str:
-    try:
-        return str(json.loads(error.body or "{}").get("message") or error.reason)
-    except ValueError:
-        return f"{error.status} {error.reason}"

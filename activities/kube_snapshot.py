@@ -36,6 +36,7 @@ from api.names import (
     ConditionStatus,
     CSIVolumeSync,
     EventReason,
+    PowerState,
     QuiesceFallback,
     SnapshotConditionType,
     SnapshotReason,
@@ -89,7 +90,7 @@ def apply_condition(conditions: list[Condition], change: ConditionChange, now: d
                          generation)
 
 
-TRUE_EVENTS = {SnapshotConditionType.CREATED: EventReason.SNAPSHOT_CREATED,
+TRUE_EVENTS: dict[str, str] = {SnapshotConditionType.CREATED: EventReason.SNAPSHOT_CREATED,
                SnapshotConditionType.CSI_SYNCED: EventReason.CSI_VOLUMES_SYNCED,
                SnapshotConditionType.READY: EventReason.SNAPSHOT_READY}
 
@@ -102,7 +103,7 @@ def transition_events(before: list[Condition], after: list[Condition]) -> list[t
     turning False (Ready's waiting reasons only repeat those). The Consistency condition has Events of its own
     (the workflow's, saying why the snapshot differs from the spec)."""
     old = {c.type: (c.status, c.reason) for c in before}
-    events = []
+    events: list[tuple[str, str, bool]] = []
     for c in after:
         if old.get(c.type) == (c.status, c.reason) or c.type == SNAPSHOT_CONSISTENCY_CONDITION:
             continue
@@ -212,8 +213,7 @@ class KubeSnapshotActivities:
     def _requested_storage(self, vm: VirtualMachine, plan: SnapshotPlan) -> list[RequestedStorageEntry]:
         try:
             totals = requested_storage(
-                vm, plan.memory, lambda claim: self.kube.core.read_namespaced_persistent_volume_claim(
-                    claim, plan.vm.namespace))
+                vm, plan.memory, lambda claim: self.kube.read_pvc(plan.vm.namespace, claim))
         except ValueError as e:
             raise ApplicationError(str(e), type=ErrorType.PRECONDITION_FAILED, non_retryable=True) from e
         return [RequestedStorageEntry(storage_class=sc, total_bytes=n) for sc, n in sorted(totals.items())]
@@ -233,7 +233,7 @@ class KubeSnapshotActivities:
             if change.unique_id is not None:
                 status.unique_id = change.unique_id
             if change.power_state is not None:
-                status.power_state = change.power_state
+                status.power_state = PowerState(change.power_state)
             if change.quiesced is not None:
                 status.quiesced = change.quiesced
             if change.requested is not None or change.used_bytes is not None:
@@ -319,7 +319,7 @@ class KubeSnapshotActivities:
         def drop(s: VirtualMachineSnapshot) -> bool:
             if s.metadata.uid != ref.uid or SNAPSHOT_FINALIZER not in (s.metadata.finalizers or []):
                 return False
-            s.metadata.finalizers = [f for f in s.metadata.finalizers if f != SNAPSHOT_FINALIZER]
+            s.metadata.finalizers = [f for f in s.metadata.finalizers or [] if f != SNAPSHOT_FINALIZER]
             dropped[:] = [s]
             return True
         written = self.kube.update_snapshot(ref.namespace, ref.name, drop)

@@ -5,6 +5,7 @@ usage (`status.storage.usage.snapshots`) and its revert."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -13,7 +14,7 @@ from activities.kube.annotations import operation_annotations
 from activities.kube.bound_vms import BoundVMs
 from activities.kube.events import EventRecorder
 from activities.vm_yaml import decode_vm_yaml
-from activities.written_trees import WrittenTrees
+from activities.written_trees import tree_shape, written_trees
 from api import SnapshotReference, VirtualMachine, VirtualMachineSnapshot, messages
 from api.conditions import remove_condition, set_false
 from api.errors import ErrorType
@@ -38,6 +39,7 @@ from contract.payloads import (
     VMTarget,
 )
 from runtime.kube import Kube
+from runtime.last_written import LastWritten
 from runtime.telemetry import WorkflowLinks
 
 
@@ -46,7 +48,7 @@ def _reference(node: SnapshotNode, managed: dict[str, str]) -> SnapshotReference
     return SnapshotReference.managed(name) if name else SnapshotReference.unmanaged()
 
 
-def _dump(refs: list[SnapshotReference] | None) -> list[dict] | None:
+def _dump(refs: list[SnapshotReference] | None) -> list[dict[str, Any]] | None:
     return [r.to_kube() for r in refs] if refs else None
 
 
@@ -74,11 +76,11 @@ TREE_SYNC_ROUNDS = 3
 
 
 class KubeVMActivities:
-    def __init__(self, kube: Kube, namespace: str = "", written: WrittenTrees | None = None,
+    def __init__(self, kube: Kube, namespace: str = "", written: LastWritten[str, str] | None = None,
                  bound_vms: BoundVMs | None = None):
         self.kube = kube
         self.namespace = namespace  # "" = every namespace
-        self.written = written or WrittenTrees()
+        self.written = written or written_trees()
         self.bound_vms = bound_vms
 
     @activity.defn(name="kube_list_vm_targets")
@@ -111,7 +113,7 @@ class KubeVMActivities:
                     managed = again
                     continue
             if sync.vm_moref:  # vCenter's report of this very tree needs no second sync (the change feed)
-                self.written.record(sync.vm_moref, sync.tree)
+                self.written.remember(sync.vm_moref, tree_shape(sync.tree))
             return
 
     def _write_tree(self, sync: TreeSync, managed: dict[str, str],
@@ -132,7 +134,7 @@ class KubeVMActivities:
         self.kube.update_vm(ns, sync.vm.name, write_vm, status=True)
 
         for name, children in snapshot_children(sync.tree, managed).items():
-            def write_children(s: VirtualMachineSnapshot, children=children) -> bool:
+            def write_children(s: VirtualMachineSnapshot, children: list[SnapshotReference] = children) -> bool:
                 if _dump(s.status.children) == _dump(children):
                     return False
                 s.status.children = children or None
@@ -149,7 +151,7 @@ def _refuse(reason: str, message: str) -> ApplicationError:
     return ApplicationError(message, reason, type=ErrorType.REVERT_REFUSED, non_retryable=True)
 
 
-def approximate_vm_spec(current: VirtualMachine) -> dict:
+def approximate_vm_spec(current: VirtualMachine) -> dict[str, Any]:
     """For an imported snapshot without VM YAML (reference §3.8): keep what identifies the VM and its
     placement, drop what the snapshot cannot vouch for (class, image, volumes)."""
     spec = {k: v for k, v in current.spec.to_kube().items()
@@ -205,7 +207,7 @@ class KubeVMRevertActivities:
         taken = snapshot.metadata.creation_timestamp
         if not claims or taken is None:
             return []
-        return sorted(f'"{vs["metadata"]["name"]}"' for vs in self.kube.list_volume_snapshots(vm.namespace)
+        return sorted(f'"{vs["metadata"]["name"]}"' for vs in self.kube.list_volume_snapshots(vm.namespace or "")
                       if (vs.get("spec", {}).get("source") or {}).get("persistentVolumeClaimName") in claims
                       and kube_time_from(vs["metadata"].get("creationTimestamp")) > taken)
 

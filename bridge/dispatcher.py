@@ -28,6 +28,7 @@ from contract.names import CREATE_CSI_SYNC_COMPLETED_SIGNAL, VM_QUEUE_VM_DELETED
 from contract.payloads import Operation
 from contract.queue import enqueue_operation
 from runtime.informer import Event
+from runtime.last_written import LastWritten
 from runtime.telemetry import current_trace_context, tracer
 from runtime.temporal import is_outage, outage_text
 
@@ -39,6 +40,8 @@ DEFAULT_CONCURRENCY = 16
 # every repeated signal costs a workflow task of the VM's queue. Re-lists and resyncs (SYNC) and a restarted
 # bridge still re-send whatever is not done; the queue and the workflow IDs de-duplicate those.
 RESEND_AFTER_SECONDS = 60.0
+# actions remembered within that window; beyond, the oldest is forgotten (its next echo is sent, and de-duplicated)
+REMEMBERED_ACTIONS = 100_000
 # a change that found Temporal unreachable is tried again after this long, doubling up to the maximum
 OUTAGE_RETRY_SECONDS = 0.5
 OUTAGE_RETRY_MAX_SECONDS = 10.0
@@ -70,12 +73,16 @@ class Dispatcher:
         self._received = 0   # sequence number of the next change
         self._unhandled = 0  # received, not yet handled (waiting or in hand): the backlog
         self._barriers: list[_Barrier] = []
-        self._sent: dict[str, float] = {}  # what was delivered → when (monotonic), oldest first
+        # what was delivered within the last RESEND_AFTER_SECONDS
+        self._sent: LastWritten[str, bool] = LastWritten("bridge_action", REMEMBERED_ACTIONS,
+                                                          max_age=RESEND_AFTER_SECONDS)
         self._outage_since: float | None = None  # time.monotonic() when Temporal was first found unreachable
 
-    def deliver_threadsafe(self, loop: asyncio.AbstractEventLoop):
+    def deliver_threadsafe(self, loop: asyncio.AbstractEventLoop) -> Callable[[Event], None]:
         """The informers' callback (they run in threads)."""
-        return lambda event: loop.call_soon_threadsafe(self.submit, event)
+        def deliver(event: Event) -> None:
+            loop.call_soon_threadsafe(self.submit, event)
+        return deliver
 
     def submit(self, event: Event) -> None:
         """Queue a change in its VM's lane (on the event loop)."""
@@ -175,8 +182,7 @@ class Dispatcher:
         meta = obj.get("metadata", {})
         for action in actions:
             sent_key = f"{action.workflow_id}#{_sent_kind(action)}"
-            if event.kind != "SYNC" and self._sent_recently(sent_key):
-                metrics.RESENDS_SKIPPED.inc()
+            if event.kind != "SYNC" and self._sent.echo(sent_key, True):
                 continue
             # the root of the operation's trace: the watched change that asked for it
             with tracer().start_as_current_span(f"bridge {event.kind} {event.plural}", attributes={
@@ -194,17 +200,7 @@ class Dispatcher:
                     action.trace_context = current_trace_context()
                     await self.enqueue(action)
                     metrics.OPERATIONS_SENT.labels(action.kind.value).inc()
-            self._sent.pop(sent_key, None)  # re-inserted at the end: the dict stays in time order
-            self._sent[sent_key] = time.monotonic()
-
-    def _sent_recently(self, key: str) -> bool:
-        now = time.monotonic()
-        while self._sent:  # forget what is older than the window (insertion order is time order)
-            oldest, at = next(iter(self._sent.items()))
-            if now - at < RESEND_AFTER_SECONDS:
-                break
-            del self._sent[oldest]
-        return key in self._sent
+            self._sent.remember(sent_key, True)
 
     async def enqueue(self, op: Operation) -> None:
         await enqueue_operation(self.client, self.task_queue, op)

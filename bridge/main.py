@@ -12,7 +12,7 @@ from collections.abc import Callable
 import prometheus_client
 
 from api.names import SNAPSHOT_PLURAL, VM_PLURAL
-from api.schedule_names import SCHEDULE_PLURAL
+from api.schedule_names import SCHEDULE_GROUP, SCHEDULE_PLURAL, SCHEDULE_VERSION
 from bridge.decisions import snapshot_fields, vm_fields
 from bridge.dispatcher import Dispatcher, log_when_caught_up
 from bridge.metrics import RELISTS
@@ -22,7 +22,6 @@ from runtime.gates import Gates
 from runtime.health import HealthServer
 from runtime.informer import Event, Informer, start_informer
 from runtime.kube import Kube, api_client
-from runtime.kube_schedule import ScheduleKube
 from runtime.namespace_check import SearchAttributesCheck
 from runtime.settings import Settings
 from runtime.telemetry import setup_logging, setup_tracing
@@ -36,12 +35,12 @@ async def run(settings: Settings) -> None:
     client = await connect(settings, temporal_runtime(), plugins=setup_tracing(settings, "vmsnap-bridge"))
     if settings.metrics_port:
         prometheus_client.start_http_server(settings.metrics_port)
-    api = api_client(settings)
+    kube = Kube(api_client(settings))  # the process's one client, shared by its informers, schedules and webhook
     # The bridge acts only while every gate says so (runtime/gates.py): VM Operator's own snapshot controller is off
     # (runtime/coexistence.py), the namespace has the search attributes (runtime/namespace_check.py). Standing aside,
     # its informers keep watching (reads only), but nothing they see reaches Temporal: the changes are dropped at
     # delivery and again before a held one goes out; once it acts again, the informers' resync hands everything over.
-    coexistence = Coexistence(Kube(api), allow=settings.allow_beside_vm_operator_snapshots,
+    coexistence = Coexistence(kube, allow=settings.allow_beside_vm_operator_snapshots,
                               period=settings.vm_operator_check_seconds)
     gates = Gates(coexistence, SearchAttributesCheck(client, period=settings.prerequisites_check_seconds))
     await gates.check()
@@ -59,21 +58,20 @@ async def run(settings: Settings) -> None:
     def gated(deliver: Callable[[Event], None]) -> Callable[[Event], None]:
         return lambda event: deliver(event) if gates.acting else None
 
-    informers = [Informer(Kube(api), plural, gated(dispatcher.deliver_threadsafe(loop)),
+    informers = [Informer(kube, plural, gated(dispatcher.deliver_threadsafe(loop)),
                           resync_seconds=settings.resync_seconds, namespace=settings.watch_namespace,
                           transform=fields, on_list=relisted)
                  for plural, fields in ((SNAPSHOT_PLURAL, snapshot_fields), (VM_PLURAL, vm_fields))]
     # VirtualMachineSnapshotSchedules, where deploy/components/schedules installed the kind and its grants: each
     # followed by its Temporal Schedule (bridge/schedules.py). Looked for once, at start.
-    schedule_kube = ScheduleKube(Kube(api))
     schedules: ScheduleSync | None = None
-    if (off := await asyncio.to_thread(schedule_kube.unavailable, settings.watch_namespace)) is not None:
+    if (off := await asyncio.to_thread(kube.schedules_unavailable, settings.watch_namespace)) is not None:
         log.info("not following VirtualMachineSnapshotSchedules: %s", off)
     else:
-        schedules = ScheduleSync(client, settings.task_queue, Kube(api))
-        informers.append(Informer(schedule_kube, SCHEDULE_PLURAL,  # type: ignore[arg-type]
-                                  gated(schedules.deliver_threadsafe(loop)), resync_seconds=settings.resync_seconds,
-                                  namespace=settings.watch_namespace, on_list=relisted))
+        schedules = ScheduleSync(client, settings.task_queue, kube)
+        informers.append(Informer(kube, SCHEDULE_PLURAL, gated(schedules.deliver_threadsafe(loop)),
+                                  resync_seconds=settings.resync_seconds, namespace=settings.watch_namespace,
+                                  on_list=relisted, group=SCHEDULE_GROUP, version=SCHEDULE_VERSION))
     admission = None
     if settings.webhook_cert_file and settings.webhook_key_file:
         # imported only here: aiohttp and the webhook cost ~11 MB a watch-only bridge does not need
@@ -86,7 +84,7 @@ async def run(settings: Settings) -> None:
         # judge the snapshots its controller takes. Its /readyz stays 200 for the same reason: the Service must keep
         # it. Standing aside for another gate (missing search attributes), it admits as usual: this product is still
         # the controller, and the snapshots admitted meanwhile are handed over once it acts.
-        admission = AdmissionServer(api, settings.webhook_cert_file, settings.webhook_key_file,
+        admission = AdmissionServer(kube, settings.webhook_cert_file, settings.webhook_key_file,
                                     port=settings.webhook_port, reuse_port=settings.webhook_reuse_port,
                                     standing_aside=lambda: not coexistence.acting)
         await admission.start()

@@ -5,8 +5,6 @@ from prometheus_client import Counter, Gauge
 EVENTS = Counter("vmsnap_bridge_events", "watched changes handled", ["resource", "kind"])
 OPERATIONS_SENT = Counter("vmsnap_bridge_operations_sent",
                           "operations sent to VM queues (re-sends are de-duplicated by the queue)", ["operation"])
-RESENDS_SKIPPED = Counter("vmsnap_bridge_resends_skipped",
-                          "watched changes that asked again for what was just delivered (not sent again)")
 SIGNALS_SENT = Counter("vmsnap_bridge_signals_sent", "signals sent to running workflows", ["signal"])
 FAILURES = Counter("vmsnap_bridge_failures", "watched changes whose handling failed (retried at resync)")
 RELISTS = Gauge("vmsnap_bridge_relists", "full lists made (start, 410 Gone)", ["resource"])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,7 +52,6 @@ from contract.schedule_payloads import ScheduleRef
 from runtime import search_attributes as sa
 from runtime.informer import Event
 from runtime.kube import Kube
-from runtime.kube_schedule import ScheduleKube
 
 log = logging.getLogger("vmsnap.bridge.schedules")
 
@@ -92,12 +92,14 @@ class ScheduleSync:
     def __init__(self, client: Client, task_queue: str, kube: Kube):
         self.client = client
         self.task_queue = task_queue
-        self.kube = ScheduleKube(kube)
+        self.kube = kube
         self._applied: dict[str, tuple[Any, ...]] = {}   # Schedule ID → fingerprint last applied
         self._events: asyncio.Queue[Event] = asyncio.Queue()
 
-    def deliver_threadsafe(self, loop: asyncio.AbstractEventLoop):  # type: ignore[no-untyped-def]
-        return lambda event: loop.call_soon_threadsafe(self._events.put_nowait, event)
+    def deliver_threadsafe(self, loop: asyncio.AbstractEventLoop) -> Callable[[Event], None]:
+        def deliver(event: Event) -> None:
+            loop.call_soon_threadsafe(self._events.put_nowait, event)
+        return deliver
 
     async def run(self) -> None:
         while True:

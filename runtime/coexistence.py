@@ -33,12 +33,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
-
-from kubernetes.client.rest import ApiException
 
 from api.names import (
     CAPABILITIES_CONFIG_MAP_NAME,
@@ -52,7 +50,7 @@ from api.names import (
 )
 from runtime import gates
 from runtime.gates import RETRY_SECONDS, Gate
-from runtime.kube import Kube
+from runtime.kube import Kube, KubeError
 
 log = logging.getLogger("vmsnap.coexistence")
 
@@ -126,9 +124,10 @@ def from_config_map(obj: dict[str, Any] | None) -> Finding:
 
 
 def from_error(source: str, error: Exception) -> Finding:
-    if isinstance(error, ApiException) and error.status == 403:
+    answered = KubeError.answered(error)
+    if answered is not None and answered.status == 403:
         return Finding(source, Seen.FORBIDDEN, "reading it is forbidden (403)")
-    what = (f"{error.status} {error.reason}" if isinstance(error, ApiException)
+    what = (f"{answered.status} {answered.reason}" if answered is not None
             else f"{type(error).__name__}: {error}")
     return Finding(source, Seen.FAILED, f"could not be read ({what})")
 
@@ -186,12 +185,14 @@ class Coexistence(Gate):
 
     def read(self) -> list[Finding]:
         findings = []
-        for source, parse, get in (
-                (CAPABILITIES_SOURCE, from_capabilities,
-                 lambda: self.kube.get_cluster_object(CAPABILITIES_PLURAL, SUPERVISOR_CAPABILITIES_NAME,
-                                                      group=CAPABILITIES_GROUP, version=CAPABILITIES_VERSION)),
-                (CONFIG_MAP_SOURCE, from_config_map,
-                 lambda: self.kube.get_config_map(CAPABILITIES_CONFIG_MAP_NAMESPACE, CAPABILITIES_CONFIG_MAP_NAME))):
+        reads: tuple[tuple[str, Callable[[dict[str, Any] | None], Finding], Callable[[], dict[str, Any] | None]], ...]
+        reads = (
+            (CAPABILITIES_SOURCE, from_capabilities,
+             lambda: self.kube.get_cluster_object(CAPABILITIES_PLURAL, SUPERVISOR_CAPABILITIES_NAME,
+                                                  group=CAPABILITIES_GROUP, version=CAPABILITIES_VERSION)),
+            (CONFIG_MAP_SOURCE, from_config_map,
+             lambda: self.kube.get_config_map(CAPABILITIES_CONFIG_MAP_NAMESPACE, CAPABILITIES_CONFIG_MAP_NAME)))
+        for source, parse, get in reads:
             try:
                 findings.append(parse(get()))
             except Exception as e:  # noqa: BLE001 - what failed is part of the finding

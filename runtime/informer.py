@@ -17,11 +17,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import watch
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
+from api.names import GROUP, VERSION
 from runtime.kube import Kube
 
 log = logging.getLogger("vmsnap.informer")
@@ -55,19 +56,22 @@ class Event:
 
     @property
     def obj(self) -> dict[str, Any]:
-        return json.loads(self.raw)
+        return cast(dict[str, Any], json.loads(self.raw))
 
     def __repr__(self) -> str:
         return f"Event({self.kind!r}, {self.plural!r}, {self.raw[:80]!r}…)"
 
 
 class Informer:
+    """Of `plural` in `group`/`version` (VM Operator's unless told otherwise)."""
+
     def __init__(self, kube: Kube, plural: str, deliver: Callable[[Event], None], resync_seconds: float = 300.0,
                  namespace: str = "", transform: Callable[[dict[str, Any]], dict[str, Any]] = without_managed_fields,
-                 page_size: int = PAGE_SIZE, on_list: Callable[[str, int], None] | None = None):
+                 page_size: int = PAGE_SIZE, on_list: Callable[[str, int], None] | None = None, *,
+                 group: str = GROUP, version: str = VERSION):
         self.kube = kube
         self.namespace = namespace
-        self.plural = plural
+        self.plural, self.group, self.version = plural, group, version
         self.deliver = deliver
         self.transform = transform
         self.page_size = page_size
@@ -84,13 +88,14 @@ class Informer:
         items: list[tuple[str, str, str, bytes]] = []  # (creationTimestamp, name, uid, encoded object)
         resource_version = None
         # pages of one consistent list; an expired continue token is a 410: listed again from scratch
-        for page in self.kube.list_object_pages(self.plural, self.namespace, page_size=self.page_size):
-            for obj in page["items"]:
-                obj = self.transform(obj)
+        for page in self.kube.list_object_pages(self.plural, self.namespace, page_size=self.page_size,
+                                                group=self.group, version=self.version):
+            for listed in page["items"]:
+                obj = self.transform(listed)
                 meta = obj["metadata"]
                 items.append((meta.get("creationTimestamp", ""), meta["name"], meta["uid"], encode(obj)))
             resource_version = page["metadata"]["resourceVersion"]  # every page carries the list's
-        page = obj = None  # not kept
+        page = listed = obj = {}  # not kept
         items.sort(key=lambda item: item[:2])
         seen = {uid for _, _, uid, _ in items}
         for uid in [u for u in self.cache if u not in seen]:  # deleted while we were not watching
@@ -106,11 +111,12 @@ class Informer:
 
     def _watch_once(self) -> None:
         self._watch, events = self.kube.watch_objects(self.plural, self.namespace, self.resource_version,
-                                              int(max(1, min(WATCH_SECONDS, self.resync_seconds))))
-        for raw in events:
+                                                      int(max(1, min(WATCH_SECONDS, self.resync_seconds))),
+                                                      group=self.group, version=self.version)
+        for event in events:
             if self._stop.is_set():
                 return
-            kind, obj = raw["type"], raw["object"]
+            kind, obj = event["type"], event["object"]
             if kind == "ERROR":
                 if obj.get("code") == 410:
                     raise ApiException(status=410, reason="Gone")
@@ -160,7 +166,7 @@ class Informer:
     def stop(self) -> None:
         self._stop.set()
         if self._watch is not None:
-            self._watch.stop()
+            cast(Callable[[], None], self._watch.stop)()
 
 
 async def start_informer(informer: Informer) -> threading.Thread:

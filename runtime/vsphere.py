@@ -30,6 +30,13 @@ def fault_message(fault: vmodl.MethodFault) -> str:
     return text or fault_name(fault)
 
 
+def inventory_view(content: vim.ServiceInstanceContent, types: list[type]) -> vim.view.ContainerView:
+    """A container view of every object of `types` under the root folder (the caller destroys it)."""
+    if content.viewManager is None:  # only a host without vCenter's inventory service lacks it
+        raise RuntimeError("vCenter's service content has no view manager")
+    return content.viewManager.CreateContainerView(content.rootFolder, types, True)
+
+
 class VSphereSession:
     def __init__(self, settings: Settings):
         if not settings.vsphere_url:

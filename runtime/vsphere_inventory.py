@@ -17,7 +17,7 @@ from pyVmomi import vim, vmodl
 
 from api.names import PowerState
 from runtime.settings import Settings
-from runtime.vsphere import VSphereSession
+from runtime.vsphere import VSphereSession, inventory_view
 
 # vSphere's power states (the values of vim.VirtualMachine.PowerState) → the API's
 VSPHERE_POWER_STATES = {
@@ -76,10 +76,7 @@ def read_vcenter_inventory(settings: Settings) -> list[VSphereVM]:
 def read_inventory(si: vim.ServiceInstance) -> list[VSphereVM]:
     """Every VM that is not a template, with its inventory path, in one PropertyCollector round trip."""
     content = si.RetrieveContent()
-    view_manager = content.viewManager
-    if view_manager is None:
-        raise RuntimeError("vCenter's service content has no view manager")
-    view = view_manager.CreateContainerView(content.rootFolder, [vim.VirtualMachine, *CONTAINER_PROPERTIES], True)
+    view = inventory_view(content, [vim.VirtualMachine, *CONTAINER_PROPERTIES])
     specs = vmodl.query.PropertyCollector
     try:
         traverse_view = specs.TraversalSpec(name="view", type=vim.view.ContainerView, path="view", skip=False)

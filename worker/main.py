@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
@@ -31,6 +33,7 @@ from activities.vsphere_tree_watch import VSphereTreeWatchActivities
 from api.operation_policy import OperationDefaults
 from contract.names import tree_watch_workflow_id
 from contract.payloads import TreeWatchState
+from runtime import last_written
 from runtime.coexistence import Coexistence
 from runtime.gates import Gates
 from runtime.health import HealthServer
@@ -58,7 +61,7 @@ MAX_CONCURRENT_ACTIVITIES = 32
 MAX_CONCURRENT_LOCAL_ACTIVITIES = 32
 
 
-def activity_methods(*implementations: object) -> list:
+def activity_methods(*implementations: object) -> list[Callable[..., Any]]:
     """Every @activity.defn method of these objects: activities are registered by class, so a new one cannot be
     forgotten (a missing registration would only show end to end)."""
     return [method for implementation in implementations for name in dir(type(implementation))
@@ -70,7 +73,7 @@ def activity_methods(*implementations: object) -> list:
 VCENTER_TASK_HEARTBEAT_THROTTLE = timedelta(seconds=3)
 
 
-def vcenter_task_activities(vsphere: VSphereSnapshotActivities) -> list:
+def vcenter_task_activities(vsphere: VSphereSnapshotActivities) -> list[Callable[..., Any]]:
     """The activities that run vCenter snapshot tasks: served on their own capped task queue."""
     return [vsphere.create_snapshot, vsphere.revert_snapshot, vsphere.remove_snapshot, vsphere.cancel_task]
 
@@ -80,7 +83,8 @@ def workflow_links(settings: Settings) -> WorkflowLinks:
 
 
 def activities(settings: Settings, client: Client, vsphere: VSphereSnapshotActivities, kube: Kube,
-               events: EventRecorder, feed: SnapshotChangeFeed, bound_vms: BoundVMs | None = None) -> list:
+               events: EventRecorder, feed: SnapshotChangeFeed,
+               bound_vms: BoundVMs | None = None) -> list[Callable[..., Any]]:
     """The activities of the main task queue: every one of every activity class, but the vCenter tasks."""
     links = workflow_links(settings)
     defaults = OperationDefaults(settings.failure_deadline_default, settings.quiesce_fallback)
@@ -94,7 +98,7 @@ def activities(settings: Settings, client: Client, vsphere: VSphereSnapshotActiv
         VMQueueActivities(client, settings.task_queue),
         KubeScheduleActivities(kube, events), ScheduleTemporalActivities(client))
     capped = {m.__name__ for m in vcenter_task_activities(vsphere)}
-    return [m for m in every if not (m.__self__ is vsphere and m.__name__ in capped)]
+    return [m for m in every if not (getattr(m, "__self__", None) is vsphere and m.__name__ in capped)]
 
 
 async def start_tree_watch(client: Client, settings: Settings) -> None:
@@ -106,7 +110,7 @@ async def start_tree_watch(client: Client, settings: Settings) -> None:
 
 
 def temporal_workers(settings: Settings, client: Client, vsphere: VSphereSnapshotActivities,
-                     main_activities: list, pool: ThreadPoolExecutor) -> tuple[Worker, Worker]:
+                     main_activities: list[Callable[..., Any]], pool: ThreadPoolExecutor) -> tuple[Worker, Worker]:
     """The two Temporal workers: the main task queue, and the vCenter tasks' capped one. Made anew each time the
     process starts polling (a Worker runs once)."""
     drain = timedelta(seconds=settings.graceful_shutdown_seconds)
@@ -136,11 +140,11 @@ async def first(*awaitables) -> None:  # type: ignore[no-untyped-def]
 
 
 async def run(settings: Settings) -> None:
-    client = await connect(settings, temporal_runtime(f"0.0.0.0:{settings.metrics_port}"
-                                                      if settings.metrics_port else None),
-                           plugins=setup_tracing(settings, "vmsnap-worker"))
+    runtime = temporal_runtime(f"0.0.0.0:{settings.metrics_port}" if settings.metrics_port else None)
+    last_written.count_through(runtime.metric_meter)  # served with Temporal's metrics, on the same port
+    client = await connect(settings, runtime, plugins=setup_tracing(settings, "vmsnap-worker"))
     session = VSphereSession(settings)
-    kube = Kube(api_client(settings))
+    kube = Kube(api_client(settings))  # the process's one client, shared by the activities, gates and BoundVMs
     # it polls only while every gate says so (runtime/gates.py), each checked at start and again periodically: VM
     # Operator's own snapshot controller is off, the namespace has the search attributes, the vCenter user holds the
     # privileges
@@ -150,10 +154,9 @@ async def run(settings: Settings) -> None:
                   VCenterPrivileges(session, on=settings.vcenter_privileges_on,
                                     period=settings.prerequisites_check_seconds))
     feed = SnapshotChangeFeed(session)
-    # its own client: the watch holds a connection the activities' pool should not lose
-    bound_vms = BoundVMs(Kube(api_client(settings)), settings.watch_namespace)
+    bound_vms = BoundVMs(kube, settings.watch_namespace)
     bound_vms.start()
-    events = EventRecorder(kube.core, links=workflow_links(settings))
+    events = EventRecorder(kube, links=workflow_links(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

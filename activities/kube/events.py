@@ -11,9 +11,11 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
-from kubernetes import client
-
+from api import VirtualMachine, VirtualMachineSnapshot
+from api.schedule import VirtualMachineSnapshotSchedule
+from runtime.kube import Kube
 from runtime.telemetry import WorkflowLinks
 
 log = logging.getLogger("vmsnap.events")
@@ -28,15 +30,15 @@ MAX_MESSAGE = 1024
 
 
 class EventRecorder:
-    def __init__(self, core: client.CoreV1Api, burst: int = BURST, refill_seconds: float = REFILL_SECONDS,
+    def __init__(self, kube: Kube, burst: int = BURST, refill_seconds: float = REFILL_SECONDS,
                  links: WorkflowLinks = WorkflowLinks()):
-        self.core = core
+        self.kube = kube
         self.links = links
         self.burst, self.refill_seconds = burst, refill_seconds
         self._buckets: dict[str, tuple[float, float]] = {}  # object uid → (tokens, last refill)
         self._lock = threading.Lock()
         self.dropped = 0
-        self._pending: queue.Queue[tuple[str, client.CoreV1Event] | None] = queue.Queue(MAX_PENDING)
+        self._pending: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue(MAX_PENDING)
         self._writer = threading.Thread(target=self._write_pending, name="event-writer", daemon=True)
         self._writer.start()
 
@@ -52,8 +54,9 @@ class EventRecorder:
             self._buckets[key] = (tokens - 1, now)
             return True
 
-    def record(self, obj, reason: str, message: str, warning: bool = False) -> None:
-        """`obj` is an api model (VirtualMachineSnapshot or VirtualMachine) read from the apiserver."""
+    def record(self, obj: VirtualMachineSnapshot | VirtualMachine | VirtualMachineSnapshotSchedule, reason: str,
+               message: str, warning: bool = False) -> None:
+        """`obj` as read from the apiserver."""
         meta = obj.metadata
         if not meta.uid or not self._allow(meta.uid):
             return
@@ -62,16 +65,16 @@ class EventRecorder:
         suffix = f" [workflow {workflow[1] or workflow[0]}]" if workflow is not None else ""
         message = message[:MAX_MESSAGE - len(suffix)] + suffix
         now = datetime.now(UTC)
-        event = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(name=f"{meta.name}.{uuid.uuid4().hex[:12]}", namespace=meta.namespace),
-            involved_object=client.V1ObjectReference(api_version=obj.api_version, kind=obj.kind, name=meta.name,
-                                                     namespace=meta.namespace, uid=meta.uid,
-                                                     resource_version=meta.resource_version),
-            reason=reason, message=message, type="Warning" if warning else "Normal",
-            source=client.V1EventSource(component=COMPONENT), reporting_component=COMPONENT,
-            reporting_instance=COMPONENT, first_timestamp=now, last_timestamp=now, count=1)
+        involved = {"apiVersion": obj.api_version, "kind": obj.kind, "name": meta.name, "namespace": meta.namespace,
+                    "uid": meta.uid, "resourceVersion": meta.resource_version}
+        event = {
+            "metadata": {"name": f"{meta.name}.{uuid.uuid4().hex[:12]}", "namespace": meta.namespace},
+            "involvedObject": {k: v for k, v in involved.items() if v is not None},
+            "reason": reason, "message": message, "type": "Warning" if warning else "Normal",
+            "source": {"component": COMPONENT}, "reportingComponent": COMPONENT, "reportingInstance": COMPONENT,
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1}
         try:
-            self._pending.put_nowait((meta.namespace, event))
+            self._pending.put_nowait((meta.namespace or "", event))
         except queue.Full:
             self.dropped += 1
             log.warning("event %s on %s/%s dropped: %d events waiting", reason, meta.namespace, meta.name,
@@ -81,10 +84,10 @@ class EventRecorder:
         while (item := self._pending.get()) is not None:
             namespace, event = item
             try:
-                self.core.create_namespaced_event(namespace, event)
+                self.kube.create_event(namespace, event)
             except Exception as e:  # noqa: BLE001 - events are best effort by design
-                log.warning("event %s on %s/%s not recorded: %s", event.reason, namespace,
-                            event.involved_object.name, e)
+                log.warning("event %s on %s/%s not recorded: %s", event["reason"], namespace,
+                            event["involvedObject"].get("name"), e)
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is waiting (for up to `timeout` seconds), then stop the writer."""

@@ -3,7 +3,7 @@ a ContainerView), collected by one thread per worker process. The first update n
 that starts (or reconnects) also resyncs everything it may have missed.
 
 A change is handed over once it has settled for SETTLE_SECONDS, and not at all when the tree it reports is the
-one this process has just written to Kubernetes itself (an operation's own change: `WrittenTrees`). The few
+one this process has just written to Kubernetes itself (an operation's own change: activities/written_trees.py). The few
 seconds cost nothing a user waits for (operations write their own tree) and save the tree watch a resync of
 every VM after every operation."""
 
@@ -17,8 +17,9 @@ from pyVmomi import vim, vmodl
 
 from activities.vsphere.properties import service_content
 from activities.vsphere.snapshots import tree_from_info
-from activities.written_trees import WrittenTrees, tree_shape
-from runtime.vsphere import VSphereSession
+from activities.written_trees import tree_shape, written_trees
+from runtime.last_written import LastWritten
+from runtime.vsphere import VSphereSession, inventory_view
 
 log = logging.getLogger("vmsnap.vsphere.feed")
 
@@ -28,14 +29,13 @@ SETTLE_SECONDS = 2.0
 
 
 class SnapshotChangeFeed:
-    def __init__(self, session: VSphereSession, written: WrittenTrees | None = None,
+    def __init__(self, session: VSphereSession, written: LastWritten[str, str] | None = None,
                  settle_seconds: float = SETTLE_SECONDS):
         self.session = session
-        self.written = written or WrittenTrees()
+        self.written = written or written_trees()
         self.settle_seconds = settle_seconds
         # VM moref → (the shape of the tree vCenter last reported, or None: resync whatever it is; when first seen)
         self._pending: dict[str, tuple[str | None, float]] = {}
-        self.echoes_dropped = 0
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -75,9 +75,7 @@ class SnapshotChangeFeed:
             if now - seen < self.settle_seconds:
                 continue
             del self._pending[moref]
-            if shape is not None and self.written.written(moref, shape):
-                self.echoes_dropped += 1
-            else:
+            if shape is None or not self.written.echo(moref, shape):
                 due.add(moref)
         return due
 
@@ -92,7 +90,7 @@ class SnapshotChangeFeed:
     def _watch(self, si: vim.ServiceInstance) -> None:
         content = service_content(si)
         collector = content.propertyCollector.CreatePropertyCollector()
-        view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
+        view = inventory_view(content, [vim.VirtualMachine])
         try:
             collector.CreateFilter(vmodl.query.PropertyCollector.FilterSpec(
                 objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=view, skip=True, selectSet=[

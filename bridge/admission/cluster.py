@@ -7,19 +7,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client.rest import ApiException
-
 from api import admission_messages
 from api.names import SNAPSHOT_PLURAL, VM_PLURAL
-from runtime.kube import Kube
+from runtime.kube import Kube, KubeError
 
 READ_TIMEOUT_SECONDS = 4.0
 
 
 class ClusterReader:
-    def __init__(self, api: client.ApiClient, read_timeout: float = READ_TIMEOUT_SECONDS):
-        self._kube = Kube(api)
+    def __init__(self, kube: Kube, read_timeout: float = READ_TIMEOUT_SECONDS):
+        self._kube = kube
         self._timeout = read_timeout
 
     async def virtual_machine(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -37,6 +34,7 @@ class ClusterReader:
 
 def describe_error(error: Exception) -> str:
     """A short reason for a failed read, for a refusal message (never a whole HTTP response)."""
-    if isinstance(error, ApiException):
-        return admission_messages.apiserver_answered(error.status, error.reason)
+    answered = KubeError.answered(error)
+    if answered is not None:
+        return admission_messages.apiserver_answered(answered.status, answered.reason)
     return f"{type(error).__name__}: {error}"

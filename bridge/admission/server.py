@@ -20,9 +20,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from kubernetes import client
 
 from api import admission_messages
+from runtime.kube import Kube
 
 from . import field_errors as fe
 from .cluster import ClusterReader
@@ -59,7 +59,7 @@ async def _mutate_snapshot(request: AdmissionRequest) -> Verdict:
 class AdmissionServer:
     """`await start()` binds host:port (port 0 picks a free one, see `port`) and serves; `await stop()` ends."""
 
-    def __init__(self, kube: client.ApiClient, cert_file: str | os.PathLike[str], key_file: str | os.PathLike[str],
+    def __init__(self, kube: Kube, cert_file: str | os.PathLike[str], key_file: str | os.PathLike[str],
                  host: str = "0.0.0.0", port: int = 9443, *,
                  certificate_check_seconds: float = CERTIFICATE_CHECK_SECONDS,
                  max_body_bytes: int = MAX_BODY_BYTES, reuse_port: bool = False,

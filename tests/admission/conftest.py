@@ -20,6 +20,7 @@ from kubernetes.client.rest import ApiException
 
 from api.names import GROUP, SNAPSHOT_FINALIZER, SNAPSHOT_PLURAL, VERSION, VM_NAME_LABEL
 from bridge.admission import DEFAULT_NAMESPACE_SELECTOR, AdmissionServer, UrlReference, webhook_configurations
+from runtime.kube import Kube
 from testbed.pki import CertificateAuthority
 from tests.admission.kube_objects import Objects, snapshot_manifest
 from tests.admission.server_thread import ServerThread
@@ -111,7 +112,7 @@ def admission_webhook(kube_api: client.ApiClient, testbed_dir: Path) -> Iterator
     ca_file = certs / "ca.crt"
     ca_file.write_bytes(authority.cert_pem)
 
-    thread = ServerThread(AdmissionServer(kube_api, cert_file, key_file, "127.0.0.1", 0)).start()
+    thread = ServerThread(AdmissionServer(Kube(kube_api), cert_file, key_file, "127.0.0.1", 0)).start()
     base_url = f"https://127.0.0.1:{thread.server.port}"
     selector = {"matchLabels": {RUN_LABEL: run_id},
                 "matchExpressions": DEFAULT_NAMESPACE_SELECTOR["matchExpressions"]}

@@ -16,6 +16,7 @@ from cryptography import x509
 from kubernetes import client
 
 from bridge.admission import AdmissionServer
+from runtime.kube import Kube
 from testbed.pki import CertificateAuthority, KeyPair
 from tests.admission.server_thread import ServerThread
 from tests.admission.webhook_client import https_request
@@ -81,7 +82,7 @@ def serving(kube_api: client.ApiClient, volume: SecretVolume,
             first_authority: CertificateAuthority) -> Iterator[ServerThread]:
     volume.publish(issue(first_authority))
     # A long check interval: these tests trigger the re-read themselves, except the one that waits for it.
-    thread = ServerThread(AdmissionServer(kube_api, volume.cert_file, volume.key_file, "127.0.0.1", 0,
+    thread = ServerThread(AdmissionServer(Kube(kube_api), volume.cert_file, volume.key_file, "127.0.0.1", 0,
                                           certificate_check_seconds=3600)).start()
     yield thread
     thread.stop()
@@ -120,7 +121,7 @@ def test_a_pair_that_does_not_load_leaves_the_old_certificate_in_service(serving
 def test_the_server_notices_renewed_files_by_itself(kube_api: client.ApiClient, volume: SecretVolume,
                                                     first_authority: CertificateAuthority):
     volume.publish(issue(first_authority))
-    thread = ServerThread(AdmissionServer(kube_api, volume.cert_file, volume.key_file, "127.0.0.1", 0,
+    thread = ServerThread(AdmissionServer(Kube(kube_api), volume.cert_file, volume.key_file, "127.0.0.1", 0,
                                           certificate_check_seconds=0.1)).start()
     try:
         renewed = issue(CertificateAuthority("renewed-ca"))

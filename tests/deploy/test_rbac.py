@@ -26,7 +26,6 @@ from api.names import (
 )
 from api.schedule_names import SCHEDULE_GROUP, SCHEDULE_PLURAL
 from runtime.kube import Kube
-from runtime.kube_schedule import ScheduleKube
 from tests.deploy.manifests import REPO
 
 NAMESPACE = "vmsnap-system"
@@ -56,13 +55,14 @@ BASE_NEEDED: dict[str, dict[tuple[str, str, str], set[str]]] = {
 # components/schedules: what schedule runs add (the standalone overlay, installed here, includes it)
 SCHEDULES_NEEDED: dict[str, dict[tuple[str, str, str], set[str]]] = {
     "vmsnap-worker": {
-        SNAPSHOTS: {"create", "delete"},           # a schedule's runs: ScheduleKube.create_snapshot, delete_snapshot
-        SCHEDULES: {"get"},                        # ScheduleKube.get_schedule
-        SCHEDULES_STATUS: {"patch"},               # ScheduleKube.update_schedule_status (a run's record)
+        SNAPSHOTS: {"create", "delete"},           # a schedule's runs: Kube.create_object, delete_object
+        SCHEDULES: {"get"},                        # Kube.get_schedule
+        SCHEDULES_STATUS: {"patch"},               # Kube.update_schedule_status (a run's record)
     },
     "vmsnap-bridge": {
-        SCHEDULES: {"get", "list", "watch"},       # ScheduleKube.unavailable (at start), Informer, get_schedule
-        SCHEDULES_STATUS: {"patch"},               # ScheduleKube.update_schedule_status (conditions, next run)
+        SCHEDULES: {"get", "list", "watch"},       # Kube.schedules_unavailable (at start), Informer,
+        # update_schedule_status
+        SCHEDULES_STATUS: {"patch"},               # Kube.update_schedule_status (conditions, next run)
     },
 }
 
@@ -182,22 +182,21 @@ KNOWN_CALLS = {
                       "update_snapshot", "update_vm", "annotate_snapshot",
                       # BoundVMs' informer (runtime/informer.py): the VMs bound to vCenter VMs
                       "list_object_pages", "watch_objects", "Watch",
-                      "read_namespaced_persistent_volume_claim", "create_namespaced_event",
-                      # a schedule's runs (activities/kube_schedule.py; runtime/kube_schedule.py's ScheduleKube);
-                      # create_snapshot also matches VSphereSnapshotActivities.create_snapshot in worker/main.py
-                      "list_objects", "get_schedule", "update_schedule_status", "create_snapshot", "delete_snapshot",
+                      "read_pvc", "create_event",
+                      # a schedule's runs (activities/kube_schedule.py)
+                      "list_objects", "get_schedule", "update_schedule_status", "create_object", "delete_object",
                       # runtime/coexistence.py: VM Operator's snapshot capability, by name
                       "get_cluster_object", "get_config_map"},
     "vmsnap-bridge": {"get_object", "list_objects", "list_object_pages", "watch_objects", "Watch",
                       "update_schedule_status", "get_cluster_object", "get_config_map",
                       # whether schedules are served at all (components/schedules): a list of one
-                      "unavailable"},
+                      "schedules_unavailable"},
 }
 SOURCES = {"vmsnap-worker": ["activities/**/*.py", "worker/main.py", "runtime/informer.py", "runtime/coexistence.py"],
            "vmsnap-bridge": ["bridge/**/*.py", "runtime/informer.py", "runtime/coexistence.py"]}
 API_METHOD = re.compile(r"^(get|list|read|create|replace|patch|delete|connect)_\w*(namespaced|cluster|custom_object)"
                         r"\w*$|^Watch$")
-KUBE_METHODS = {name for layer in (Kube, ScheduleKube) for name, member in vars(layer).items()
+KUBE_METHODS = {name for name, member in vars(Kube).items()
                 if not name.startswith("_") and inspect.isfunction(member)}  # not Kube.core: an API, no request
 
 

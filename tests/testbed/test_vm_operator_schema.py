@@ -89,7 +89,7 @@ class Product:
         self.namespace = "t-" + uuid.uuid4().hex[:10]
         client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=self.namespace)))
         self.kube = Kube(api)
-        self.events = EventRecorder(client.CoreV1Api(api))
+        self.events = EventRecorder(self.kube)
         self.snapshots = KubeSnapshotActivities(self.kube, self.events)
         self.vms = KubeVMActivities(self.kube)
 
@@ -215,7 +215,7 @@ def test_an_unmanaged_child_survives_vm_operators_schema(product: Product):
 def test_kubectl_wide_shows_what_each_snapshot_captured(kube_api: client.ApiClient, kubeconfig: Path,
                                                         namespace: str):
     kube = Kube(kube_api)
-    events = EventRecorder(client.CoreV1Api(kube_api))
+    events = EventRecorder(kube)
     try:
         body = yaml.safe_load(GUIDE_SNAPSHOT_WITH_MEMORY)
         created = client.CustomObjectsApi(kube_api).create_namespaced_custom_object(

@@ -217,10 +217,10 @@ def test_a_watch_only_process_never_loads_the_core_api():
         "from bridge.decisions import snapshot_fields\n"
         "from runtime.informer import Informer\n"
         "from runtime.kube import Kube\n"
-        "from runtime.kube_schedule import ScheduleKube\n"
         "kube = Kube(client.ApiClient())\n"
         "Informer(kube, 'virtualmachinesnapshots', print, transform=snapshot_fields)\n"
-        "ScheduleKube(Kube(client.ApiClient()))\n"
+        "Informer(kube, 'virtualmachinesnapshotschedules', print, group='vmsnap.io', version='v1alpha1')\n"
+        "kube.get_config_map\n"
         "print('kubernetes.client.api.core_v1_api' in sys.modules)\n"
         "kube.core\n"
         "print('kubernetes.client.api.core_v1_api' in sys.modules)\n")

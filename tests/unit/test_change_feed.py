@@ -11,7 +11,7 @@ from pyVmomi import vim, vmodl
 
 from activities.vsphere.change_feed import SnapshotChangeFeed, _reported_shape
 from activities.vsphere.snapshots import tree_from_info
-from activities.written_trees import WrittenTrees, tree_shape
+from activities.written_trees import tree_shape, written_trees
 from contract.payloads import SnapshotNode, SnapshotTree, SnapshotUsage
 
 ONE = SnapshotTree(roots=[SnapshotNode(name="a", moref="snapshot-1", power_state="PoweredOff")], current="snapshot-1")
@@ -32,39 +32,40 @@ class IdleSession:
 @pytest.fixture
 def feed() -> Iterator[SnapshotChangeFeed]:
     session = IdleSession()
-    feed = SnapshotChangeFeed(session, WrittenTrees(), settle_seconds=0.05)  # type: ignore[arg-type]
+    feed = SnapshotChangeFeed(session, written_trees(), settle_seconds=0.05)  # type: ignore[arg-type]
     yield feed
     feed.stop()
     session.stopped.set()
 
 
 def test_own_write_is_not_handed_over(feed):
-    feed.written.record("vm-1", ONE.model_copy(update={"usage": SnapshotUsage(vm_bytes=10)}))  # usage is not shape
+    with_usage = ONE.model_copy(update={"usage": SnapshotUsage(vm_bytes=10)})  # usage is not shape
+    feed.written.remember("vm-1", tree_shape(with_usage))
     feed.observe("vm-1", tree_shape(ONE))
     assert feed.take(timeout=0.5) == set()
-    assert feed.echoes_dropped == 1
+    assert feed.written.hits == 1
 
 
 def test_a_tree_nobody_here_wrote_is_handed_over(feed):
-    feed.written.record("vm-1", ONE)
+    feed.written.remember("vm-1", tree_shape(ONE))
     feed.observe("vm-1", tree_shape(TWO))
     feed.observe("vm-2", tree_shape(ONE))  # written for another VM only
     assert feed.take(timeout=2) == {"vm-1", "vm-2"}
-    assert feed.echoes_dropped == 0
+    assert feed.written.hits == 0
 
 
 def test_the_newest_report_decides(feed):
-    feed.written.record("vm-1", ONE)
+    feed.written.remember("vm-1", tree_shape(ONE))
     feed.observe("vm-1", tree_shape(ONE))
     feed.observe("vm-1", tree_shape(TWO))  # changed again before the first settled: not ours
     assert feed.take(timeout=2) == {"vm-1"}
     feed.observe("vm-1", tree_shape(TWO))
-    feed.written.record("vm-1", TWO)  # the operation records its write while the report settles
+    feed.written.remember("vm-1", tree_shape(TWO))  # the operation records its write while the report settles
     assert feed.take(timeout=0.5) == set()
 
 
 def test_first_report_and_departures_are_always_handed_over(feed):
-    feed.written.record("vm-1", ONE)
+    feed.written.remember("vm-1", tree_shape(ONE))
     feed.observe("vm-1", None)
     assert feed.take(timeout=2) == {"vm-1"}
 

@@ -17,6 +17,7 @@ from bridge.decisions import snapshot_actions
 from bridge.dispatcher import Dispatcher
 from contract.names import CREATE_CSI_SYNC_COMPLETED_SIGNAL, VM_QUEUE_VM_DELETED_SIGNAL
 from contract.payloads import Operation, OperationKind, VMRef, vm_queue_workflow_id
+from runtime import last_written
 from runtime.informer import Event
 
 NS = "ns-1"
@@ -207,7 +208,7 @@ async def test_a_watch_event_asking_again_for_what_was_just_delivered_is_not_sen
     signal-with-start, not three (each would cost the VM's queue a workflow task). A re-list or resync (SYNC)
     re-sends, and a delivery that failed is tried again by the next event."""
     client = FakeClient(fail={"s-bad"})
-    skipped = counter(metrics.RESENDS_SKIPPED)
+    skipped = counter(last_written.HITS, "bridge_action")
     pending = snapshot("s-1", "vm-a")
     bad = snapshot("s-bad", "vm-a")
     await dispatch(Dispatcher(client, "q"), [Event("ADDED", SNAPSHOT_PLURAL, pending),
@@ -217,7 +218,7 @@ async def test_a_watch_event_asking_again_for_what_was_just_delivered_is_not_sen
                                              Event("ADDED", SNAPSHOT_PLURAL, bad),
                                              Event("MODIFIED", SNAPSHOT_PLURAL, bad)])
     assert [op.snapshot_name for op in client.enqueued[queue_id("vm-a")]] == ["s-1", "s-1"]  # ADDED, SYNC
-    assert counter(metrics.RESENDS_SKIPPED) - skipped == 2
+    assert counter(last_written.HITS, "bridge_action") - skipped == 2
 
 
 class UnreachableFor(FakeClient):

@@ -7,8 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from kubernetes.client import V1ObjectMeta, V1PersistentVolumeClaim, V1PersistentVolumeClaimSpec
-from kubernetes.client import V1VolumeResourceRequirements as Resources
 
 from activities.kube.storage import requested_storage
 from api import VirtualMachine
@@ -25,16 +23,19 @@ def vm(volumes: list[dict], specs: list[dict] | None = None, memory: str | None 
     })
 
 
-def pvc(name: str, storage_class: str | None, request: str | None) -> V1PersistentVolumeClaim:
-    return V1PersistentVolumeClaim(metadata=V1ObjectMeta(name=name), spec=V1PersistentVolumeClaimSpec(
-        storage_class_name=storage_class, resources=Resources(requests={"storage": request} if request else None)))
+def pvc(name: str, storage_class: str | None, request: str | None) -> dict[str, Any]:
+    """A PVC as the apiserver returns it (JSON)."""
+    spec: dict[str, Any] = {"resources": {"requests": {"storage": request}} if request else {}}
+    if storage_class is not None:
+        spec["storageClassName"] = storage_class
+    return {"metadata": {"name": name}, "spec": spec}
 
 
 class Claims:
     """The PVCs of the namespace, and which were read."""
 
-    def __init__(self, *claims: V1PersistentVolumeClaim):
-        self.claims = {c.metadata.name: c for c in claims}
+    def __init__(self, *claims: dict[str, Any]):
+        self.claims = {c["metadata"]["name"]: c for c in claims}
         self.read: list[str] = []
 
     def __call__(self, name: str) -> Any:

@@ -77,10 +77,9 @@ def activities(vms: list[dict], snapshots: list[dict], **spec: Any) -> tuple[Kub
         return items
     kube.list_objects.side_effect = list_objects
     deleted: list[str] = []
+    kube.get_schedule.return_value = schedule
+    kube.delete_object.side_effect = lambda plural, ns, name, uid: deleted.append(name) or True
     run = KubeScheduleActivities(kube, mock.MagicMock())
-    run.schedules = mock.MagicMock()
-    run.schedules.get_schedule.return_value = schedule
-    run.schedules.delete_snapshot.side_effect = lambda ns, name, uid: deleted.append(name) or True
     return run, deleted
 
 
@@ -211,7 +210,7 @@ class Recorded:
                 self.obj = VirtualMachineSnapshotSchedule.model_validate(
                     merge_patch(self.obj.to_kube(), {"status": current.status.to_kube()}))
             return self.obj
-        run.schedules.update_schedule_status.side_effect = update
+        run.kube.update_schedule_status.side_effect = update
         self.run, self.runs = run, 0
 
     def record(self, *, succeeded: list[str], failed: dict[str, str], skipped: dict[str, str] | None = None,

@@ -372,20 +372,20 @@ def test_a_status_field_emptied_is_written_as_null_not_left_stale():
     (or a run's emptied list) is written as an explicit null, so the server drops it."""
     from unittest import mock
 
-    from runtime.kube_schedule import ScheduleKube
+    from runtime.kube import Kube
 
     stored = schedule_object(suspend=True)
     stored.status.next_run_time = T0
     stored.metadata.resource_version = "7"
-    kube = mock.MagicMock()
-    kube.get_object.return_value = stored.to_kube()
+    kube = Kube(mock.MagicMock())
+    kube.custom = mock.MagicMock()
+    kube.custom.get_namespaced_custom_object.return_value = stored.to_kube()
     kube.custom.patch_namespaced_custom_object_status.return_value = stored.to_kube()
-    schedules = ScheduleKube(kube)
 
     def pause(schedule: VirtualMachineSnapshotSchedule) -> bool:
         schedule.status.next_run_time = None
         schedule.status.observed_generation = 2
         return True
-    schedules.update_schedule_status("team-a", "nightly", pause)
+    kube.update_schedule_status("team-a", "nightly", pause)
     ((*_, patch), _) = kube.custom.patch_namespaced_custom_object_status.call_args
     assert patch == {"metadata": {"resourceVersion": "7"}, "status": {"nextRunTime": None, "observedGeneration": 2}}

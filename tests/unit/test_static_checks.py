@@ -1,5 +1,5 @@
-"""The house rules review would otherwise have to catch: ruff over the whole tree, and mypy, strict on the API and
-the workflows (configured in pyproject.toml)."""
+"""The house rules review would otherwise have to catch: ruff over the whole tree, and mypy, strict on the seven
+product packages (configured in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,6 @@ def test_ruff():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_mypy_strict_on_api_and_workflows():
+def test_mypy_strict_on_the_product():
     done = run("mypy")
     assert done.returncode == 0, done.stdout + done.stderr
