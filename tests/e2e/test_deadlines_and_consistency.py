@@ -341,7 +341,9 @@ async def test_a_deadline_pending_across_a_worker_kill_fires_once(product: Produ
     outcome = await temporal_client.get_workflow_handle(workflow_id).result()
     assert outcome.startswith(SnapshotReason.DEADLINE_EXCEEDED), outcome
 
-    warned = events(kube_api, namespace, "outlived", SnapshotReason.DEADLINE_EXCEEDED)
+    # the Event is written after the condition, by the worker's event writer (best effort, asynchronous)
+    warned = eventually(lambda: events(kube_api, namespace, "outlived", SnapshotReason.DEADLINE_EXCEEDED),
+                        what="a DeadlineExceeded Event")
     assert len(warned) == 1 and (warned[0].count or 1) == 1, [(e.message, e.count) for e in warned]
     assert warned[0].type == "Warning"
     assert event_time(warned[0]) >= created_at + deadline - timedelta(seconds=1), (created_at, event_time(warned[0]))

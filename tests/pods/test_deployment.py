@@ -37,12 +37,12 @@ def test_three_workers_and_two_bridges_ready_as_declared(pod_cluster: PodCluster
             assert refused.returncode != 0 and "Read-only file system" in refused.stderr, refused.stderr
 
 
-def test_the_webhook_answers_from_a_bridge_pod(pod_cluster: PodCluster, pods_api, pod_namespace: str):
+def test_the_webhook_answers_from_a_bridge_pod(pod_cluster: PodCluster, pods_api, namespace: str):
     # a label that contradicts spec.vmName passes the CRD's schema: only the webhook refuses it
     bad = yaml.safe_load(GUIDE_SNAPSHOT_WITHOUT_MEMORY)
     bad["metadata"]["labels"] = {VM_NAME_LABEL: "other-vm"}
     with pytest.raises(ApiException) as refusal:
-        client.CustomObjectsApi(pods_api).create_namespaced_custom_object(GROUP, "v1alpha5", pod_namespace,
+        client.CustomObjectsApi(pods_api).create_namespaced_custom_object(GROUP, "v1alpha5", namespace,
                                                                           SNAPSHOT_PLURAL, bad)
     status = json.loads(refusal.value.body)
     assert status["code"] == 422, status
@@ -50,6 +50,6 @@ def test_the_webhook_answers_from_a_bridge_pod(pod_cluster: PodCluster, pods_api
         'admission webhook "vmsnap.validating.virtualmachinesnapshot.v1alpha6.vmoperator.vmware.com" denied'), status
     assert 'must match spec.vmName "my-vm"' in status["message"], status
     # the guide's object as it is: admitted, with the mutating webhook's finalizer
-    pod_cluster.kubectl("-n", pod_namespace, "apply", "-f", "-", input=GUIDE_SNAPSHOT_WITHOUT_MEMORY)
-    created = json.loads(pod_cluster.kubectl("-n", pod_namespace, "get", "vmsnapshot", "snap-1", "-o", "json").stdout)
+    pod_cluster.kubectl("-n", namespace, "apply", "-f", "-", input=GUIDE_SNAPSHOT_WITHOUT_MEMORY)
+    created = json.loads(pod_cluster.kubectl("-n", namespace, "get", "vmsnapshot", "snap-1", "-o", "json").stdout)
     assert SNAPSHOT_FINALIZER in created["metadata"]["finalizers"]

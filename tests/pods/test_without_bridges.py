@@ -34,45 +34,45 @@ async def queued(temporal_client: Client, namespace: str, vm: str) -> list[str]:
 
 @pytest.mark.timeout(600)  # 10 VMs' first snapshots, the held deletes, the creates behind them, bridges back
 async def test_with_every_bridge_gone_in_flight_deletes_and_creates_finish(
-        pod_cluster: PodCluster, pods_api, pod_namespace, vcsim, temporal_client):
+        pod_cluster: PodCluster, pods_api, namespace, vcsim, temporal_client):
     vms = {f"vm-{i}": take_sim_vm(vcsim) for i in range(VMS)}
     for name, sim_vm in vms.items():
-        create_vm(pods_api, vcsim, pod_namespace, name, sim_vm)
-        pod_cluster.kubectl("-n", pod_namespace, "create", "-f", "-",
+        create_vm(pods_api, vcsim, namespace, name, sim_vm)
+        pod_cluster.kubectl("-n", namespace, "create", "-f", "-",
                             input=json.dumps(snapshot_manifest(f"old-{name}", name)))
     for name in vms:
-        await asyncio.to_thread(eventually, lambda name=name: get_snapshot(pods_api, pod_namespace,
+        await asyncio.to_thread(eventually, lambda name=name: get_snapshot(pods_api, namespace,
                                                                            f"old-{name}").is_ready,
                                 300, f"old-{name} Ready")
 
     for name, sim_vm in vms.items():
         vcsim.control.delay("RemoveSnapshot_Task", sim_vm, HELD_SECONDS, count=1)
-        pod_cluster.kubectl("-n", pod_namespace, "delete", "vmsnapshot", f"old-{name}", "--wait=false")
-        pod_cluster.kubectl("-n", pod_namespace, "create", "-f", "-",
+        pod_cluster.kubectl("-n", namespace, "delete", "vmsnapshot", f"old-{name}", "--wait=false")
+        pod_cluster.kubectl("-n", namespace, "create", "-f", "-",
                             input=json.dumps(snapshot_manifest(f"new-{name}", name)))
 
     async def both_handed_over(name: str) -> None:  # the delete running, the create waiting behind it in the queue
-        while len(await queued(temporal_client, pod_namespace, name)) < 2:
+        while len(await queued(temporal_client, namespace, name)) < 2:
             await asyncio.sleep(0.5)
     await asyncio.wait_for(asyncio.gather(*(both_handed_over(name) for name in vms)), timeout=120)
 
     pod_cluster.kubectl("-n", NAMESPACE, "scale", "deployment/vmsnap-bridge", "--replicas=0")
     try:
         await asyncio.to_thread(eventually, lambda: not pod_cluster.pods(BRIDGES), 120, "every bridge pod gone")
-        still = {name: await queued(temporal_client, pod_namespace, name) for name in vms}
+        still = {name: await queued(temporal_client, namespace, name) for name in vms}
         assert all(len(q) == 2 and q[0].startswith("delete-snapshot/") for q in still.values()), \
             f"the deletes were to be in flight when the last bridge went: {still}"
 
-        refused = pod_cluster.kubectl("-n", pod_namespace, "create", "-f", "-", check=False,
+        refused = pod_cluster.kubectl("-n", namespace, "create", "-f", "-", check=False,
                                       input=json.dumps(snapshot_manifest("meanwhile", "vm-0")))
         assert refused.returncode != 0
         assert f'failed calling webhook "{SNAPSHOT_MUTATING.name}"' in refused.stderr, refused.stderr
 
         for name in vms:
-            await asyncio.to_thread(eventually, lambda name=name: get_snapshot(pods_api, pod_namespace,
+            await asyncio.to_thread(eventually, lambda name=name: get_snapshot(pods_api, namespace,
                                                                                f"new-{name}").is_ready,
                                     HELD_SECONDS + 180, f"new-{name} Ready with no bridge")
-        listed = json.loads(pod_cluster.kubectl("-n", pod_namespace, "get", "vmsnapshot", "-o", "json").stdout)
+        listed = json.loads(pod_cluster.kubectl("-n", namespace, "get", "vmsnapshot", "-o", "json").stdout)
         assert sorted(i["metadata"]["name"] for i in listed["items"]) == sorted(f"new-{name}" for name in vms)
         for name, sim_vm in vms.items():
             assert vsphere_snapshot_names(vcsim, sim_vm) == [f"new-{name}"]
@@ -80,4 +80,4 @@ async def test_with_every_bridge_gone_in_flight_deletes_and_creates_finish(
     finally:
         pod_cluster.kubectl("-n", NAMESPACE, "scale", "deployment/vmsnap-bridge", "--replicas=2")
         pod_cluster.rollout_status("vmsnap-bridge")
-    no_stuck_finalizer(pods_api, pod_namespace)
+    no_stuck_finalizer(pods_api, namespace)
