@@ -228,5 +228,5 @@ async def test_upgrade_with_operations_in_flight_then_a_rollback_refused_until_t
     assert await finished(temporal_client, on_v1) == ["Ready", "reverted to base-rvm-1"]
     for workflow_id, kind in zip(on_v1, (OperationKind.CREATE, OperationKind.REVERT), strict=True):
         steps = await steps_of(temporal_client, workflow_id)
-        assert took_v1_steps(steps, kind) and not steps.failed_tasks, (workflow_id, steps)
+        assert took_v1_steps(steps, kind) and not steps.nondeterministic(), (workflow_id, steps)
     assert images_running(pod_cluster, WORKERS) == {V1} and len(pod_cluster.ready_pods(WORKERS)) == 3

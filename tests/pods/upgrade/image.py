@@ -23,6 +23,8 @@ def build_v2(workdir: Path) -> str:
     if source.exists():
         shutil.rmtree(source)
     shutil.copytree(repo_root(), source, ignore=NOT_COPIED)
+    # a repository of its own: `git apply` inside another one would apply relative to that one's root
+    subprocess.run(["git", "init", "--quiet"], cwd=source, check=True)
     applied = subprocess.run(["git", "apply", "--verbose", str(PATCH)], cwd=source, capture_output=True, text=True)
     if applied.returncode != 0:
         raise RuntimeError(f"{PATCH.name} no longer applies to this clone (update it with the code it patches):\n"
