@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from contract.payloads import Operation, OperationKind, VMRef
 from testbed.image import ensure_docker
@@ -138,9 +139,23 @@ def start_revert(pods_api, namespace: str, vm: str, snapshot: str) -> str:
                      vm_generation=generation).workflow_id
 
 
+async def result_of(temporal_client: Client, workflow_id: str) -> str:
+    """The workflow's result, once the bridge has started it (an ID names an operation before it runs)."""
+    handle = temporal_client.get_workflow_handle(workflow_id)
+    while True:
+        try:
+            await handle.describe()
+            break
+        except RPCError as e:
+            if e.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            await asyncio.sleep(0.2)
+    return await handle.result()
+
+
 async def finished(temporal_client: Client, workflow_ids: list[str]) -> list[str]:
-    return await asyncio.wait_for(asyncio.gather(*(temporal_client.get_workflow_handle(w).result()
-                                                   for w in workflow_ids)), DONE_SECONDS)
+    return await asyncio.wait_for(asyncio.gather(*(result_of(temporal_client, w) for w in workflow_ids)),
+                                  DONE_SECONDS)
 
 
 @pytest.mark.timeout(1500)
