@@ -244,4 +244,6 @@ async def test_upgrade_with_operations_in_flight_then_a_rollback_refused_until_t
     for workflow_id, kind in zip(on_v1, (OperationKind.CREATE, OperationKind.REVERT), strict=True):
         steps = await steps_of(temporal_client, workflow_id)
         assert took_v1_steps(steps, kind) and not steps.nondeterministic(), (workflow_id, steps)
+    for vm, on in (("vm-0", "on-v2"), ("vm-1", "on-v1")):
+        assert sorted(vsphere_snapshot_names(vcsim, creating[vm])) == sorted([f"snap-{vm}", on])
     assert images_running(pod_cluster, WORKERS) == {V1} and len(pod_cluster.ready_pods(WORKERS)) == 3
