@@ -217,8 +217,9 @@ def build_wheelhouse(python: str = sys.executable) -> Path:
     return house
 
 
-def build_image(tag: str = DEFAULT_TAG, base: str | None = None) -> str:
-    """Build the product image from this clone; returns its reference."""
+def build_image(tag: str = DEFAULT_TAG, base: str | None = None, source: Path | None = None) -> str:
+    """Build the product image from this clone, or from `source` (a copy of it: the layers below the source's
+    come from the cache); returns its reference."""
     docker = ensure_docker()
     base = base or ensure_base(docker)
     build_wheelhouse()
@@ -228,7 +229,7 @@ def build_image(tag: str = DEFAULT_TAG, base: str | None = None) -> str:
     repository = tag.rsplit(":", 1)[0] if ":" in tag.rsplit("/", 1)[-1] else tag
     common = ["--network", "host", "--build-arg", f"BASE_IMAGE={base}", "--label", f"{LABEL}=1"]
     for argv in (["--target", "build", "--tag", f"{repository}:build-stage"], ["--tag", tag]):
-        run([docker, "build", *common, *argv, "."], "docker build (the product image)", cwd=repo_root(),
+        run([docker, "build", *common, *argv, "."], "docker build (the product image)", cwd=source or repo_root(),
             env={**os.environ, "DOCKER_BUILDKIT": "0"})
     log(f"image {tag} (base {base}) built in {time.monotonic() - started:.1f} s")
     run([docker, "image", "prune", "--force", "--filter", f"label={LABEL}=1"], "docker image prune")

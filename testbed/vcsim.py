@@ -88,6 +88,10 @@ class Control:
         """Tasks of method on vm stay running (with rising progress) for `seconds` before doing their work."""
         self._call("POST", "/delays", {"method": method, "vm": vm, "seconds": seconds, "count": count})
 
+    def release(self, method: str, vm: str) -> int:
+        """Tasks of method on vm ("*": any VM) held by a delay now start their work at once; how many there were."""
+        return self._call("POST", "/release", {"method": method, "vm": vm})["released"]
+
     def rules(self) -> dict:
         return self._call("GET", "/rules")
 

@@ -436,6 +436,17 @@ def test_held_task_can_be_cancelled(vsphere, vcsim, vm):
     assert task.info.state == "error" and vm.snapshot is None
 
 
+def test_a_released_task_does_its_work_at_once(vsphere, vcsim, vm, other_vm):
+    vcsim.control.delay("CreateSnapshotEx_Task", "*", seconds=600, count=2)
+    held, other = (v.CreateSnapshotEx_Task(name="held", memory=False) for v in (vm, other_vm))
+    assert vcsim.control.release("CreateSnapshotEx_Task", vm._moId) == 1
+    run(held)
+    assert held.info.state == "success" and other.info.state == "running"  # only the VM named
+    assert vcsim.control.release("CreateSnapshotEx_Task", "*") == 1
+    run(other)
+    assert vcsim.control.release("CreateSnapshotEx_Task", "*") == 0  # nothing held any more
+
+
 def test_wait_for_updates_works_while_a_task_is_held(vsphere, vcsim, vm, other_vm):
     vcsim.control.delay("RemoveAllSnapshots_Task", vm._moId, seconds=3)
     pc = vsphere.content.propertyCollector.CreatePropertyCollector()

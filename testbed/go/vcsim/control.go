@@ -7,6 +7,7 @@ package main
 //	POST   /tools  {"vm": V, "running": true}         Tools running/not running ("*" = every VM)
 //	POST   /faults {"method": M, "vm": V, "fault": F, "message": "...", "count": 1}
 //	POST   /delays {"method": M, "vm": V, "seconds": 2.5, "count": 0}
+//	POST   /release {"method": M, "vm": V}            {"released": N}: the tasks held by a delay now start their work
 //	GET    /rules                                     {"faults": [...], "delays": [...]}
 //	DELETE /faults, /delays, /rules                   clear faults, delays, or both
 //
@@ -41,6 +42,7 @@ func serveControl(addr string, b *behaviours) (*controlServer, error) {
 	mux.HandleFunc("POST /tools", b.postTools)
 	mux.HandleFunc("POST /faults", func(w http.ResponseWriter, r *http.Request) { b.postRule(w, r, &b.rules.faults) })
 	mux.HandleFunc("POST /delays", func(w http.ResponseWriter, r *http.Request) { b.postRule(w, r, &b.rules.delays) })
+	mux.HandleFunc("POST /release", b.postRelease)
 	mux.HandleFunc("GET /rules", func(w http.ResponseWriter, r *http.Request) {
 		faults, delays := b.rules.snapshot()
 		reply(w, 200, map[string][]rule{"faults": faults, "delays": delays})
@@ -134,6 +136,27 @@ func (b *behaviours) postRule(w http.ResponseWriter, r *http.Request, list *[]*r
 	}
 	b.rules.add(list, &rl)
 	reply(w, 201, rl)
+}
+
+func (b *behaviours) postRelease(w http.ResponseWriter, r *http.Request) {
+	var rl rule
+	if err := json.NewDecoder(r.Body).Decode(&rl); err != nil {
+		fail(w, 400, "bad JSON: %v", err)
+		return
+	}
+	if !interceptable[rl.Method] {
+		fail(w, 400, "method %q cannot be intercepted (one of %v)", rl.Method, keys(interceptable))
+		return
+	}
+	if rl.VM != "*" {
+		vm := b.findVM(rl.VM)
+		if vm == nil {
+			fail(w, 404, "no VM %q", rl.VM)
+			return
+		}
+		rl.VM = vm.Self.Value
+	}
+	reply(w, 200, map[string]int{"released": b.rules.release(rl.Method, rl.VM)})
 }
 
 func keys(m map[string]bool) []string { return slices.Sorted(maps.Keys(m)) }

@@ -8,7 +8,9 @@ package main
 // work starts; a fault makes the task end in error with that vSphere fault instead of doing the work
 // (after the delay, if both apply). The work itself runs under the VM's lock, the delay does not, so reads,
 // WaitForUpdatesEx and calls on other objects go on while a task is held. A held task is cancelable:
-// CancelTask during the delay ends it with RequestCanceled and the work is not done.
+// CancelTask during the delay ends it with RequestCanceled and the work is not done. POST /release ends the delay
+// of the tasks held now (of a method on a VM) at once: a test holds a task as long as its scenario needs, not for
+// a guessed time.
 
 import (
 	"context"
@@ -18,6 +20,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vmware/govmomi/simulator"
@@ -45,6 +48,43 @@ type ruleSet struct {
 	mu     sync.Mutex
 	faults []*rule
 	delays []*rule
+	held   map[*heldTask]struct{} // tasks in their delay now
+}
+
+// heldTask is a task in its delay: POST /release sets released, and hold lets the task's work start.
+type heldTask struct {
+	method, vm string
+	released   atomic.Bool
+}
+
+func (s *ruleSet) hold(method, vm string) *heldTask {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := &heldTask{method: method, vm: vm}
+	if s.held == nil {
+		s.held = map[*heldTask]struct{}{}
+	}
+	s.held[h] = struct{}{}
+	return h
+}
+
+func (s *ruleSet) unhold(h *heldTask) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.held, h)
+}
+
+// release ends the delay of every task of method on vm ("*": any VM) held now; returns how many.
+func (s *ruleSet) release(method, vm string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for h := range s.held {
+		if h.method == method && (vm == "*" || h.vm == vm) && !h.released.Swap(true) {
+			n++
+		}
+	}
+	return n
 }
 
 // take consumes the first rule in list matching method and vm.
@@ -170,8 +210,13 @@ func (b *behaviours) runTask(ctx *simulator.Context, vm *simulator.VirtualMachin
 	bg := *ctx
 	bg.Context = context.Background()
 	go func() {
-		if delay != nil && !hold(&bg, task, time.Duration(delay.Seconds*float64(time.Second))) {
-			return // cancelled; CancelTask has completed the task
+		if delay != nil {
+			held := b.rules.hold(method, vm.Self.Value)
+			ok := hold(&bg, task, time.Duration(delay.Seconds*float64(time.Second)), &held.released)
+			b.rules.unhold(held)
+			if !ok {
+				return // cancelled; CancelTask has completed the task
+			}
 		}
 		var res types.AnyType
 		var err types.BaseMethodFault
@@ -195,12 +240,12 @@ func (b *behaviours) runTask(ctx *simulator.Context, vm *simulator.VirtualMachin
 	return task.Self
 }
 
-// hold keeps the task running for d, raising info.progress so clients see it is alive; false if it was
-// cancelled meanwhile.
-func hold(ctx *simulator.Context, task *simulator.Task, d time.Duration) bool {
+// hold keeps the task running for d, or until released, raising info.progress so clients see it is alive; false
+// if it was cancelled meanwhile.
+func hold(ctx *simulator.Context, task *simulator.Task, d time.Duration, released *atomic.Bool) bool {
 	const step = 100 * time.Millisecond
 	start := time.Now()
-	for elapsed := time.Duration(0); elapsed < d; elapsed = time.Since(start) {
+	for elapsed := time.Duration(0); elapsed < d && !released.Load(); elapsed = time.Since(start) {
 		cancelled := false
 		ctx.WithLock(task, func() {
 			if cancelled = task.Info.Cancelled; !cancelled {
