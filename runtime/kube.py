@@ -67,7 +67,7 @@ class KubeError(Exception):
         return cls(int(error.status or 0), str(error.reason or ""), message)
 
 
-class TimedApiClient(client.ApiClient):
+class TimedApiClient(client.ApiClient):  # type: ignore[misc]  # the client is not followed (pyproject.toml)
     """An ApiClient whose requests carry a timeout unless the call sets its own (a watch does): the kubernetes
     client's default is to wait forever for an apiserver that accepted the connection and went quiet."""
 
