@@ -83,11 +83,17 @@ def workflow_links(settings: Settings) -> WorkflowLinks:
     return WorkflowLinks(settings.temporal_ui_url, settings.temporal_namespace)
 
 
+def temporal_activities(settings: Settings, client: Client) -> tuple[VMQueueActivities, ScheduleTemporalActivities]:
+    """The activity objects that call Temporal through the client they hold (each given a new one on reconnect)."""
+    return VMQueueActivities(client, settings.task_queue), ScheduleTemporalActivities(client)
+
+
 def activities(settings: Settings, temporal: tuple[VMQueueActivities, ScheduleTemporalActivities],
                vsphere: VSphereSnapshotActivities, kube: Kube, events: EventRecorder, feed: SnapshotChangeFeed,
                bound_vms: BoundVMs | None = None) -> list[Callable[..., Any]]:
     """The activities of the main task queue: every one of every activity class, but the vCenter tasks. Those that
-    call Temporal (`temporal`) are made by the caller, which hands them a new client when it connects anew."""
+    call Temporal (`temporal`, from `temporal_activities`) are made by the caller, which hands them a new client when
+    it connects anew."""
     links = workflow_links(settings)
     defaults = OperationDefaults(settings.failure_deadline_default, settings.quiesce_fallback)
     every = activity_methods(
@@ -191,12 +197,12 @@ async def run(settings: Settings) -> None:
     events = EventRecorder(kube, links=workflow_links(settings))
 
     vsphere = VSphereSnapshotActivities(session)
-    temporal_activities = (VMQueueActivities(client, settings.task_queue), ScheduleTemporalActivities(client))
-    connection.users.extend((search_attributes, *temporal_activities))
+    calling_temporal = temporal_activities(settings, client)
+    connection.users.extend((search_attributes, *calling_temporal))
     pool_size = MAX_CONCURRENT_ACTIVITIES + MAX_CONCURRENT_LOCAL_ACTIVITIES + settings.vcenter_task_slots
 
     with ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="activity") as pool:
-        main_activities = activities(settings, temporal_activities, vsphere, kube, events, feed, bound_vms)
+        main_activities = activities(settings, calling_temporal, vsphere, kube, events, feed, bound_vms)
         await gates.check()
         gates.start()
         print("worker running", flush=True)
