@@ -81,6 +81,11 @@ def connect_problem(error: BaseException, settings: Settings) -> ConnectProblem:
     if (name := re.search(r'NotValidForName\w* \{ expected: \w+\("([^"]+)"\)', text)) is not None:
         return ConnectProblem(f"{at}: the server's certificate is not issued to {name.group(1)} (set "
                               "TEMPORAL_TLS_SERVER_NAME to a name it is issued to)", True)
+    if "NotValidForName" in text:
+        asked = settings.temporal_profile.tls.server_name if settings.temporal_profile.tls else None
+        return ConnectProblem(f"{at}: the server's certificate is not issued to "
+                              f"{asked or settings.temporal_address.rsplit(':', 1)[0]} (set TEMPORAL_TLS_SERVER_NAME "
+                              "to a name it is issued to)", True)
     if "InvalidCertificate(Expired" in text:
         return ConnectProblem(f"{at}: the server's certificate has expired", True)
     if "InvalidCertificate(" in text:  # UnknownIssuer, BadSignature...: not signed by a CA we trust

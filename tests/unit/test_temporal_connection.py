@@ -86,6 +86,11 @@ def test_a_server_certificate_not_signed_by_the_configured_ca_names_the_ca_file(
 def test_a_server_certificate_for_another_name_says_which_name(settings_with, files):
     assert connect_problem(RuntimeError(WRONG_NAME), settings_with(**mtls(files))).text == AT + (
         "the server's certificate is not issued to nothere (set TEMPORAL_TLS_SERVER_NAME to a name it is issued to)")
+    # rustls before NotValidForNameContext did not say the name: the one asked for is the address's host
+    older = WRONG_NAME.split("NotValidForNameContext")[0] + "NotValidForName) }))"
+    assert connect_problem(RuntimeError(older), settings_with(**mtls(files))).text == AT + (
+        "the server's certificate is not issued to temporal.example (set TEMPORAL_TLS_SERVER_NAME to a name it is "
+        "issued to)")
 
 
 @pytest.mark.parametrize("error", [ALERT.replace("{alert}", "CertificateExpired"), CLOSED])
