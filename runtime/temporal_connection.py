@@ -7,7 +7,7 @@ A connection that fails says why in one line naming the setting and its file (`c
 reason; meanwhile /readyz answers 503 with that line and the process stays up. It connects again as soon as the
 files change, or after a while: `period` seconds after a certificate problem (the server's side can change too: its
 CA, its certificate), `retry` seconds after anything else (Temporal not up yet). A renewal that does not connect
-keeps the working client and is logged once.
+keeps the working client, is logged once, and is tried again on the same schedule.
 """
 
 from __future__ import annotations
@@ -193,9 +193,11 @@ class TemporalConnection:
         self._task = asyncio.create_task(self._follow_files(), name="follow Temporal's TLS files")
 
     async def _follow_files(self) -> None:
+        loop = asyncio.get_running_loop()
+        again_at: float | None = None  # changed files that did not connect are tried again then
         while True:
             await asyncio.sleep(self.check_every)
-            if not self._changed():
+            if not (self._changed() or (again_at is not None and loop.time() >= again_at)):
                 continue
             outcome = await self._attempt()
             if isinstance(outcome, ConnectProblem):
@@ -203,8 +205,9 @@ class TemporalConnection:
                     log.warning("keeping the current Temporal connection: the changed TLS files do not connect: %s",
                                 outcome.text)
                     self._logged = outcome.text
+                again_at = loop.time() + (self.period if outcome.certificates else self.retry)
                 continue
-            self.client, self._logged = outcome, None
+            self.client, self._logged, again_at = outcome, None, None
             for user in self.users:
                 user.client = outcome
             log.info("connected to Temporal anew with the changed TLS files (%s)",

@@ -213,3 +213,31 @@ async def test_a_connection_follows_its_files(settings_with, tmp_path, monkeypat
     await asyncio.sleep(0.2)
     assert server.connects == connects, "not tried again while the files stay the same"
     await connection.stop()
+
+
+async def test_a_renewal_that_met_an_outage_is_tried_again_without_another_change(settings_with, tmp_path,
+                                                                                   monkeypatch):
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert.write_text("good-1")
+    key.write_text("key")
+    server = FakeServer(cert)
+    monkeypatch.setattr(temporal_connection, "connect", server.connect)
+    connection = TemporalConnection(settings_with(TEMPORAL_TLS_CLIENT_CERT_PATH=cert, TEMPORAL_TLS_CLIENT_KEY_PATH=key),
+                                    period=3600, check_every=0.01, retry=0.05)
+    first = await connection.connected()
+    user = User()
+    connection.users.append(user)
+
+    async def unreachable(*_: Any, **__: Any) -> Client:
+        server.connects += 1
+        raise RuntimeError(REFUSED)
+    monkeypatch.setattr(temporal_connection, "connect", unreachable)
+    connection.start()
+    cert.write_text("good-2")
+    await until(lambda: server.connects >= 3, "tried again while Temporal is unreachable")
+    assert connection.client is first and user.client is None
+
+    monkeypatch.setattr(temporal_connection, "connect", server.connect)  # Temporal is back: the renewal goes through
+    await until(lambda: user.client is not None, "the renewed client handed over")
+    assert user.client is connection.client and connection.client is not first
+    await connection.stop()
