@@ -120,6 +120,7 @@ def stands_aside_saying(process: Process, line: str) -> None:
     assert "Traceback" not in text and not any(running in text for running in RUNNING)
 
 
+@pytest.mark.timeout(300)
 def test_the_guides_snapshot_goes_ready_through_mutual_tls(bed: MTLSBed, kube_api, namespace: str, vcsim,
                                                           sim_vm: str):
     cert, key = bed.issue("client")
@@ -162,6 +163,7 @@ def test_a_certificate_that_cannot_connect_is_one_line_and_readyz_says_it(bed: M
         stands_aside_saying(process, line)
 
 
+@pytest.mark.timeout(400)
 def test_renewed_certificates_are_used_without_a_restart(bed: MTLSBed, kube_api, namespace: str, vcsim,
                                                         sim_vm: str):
     volume = bed.volume(bed.tls.ca.issue("vmsnap", expired=True))
