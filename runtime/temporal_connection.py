@@ -34,6 +34,8 @@ log = logging.getLogger("vmsnap.temporal")
 RETRY_SECONDS = 10.0
 
 FileStamp = tuple[int, int, int, int] | None
+# how the SDK says the server closed the connection during its first call
+_CLOSED_UNDER_IT = re.compile(r"connection closed|broken pipe|connection reset", re.IGNORECASE)
 
 CLIENT_CERT, CLIENT_KEY, SERVER_CA = ("TEMPORAL_TLS_CLIENT_CERT_PATH", "TEMPORAL_TLS_CLIENT_KEY_PATH",
                                       "TEMPORAL_TLS_SERVER_CA_CERT_PATH")
@@ -97,9 +99,9 @@ def connect_problem(error: BaseException, settings: Settings) -> ConnectProblem:
     profile = settings.temporal_profile
     tls_on = bool(profile.api_key) or (profile.tls is not None and profile.tls.disabled is not True)
     # The server checks the client certificate after the client's side of the TLS 1.3 handshake: its refusal
-    # arrives with the first call, as a TLS alert or (the same refusal, timing aside) a closed connection.
+    # arrives with the first call, as a TLS alert or (the same refusal, timing aside) a connection closed under it.
     alert = re.search(r"received fatal alert: (\w+)", text)
-    if alert is not None or (tls_on and "connection closed" in text):
+    if alert is not None or (tls_on and _CLOSED_UNDER_IT.search(text)):
         if CLIENT_CERT not in files or (alert is not None and alert.group(1) == "CertificateRequired"):
             return ConnectProblem(f"{at}: the server requires a client certificate and none is set ({CLIENT_CERT}, "
                                   f"{CLIENT_KEY})", True)
@@ -111,7 +113,7 @@ def connect_problem(error: BaseException, settings: Settings) -> ConnectProblem:
         said = f" ({alert.group(1)})" if alert is not None else ""
         return ConnectProblem(f"{at}: the server refused the client certificate {cert}{said}: is it signed by a CA "
                               "the server trusts?", True)
-    if not tls_on and re.search(r"broken pipe|connection closed|InvalidContentType|corrupt message", text):
+    if not tls_on and (_CLOSED_UNDER_IT.search(text) or re.search(r"InvalidContentType|corrupt message", text)):
         return ConnectProblem(f"{at}: the server closed the connection: it likely requires TLS (set "
                               f"TEMPORAL_TLS=true, or {SERVER_CA}, {CLIENT_CERT} and {CLIENT_KEY})", True)
     first = text.removeprefix("Failed client connect: ").splitlines()[0] if text else type(error).__name__
