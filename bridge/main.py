@@ -7,7 +7,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import prometheus_client
 
@@ -25,14 +25,44 @@ from runtime.kube import Kube, api_client
 from runtime.namespace_check import SearchAttributesCheck
 from runtime.settings import Settings
 from runtime.telemetry import setup_logging, setup_tracing
-from runtime.temporal import connect, temporal_runtime, unavailable
+from runtime.temporal import temporal_runtime, unavailable
+from runtime.temporal_connection import TemporalConnection
 
 log = logging.getLogger("vmsnap.bridge")
 
 
 async def run(settings: Settings) -> None:
     started = time.monotonic()
-    client = await connect(settings, temporal_runtime(), plugins=setup_tracing(settings, "vmsnap-bridge"))
+    # the one connection: the dispatcher, the schedules and the gate that read Temporal are its users, moved to a new
+    # client when the TLS files change (runtime/temporal_connection.py)
+    connection = TemporalConnection(settings, temporal_runtime(), setup_tracing(settings, "vmsnap-bridge"),
+                                    period=settings.prerequisites_check_seconds,
+                                    check_every=settings.temporal_certificate_check_seconds)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    running: Callable[[], Awaitable[str | None]] | None = None  # what readiness checks once set up
+    dispatching: asyncio.Task[None] | None = None
+
+    async def not_ready() -> str | None:
+        if connection.client is None:
+            return connection.not_ready()
+        return await running() if running is not None else "starting"
+
+    health = HealthServer(settings.health_port, live=lambda: dispatching is None or not dispatching.done(),
+                          not_ready=not_ready, port_file=settings.health_port_file)
+    await health.start()  # before connecting: live, and not ready saying what it is waiting for
+    connecting = asyncio.ensure_future(connection.connected())
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait((connecting, stopped), return_when=asyncio.FIRST_COMPLETED)
+    if not connecting.done():  # stopped before Temporal could be reached
+        connecting.cancel()
+        await health.stop()
+        return
+    stopped.cancel()
+    client = connecting.result()
+    connection.start()
     if settings.metrics_port:
         prometheus_client.start_http_server(settings.metrics_port)
     kube = Kube(api_client(settings))  # the process's one client, shared by its informers, schedules and webhook
@@ -42,14 +72,12 @@ async def run(settings: Settings) -> None:
     # delivery and again before a held one goes out; once it acts again, the informers' resync hands everything over.
     coexistence = Coexistence(kube, allow=settings.allow_beside_vm_operator_snapshots,
                               period=settings.vm_operator_check_seconds)
-    gates = Gates(coexistence, SearchAttributesCheck(client, period=settings.prerequisites_check_seconds))
+    search_attributes = SearchAttributesCheck(client, period=settings.prerequisites_check_seconds)
+    gates = Gates(coexistence, search_attributes)
     await gates.check()
     dispatcher = Dispatcher(client, settings.task_queue, concurrency=settings.bridge_dispatch_concurrency,
                             acting=lambda: gates.acting)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    connection.users.extend((search_attributes, dispatcher))
 
     # the cache and the events hold only what the decisions read
     def relisted(plural: str, lists: int) -> None:
@@ -69,6 +97,7 @@ async def run(settings: Settings) -> None:
         log.info("not following VirtualMachineSnapshotSchedules: %s", off)
     else:
         schedules = ScheduleSync(client, settings.task_queue, kube)
+        connection.users.append(schedules)
         informers.append(Informer(kube, SCHEDULE_PLURAL, gated(schedules.deliver_threadsafe(loop)),
                                   resync_seconds=settings.resync_seconds, namespace=settings.watch_namespace,
                                   on_list=relisted, group=SCHEDULE_GROUP, version=SCHEDULE_VERSION))
@@ -91,16 +120,14 @@ async def run(settings: Settings) -> None:
     dispatching = asyncio.create_task(dispatcher.run())
     scheduling = asyncio.create_task(schedules.run()) if schedules is not None else None
 
-    async def not_ready() -> str | None:  # ready once every informer has listed, while Temporal answers
+    async def running_not_ready() -> str | None:  # ready once every informer has listed, while Temporal answers
         if (aside := gates.not_ready()) is not None:
             return aside
         listing = [i.plural for i in informers if not i.synced.is_set()]
         if listing:
             return f"still listing {', '.join(listing)}"
-        return await unavailable(client, settings.task_queue)
-    health = HealthServer(settings.health_port, live=lambda: not dispatching.done(), not_ready=not_ready,
-                          port_file=settings.health_port_file)
-    await health.start()
+        return await unavailable(connection.client or client, settings.task_queue)
+    running = running_not_ready
     gates.start()
     for informer in informers:
         await start_informer(informer)
@@ -115,6 +142,7 @@ async def run(settings: Settings) -> None:
         scheduling.cancel()
     caught_up_logged.cancel()
     await gates.stop()
+    await connection.stop()
     await health.stop()
     if admission is not None:
         await admission.stop()

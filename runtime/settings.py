@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from temporalio.envconfig import ClientConfig, ClientConnectConfig
+from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
 
 from api.names import QuiesceFallback
 from api.operation_policy import parse_failure_deadline
@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # who this process is in Temporal's histories ("" = the SDK's pid@hostname, which says nothing when pods share
     # the node's network and so its host name, each being PID 1: set it to the pod's name then)
     temporal_identity: str = Field("", validation_alias=_env("TEMPORAL_IDENTITY", "VMSNAP_TEMPORAL_IDENTITY"))
+    # the TLS files of the Temporal connection (TEMPORAL_TLS_*_PATH) are looked at this often: when they change, the
+    # process connects anew with them and moves every use of Temporal to the new connection (no restart)
+    temporal_certificate_check_seconds: float = Field(10.0, gt=0)
     # the Temporal UI, for the workflow links put on objects and in Events ("" = IDs only)
     temporal_ui_url: str = Field("", validation_alias=_env("TEMPORAL_UI_URL"))
 
@@ -122,21 +125,39 @@ class Settings(BaseSettings):
     log_format: str = "text"
 
     @cached_property
+    def temporal_profile(self) -> ClientConfigProfile:
+        """Temporal's environment configuration (variables over the profile file), read once: what to connect to,
+        and the paths of the TLS files (read at each connect, `temporal`)."""
+        return ClientConfigProfile.load()
+
+    @property
     def temporal(self) -> ClientConnectConfig:
         """Keyword arguments of `Client.connect` (target_host, namespace, api_key, tls, rpc_metadata) from
-        Temporal's environment configuration, with the SDK's usual defaults for address and namespace."""
-        config = ClientConfig.load_client_connect_config()
+        Temporal's environment configuration, with the SDK's usual defaults for address and namespace. The TLS
+        files are read anew each time: a renewed client certificate is used from the next connect."""
+        config = self.temporal_profile.to_client_connect_config()
         config.setdefault("target_host", DEFAULT_TEMPORAL_ADDRESS)
         config.setdefault("namespace", DEFAULT_TEMPORAL_NAMESPACE)
         return config
 
     @property
+    def temporal_tls_files(self) -> dict[str, Path]:
+        """The TLS files of the Temporal connection, by the variable that names them (those given as paths)."""
+        tls = self.temporal_profile.tls
+        if tls is None:
+            return {}
+        files = {"TEMPORAL_TLS_CLIENT_CERT_PATH": tls.client_cert,
+                 "TEMPORAL_TLS_CLIENT_KEY_PATH": tls.client_private_key,
+                 "TEMPORAL_TLS_SERVER_CA_CERT_PATH": tls.server_root_ca_cert}
+        return {name: Path(source) for name, source in files.items() if isinstance(source, Path)}
+
+    @property
     def temporal_address(self) -> str:
-        return self.temporal["target_host"]
+        return self.temporal_profile.address or DEFAULT_TEMPORAL_ADDRESS
 
     @property
     def temporal_namespace(self) -> str:
-        return self.temporal["namespace"]
+        return self.temporal_profile.namespace or DEFAULT_TEMPORAL_NAMESPACE
 
     @property
     def tracing(self) -> bool:

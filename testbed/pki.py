@@ -53,17 +53,21 @@ class CertificateAuthority:
         return self._cert.public_bytes(serialization.Encoding.PEM)
 
     def issue(self, common_name: str, *, organizations: tuple[str, ...] = (), dns: tuple[str, ...] = (),
-              ips: tuple[str, ...] = (), server: bool = False) -> KeyPair:
+              ips: tuple[str, ...] = (), server: bool = False, expired: bool = False) -> KeyPair:
         """A leaf cert: a serving cert when `server` (SANs from dns/ips), else a client cert whose
-        CN is the Kubernetes user name and whose O entries are its groups."""
+        CN is the Kubernetes user name and whose O entries are its groups. `expired`: valid until yesterday."""
         key = ec.generate_private_key(ec.SECP256R1())
         attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
         attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
         now = datetime.datetime.now(datetime.timezone.utc)
+        if expired:
+            valid_from, valid_until = now - datetime.timedelta(days=2), now - datetime.timedelta(days=1)
+        else:
+            valid_from, valid_until = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=7)
         builder = (
             x509.CertificateBuilder().subject_name(x509.Name(attrs)).issuer_name(self._cert.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=7))
+            .not_valid_before(valid_from).not_valid_after(valid_until)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage(
                 [x509.oid.ExtendedKeyUsageOID.SERVER_AUTH if server else x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]),

@@ -3,6 +3,9 @@ private PostgreSQL, with SQL visibility so the product's search attributes work.
 `TemporalDevServer` where it makes sense (start, stop, address, check_alive), plus killing and starting each
 service on its own, for outage tests.
 
+With `FrontendTLS` its frontend serves TLS only and requires a client certificate signed by the test bed's CA
+(mutual TLS, as production Temporal does); the cluster's own system worker and the fixture's CLI calls present one.
+
 The server and its SQL tool are built from the Go module proxy by `testbed/go/build-temporal.sh` into a per-version
 cache outside the clone (~7 min cold; nothing on a second run).
 """
@@ -16,11 +19,13 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from testbed.health import Watched
+from testbed.pki import CertificateAuthority
 from testbed.postgres import PASSWORD, USER, PrivatePostgres
 from testbed.process import PartFailed, Process, cache_dir, free_port, port_is_free, repo_root
 from testbed.temporal import temporal_cli
@@ -30,6 +35,57 @@ VERSION = "1.32.2"
 SERVICES = ("frontend", "history", "matching", "worker")
 DATABASES = {"temporal": "temporal", "temporal_visibility": "visibility"}  # database: its schema directory
 RETENTION = "24h"
+# the name the frontend's certificate is issued to (and 127.0.0.1): what clients verify
+TLS_SERVER_NAME = "localhost"
+
+
+@dataclass(frozen=True)
+class FrontendTLS:
+    """The frontend's mutual TLS: its serving certificate, the CA it trusts for client certificates (the same test
+    bed CA that signs everything here, whose certificate clients trust in turn), and a client certificate for the
+    cluster's own callers (its system worker, the CLI)."""
+
+    ca: CertificateAuthority
+    ca_file: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+    @classmethod
+    def issued(cls, directory: Path, ca: CertificateAuthority | None = None) -> "FrontendTLS":
+        ca = ca or CertificateAuthority("vmsnap-temporal-ca")
+        directory.mkdir(parents=True, exist_ok=True)
+        ca_file = directory / "ca.crt"
+        ca_file.write_bytes(ca.cert_pem)
+        server_cert, server_key = ca.issue(TLS_SERVER_NAME, dns=(TLS_SERVER_NAME,), ips=("127.0.0.1",),
+                                           server=True).write(directory, "frontend")
+        client_cert, client_key = ca.issue("temporal-system").write(directory, "system")
+        return cls(ca, ca_file, server_cert, server_key, client_cert, client_key)
+
+    def server_config(self) -> dict:
+        """`global.tls` of the server's configuration."""
+        client = {"serverName": TLS_SERVER_NAME, "rootCaFiles": [str(self.ca_file)]}
+        return {"frontend": {"server": {"certFile": str(self.server_cert), "keyFile": str(self.server_key),
+                                        "requireClientAuth": True, "clientCaFiles": [str(self.ca_file)]},
+                             "client": client},
+                # whatever inside the cluster calls the frontend (its system worker, the frontend itself) presents
+                # this certificate: the frontend requires one from every caller
+                "systemWorker": {"certFile": str(self.client_cert), "keyFile": str(self.client_key),
+                                 "client": client}}
+
+    def cli_flags(self) -> list[str]:
+        return ["--tls-cert-path", str(self.client_cert), "--tls-key-path", str(self.client_key),
+                "--tls-ca-path", str(self.ca_file), "--tls-server-name", TLS_SERVER_NAME]
+
+    def client_environment(self, cert: Path | None = None, key: Path | None = None) -> dict[str, str]:
+        """The product's settings (Temporal's environment configuration) for a client with this certificate."""
+        env = {"TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(self.ca_file), "TEMPORAL_TLS_SERVER_NAME": TLS_SERVER_NAME}
+        if cert is not None:
+            env["TEMPORAL_TLS_CLIENT_CERT_PATH"] = str(cert)
+        if key is not None:
+            env["TEMPORAL_TLS_CLIENT_KEY_PATH"] = str(key)
+        return env
 
 
 def membership_port() -> int:
@@ -58,8 +114,9 @@ class TemporalCluster:
     """Four services on loopback, each with its own gRPC, membership and metrics ports and its own PID."""
 
     def __init__(self, workdir: Path, *, search_attributes: Iterable[str] = (), namespace: str = "default",
-                 version: str = VERSION):
+                 version: str = VERSION, tls: FrontendTLS | None = None):
         self.workdir = workdir
+        self.tls = tls
         self.search_attributes = list(search_attributes)  # "Name=Keyword", as the dev server takes them
         self.namespace = namespace
         self.version = version
@@ -149,8 +206,9 @@ class TemporalCluster:
     # -- set-up --
 
     def _cli(self, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([temporal_cli(), *args, "--address", self.address], capture_output=True, text=True,
-                              timeout=timeout)
+        tls = self.tls.cli_flags() if self.tls else []
+        return subprocess.run([temporal_cli(), *args, "--address", self.address, *tls], capture_output=True,
+                              text=True, timeout=timeout)
 
     def _apply_schema(self, bins: Path) -> None:
         env = {"SQL_PLUGIN": "postgres12", "SQL_HOST": "127.0.0.1", "SQL_PORT": str(self.postgres.port),
@@ -184,7 +242,7 @@ class TemporalCluster:
                             "datastores": {"default": store("temporal", 20),
                                            "visibility": store("temporal_visibility", 5)}},
             "global": {"membership": {"maxJoinDuration": "30s", "broadcastAddress": "127.0.0.1"},
-                       "pprof": {"port": 0}},
+                       "pprof": {"port": 0}, **({"tls": self.tls.server_config()} if self.tls else {})},
             "services": {svc: {"rpc": {"grpcPort": p["grpc"], "membershipPort": p["membership"],
                                        "bindOnIP": "127.0.0.1", **({"httpPort": self.http_port}
                                                                    if svc == "frontend" else {})}}

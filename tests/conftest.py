@@ -2,7 +2,8 @@
 
 `make test` runs two sessions side by side (pytest-xdist, `--dist loadgroup`), each with parts of its own. Tests
 that share one machine-wide part run in one session, as a group: the Docker engine and the kubelet (image,
-compose and pod tiers), and the four-service Temporal cluster (one per run is enough; it is the slowest to start).
+compose and pod tiers), and the four-service Temporal clusters (plain and mutual TLS: one each per run is enough;
+they are the slowest to start).
 """
 
 from pathlib import Path
@@ -22,7 +23,8 @@ pytest_plugins = [
 # running, compose's build and up 3.4 min), each step under a deadline of its own (builds, rollouts, wait_ready).
 # pytest-timeout counts only the call of the tests that use them: whichever test happens to set one up stays
 # within the same per-test timeout as the others.
-SLOW_STARTS = {"pod_cluster", "compose", "image", "temporal_cluster"}
+SLOW_STARTS = {"pod_cluster", "compose", "image", "temporal_cluster", "temporal_mtls_cluster"}
+CLUSTERS = {"temporal_cluster", "temporal_mtls_cluster"}
 
 HERE = Path(__file__).parent
 ON_DOCKER = {HERE / "pods", HERE / "deploy" / "test_image.py", HERE / "deploy" / "test_compose_up.py"}
@@ -32,7 +34,7 @@ def tier_group(item: pytest.Item) -> str | None:
     path = Path(str(item.fspath))
     if path in ON_DOCKER or ON_DOCKER & set(path.parents):
         return "docker"
-    if "temporal_cluster" in getattr(item, "fixturenames", ()):
+    if CLUSTERS & set(getattr(item, "fixturenames", ())):
         return "cluster"
     return None
 

@@ -41,7 +41,8 @@ from runtime.kube import Kube, api_client
 from runtime.namespace_check import SearchAttributesCheck
 from runtime.settings import Settings
 from runtime.telemetry import WorkflowLinks, setup_logging, setup_tracing
-from runtime.temporal import connect, temporal_runtime, unavailable
+from runtime.temporal import temporal_runtime, unavailable
+from runtime.temporal_connection import TemporalConnection
 from runtime.vsphere import VSphereSession
 from runtime.vsphere_privileges import VCenterPrivileges
 from workflows.create_snapshot import CreateSnapshot
@@ -82,10 +83,17 @@ def workflow_links(settings: Settings) -> WorkflowLinks:
     return WorkflowLinks(settings.temporal_ui_url, settings.temporal_namespace)
 
 
-def activities(settings: Settings, client: Client, vsphere: VSphereSnapshotActivities, kube: Kube,
-               events: EventRecorder, feed: SnapshotChangeFeed,
+def temporal_activities(settings: Settings, client: Client) -> tuple[VMQueueActivities, ScheduleTemporalActivities]:
+    """The activity objects that call Temporal through the client they hold (each given a new one on reconnect)."""
+    return VMQueueActivities(client, settings.task_queue), ScheduleTemporalActivities(client)
+
+
+def activities(settings: Settings, temporal: tuple[VMQueueActivities, ScheduleTemporalActivities],
+               vsphere: VSphereSnapshotActivities, kube: Kube, events: EventRecorder, feed: SnapshotChangeFeed,
                bound_vms: BoundVMs | None = None) -> list[Callable[..., Any]]:
-    """The activities of the main task queue: every one of every activity class, but the vCenter tasks."""
+    """The activities of the main task queue: every one of every activity class, but the vCenter tasks. Those that
+    call Temporal (`temporal`, from `temporal_activities`) are made by the caller, which hands them a new client when
+    it connects anew."""
     links = workflow_links(settings)
     defaults = OperationDefaults(settings.failure_deadline_default, settings.quiesce_fallback)
     every = activity_methods(
@@ -95,8 +103,7 @@ def activities(settings: Settings, client: Client, vsphere: VSphereSnapshotActiv
                                defaults),
         KubeVMActivities(kube, settings.watch_namespace, feed.written, bound_vms),
         KubeVMRevertActivities(kube, events, links, defaults),
-        VMQueueActivities(client, settings.task_queue),
-        KubeScheduleActivities(kube, events), ScheduleTemporalActivities(client))
+        KubeScheduleActivities(kube, events), *temporal)
     capped = {m.__name__ for m in vcenter_task_activities(vsphere)}
     return [m for m in every if not (getattr(m, "__self__", None) is vsphere and m.__name__ in capped)]
 
@@ -142,48 +149,71 @@ async def first(*awaitables) -> None:  # type: ignore[no-untyped-def]
 async def run(settings: Settings) -> None:
     runtime = temporal_runtime(f"0.0.0.0:{settings.metrics_port}" if settings.metrics_port else None)
     last_written.count_through(runtime.metric_meter)  # served with Temporal's metrics, on the same port
-    client = await connect(settings, runtime, plugins=setup_tracing(settings, "vmsnap-worker"))
+    # the one connection: every use of Temporal below is one of its users, moved to a new client when the TLS files
+    # change (runtime/temporal_connection.py)
+    connection = TemporalConnection(settings, runtime, setup_tracing(settings, "vmsnap-worker"),
+                                    period=settings.prerequisites_check_seconds,
+                                    check_every=settings.temporal_certificate_check_seconds)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    failed = False
+    gates: Gates | None = None
+
+    async def not_ready() -> str | None:
+        if connection.client is None:
+            return connection.not_ready()
+        if gates is None:
+            return "starting"
+        return gates.not_ready() or await unavailable(connection.client, settings.task_queue)
+
+    health = HealthServer(settings.health_port, live=lambda: not (failed or stop.is_set()),
+                          not_ready=not_ready, port_file=settings.health_port_file)
+    await health.start()  # before connecting: live, and not ready saying what it is waiting for
+    stopped = asyncio.ensure_future(stop.wait())
+    connecting = asyncio.ensure_future(connection.connected())
+    await first(connecting, stopped)
+    if not connecting.done():  # stopped before Temporal could be reached
+        connecting.cancel()
+        await health.stop()
+        return
+    client = connecting.result()
+    connection.start()
     session = VSphereSession(settings)
     kube = Kube(api_client(settings))  # the process's one client, shared by the activities, gates and BoundVMs
     # it polls only while every gate says so (runtime/gates.py), each checked at start and again periodically: VM
     # Operator's own snapshot controller is off, the namespace has the search attributes, the vCenter user holds the
     # privileges
+    search_attributes = SearchAttributesCheck(client, period=settings.prerequisites_check_seconds)
     gates = Gates(Coexistence(kube, allow=settings.allow_beside_vm_operator_snapshots,
                               period=settings.vm_operator_check_seconds),
-                  SearchAttributesCheck(client, period=settings.prerequisites_check_seconds),
+                  search_attributes,
                   VCenterPrivileges(session, on=settings.vcenter_privileges_on,
                                     period=settings.prerequisites_check_seconds))
     feed = SnapshotChangeFeed(session)
     bound_vms = BoundVMs(kube, settings.watch_namespace)
     bound_vms.start()
     events = EventRecorder(kube, links=workflow_links(settings))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
 
     vsphere = VSphereSnapshotActivities(session)
+    calling_temporal = temporal_activities(settings, client)
+    connection.users.extend((search_attributes, *calling_temporal))
     pool_size = MAX_CONCURRENT_ACTIVITIES + MAX_CONCURRENT_LOCAL_ACTIVITIES + settings.vcenter_task_slots
-    failed = False
-
-    async def not_ready() -> str | None:
-        return gates.not_ready() or await unavailable(client, settings.task_queue)
 
     with ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="activity") as pool:
-        main_activities = activities(settings, client, vsphere, kube, events, feed, bound_vms)
-        health = HealthServer(settings.health_port, live=lambda: not (failed or stop.is_set()),
-                              not_ready=not_ready, port_file=settings.health_port_file)
-        await health.start()  # before the first checks: live, and not ready saying what it is checking
+        main_activities = activities(settings, calling_temporal, vsphere, kube, events, feed, bound_vms)
         await gates.check()
         gates.start()
         print("worker running", flush=True)
-        stopped = asyncio.ensure_future(stop.wait())
         while not stop.is_set():
             if not gates.acting:  # the reason is logged by its gate, once
                 log.info("not polling task queue %s while standing aside", settings.task_queue)
                 await first(stopped, gates.until(acting=True))
                 continue
+            client = connection.client or client
             worker, vcenter_tasks = temporal_workers(settings, client, vsphere, main_activities, pool)
+            connection.users.extend((worker, vcenter_tasks))
             run_task = asyncio.ensure_future(asyncio.gather(worker.run(), vcenter_tasks.run()))
             await start_tree_watch(client, settings)
             log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_address)
@@ -196,8 +226,11 @@ async def run(settings: Settings) -> None:
                      settings.graceful_shutdown_seconds)
             await asyncio.gather(worker.shutdown(), vcenter_tasks.shutdown())
             await run_task
+            connection.users.remove(worker)
+            connection.users.remove(vcenter_tasks)
         stopped.cancel()
         await gates.stop()
+        await connection.stop()
         await health.stop()
     events.close()
     feed.stop()

@@ -27,7 +27,8 @@ def defined_activity_names() -> set[str]:
 
 def test_every_activity_is_registered_once():
     vsphere = VSphereSnapshotActivities(mock.MagicMock())
-    served = main.activities(Settings(VSPHERE_URL="https://vcenter.example/sdk"), mock.MagicMock(), vsphere,
+    settings = Settings(VSPHERE_URL="https://vcenter.example/sdk")
+    served = main.activities(settings, main.temporal_activities(settings, mock.MagicMock()), vsphere,
                              mock.MagicMock(), mock.MagicMock(), mock.MagicMock())
     capped = main.vcenter_task_activities(vsphere)
     names = [activity._Definition.must_from_callable(m).name for m in served + capped]
