@@ -34,9 +34,10 @@ test: setup
 	$(VENV)/bin/pytest $(if $(filter-out 0 1,$(TEST_SESSIONS)),-n $(TEST_SESSIONS) --dist loadgroup) $(PYTEST_ARGS)
 
 # Fast feedback on logic: the pure helpers and the workflows with fake activities; no Kubernetes, no vCenter, no Go
-# builds (the Temporal dev server comes with the Python package and the fixtures start it). Under a minute.
+# builds (the Temporal dev server comes with the Python package and the fixtures start it). Under a minute, in
+# TEST_SESSIONS sessions side by side like `make test` (one session alone takes about twice as long).
 unit: $(VENV)/.installed
-	$(VENV)/bin/pytest tests/unit tests/workflows $(PYTEST_ARGS)
+	$(VENV)/bin/pytest tests/unit tests/workflows $(if $(filter-out 0 1,$(TEST_SESSIONS)),-n $(TEST_SESSIONS)) $(PYTEST_ARGS)
 
 # The pod tier alone (tests/pods, marker `pods`; `make test` runs it too): the image, a kubelet with its own
 # containerd, and the standalone overlay applied with kubectl, shared by the tests. Needs root, docker.io,
