@@ -12,6 +12,7 @@ Times are wall-clock times in the schedule's time zone. Pure stdlib, no clock.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -119,7 +120,7 @@ def _parse_item(item: str, name: str, low: int, high: int, field: str, text: str
     return set(range(start, end + 1, step))
 
 
-def _value(text: str, name: str, low: int, high: int, bad) -> int:  # type: ignore[no-untyped-def]
+def _value(text: str, name: str, low: int, high: int, bad: Callable[[str], ValueError]) -> int:
     lowered = text.lower()
     if name == "month" and lowered in _MONTHS:
         return _MONTHS[lowered]

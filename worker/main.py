@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -135,7 +135,7 @@ def temporal_workers(settings: Settings, client: Client, vsphere: VSphereSnapsho
     return worker, vcenter_tasks
 
 
-async def first(*awaitables) -> None:  # type: ignore[no-untyped-def]
+async def first(*awaitables: Awaitable[object]) -> None:
     """Wait for the first of these to finish; the others are cancelled if they are tasks made here."""
     tasks = [a if isinstance(a, asyncio.Future) else asyncio.ensure_future(a) for a in awaitables]
     made = [t for t, a in zip(tasks, awaitables, strict=True) if t is not a]
