@@ -5,7 +5,7 @@ settings that name those files, which are the files the product connects with an
 
 from __future__ import annotations
 
-import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -26,11 +26,15 @@ FILES = {"TEMPORAL_TLS_CLIENT_CERT_PATH": "tls.crt", "TEMPORAL_TLS_CLIENT_KEY_PA
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], ...]:
-    directory = tmp_path_factory.mktemp("site")
-    (directory / "kustomization.yaml").write_text(yaml.safe_dump({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "resources": [os.path.relpath(DEPLOY / "overlays" / "production", directory)],
-        "components": [os.path.relpath(DEPLOY / "components" / "temporal-mtls", directory)]}))
+    # deploy/README.md's kustomization, as the page writes it, next to a checkout named `vmsnap`
+    text = (DEPLOY / "README.md").read_text()
+    found = re.search(r"```yaml\n# site/kustomization\.yaml, Temporal over mutual TLS[^\n]*\n(.*?)```", text, re.S)
+    assert found, "deploy/README.md has no mutual-TLS kustomization"
+    root = tmp_path_factory.mktemp("checkout")
+    (root / "vmsnap").symlink_to(DEPLOY.parent)
+    directory = root / "site"
+    directory.mkdir()
+    (directory / "kustomization.yaml").write_text(found.group(1))
     done = subprocess.run([str(KUBECTL), "kustomize", str(directory)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return tuple(d for d in yaml.safe_load_all(done.stdout) if d)

@@ -13,6 +13,7 @@ from pyVmomi import vim, vmodl
 
 from activities.vsphere.properties import retrieve, service_content, virtual_machine
 from activities.vsphere.tasks import TaskFailed, _wait_for_end, running_snapshot_tasks, wait_for_task
+from testbed.vms import eventually
 from tests.fixtures.product import take_sim_vm
 
 pytestmark = pytest.mark.timeout(120)
@@ -150,12 +151,17 @@ def test_concurrent_waits_in_one_session_each_see_their_own_task(vsphere, vcsim,
     vms = [virtual_machine(vsphere, vcsim.control.vms()[take_sim_vm(vcsim)]) for _ in range(8)]
     calls = Calls(vsphere, monkeypatch)
     try:
-        for i, machine in enumerate(vms):
-            vcsim.control.delay("CreateSnapshot_Task", machine._moId, 0.3 + 0.15 * i, count=1)
+        for machine in vms:  # held until released below (the delay is only a cap)
+            vcsim.control.delay("CreateSnapshot_Task", machine._moId, 120, count=1)
         tasks = [m.CreateSnapshot_Task(name=f"concurrent-{i}", memory=False, quiesce=False)
                  for i, m in enumerate(vms)]
         with ThreadPoolExecutor(len(tasks)) as pool:
-            results = list(pool.map(lambda t: wait_for_task(vsphere, t, lambda _: None), tasks))
+            waits = [pool.submit(wait_for_task, vsphere, t, lambda _: None) for t in tasks]
+            # every wait found its task running and has its own collector; then the tasks end one by one
+            eventually(lambda: len(calls.collectors) == len(tasks), 60, "a collector per wait")
+            for machine in vms:
+                assert vcsim.control.release("CreateSnapshot_Task", machine._moId) == 1
+            results = [w.result(timeout=60) for w in waits]
         for i, (machine, snapshot) in enumerate(zip(vms, results, strict=True)):
             tree = retrieve(vsphere, machine, ["snapshot"])["snapshot"]
             assert [(n.name, n.snapshot) for n in tree.rootSnapshotList] == [(f"concurrent-{i}", snapshot)]
