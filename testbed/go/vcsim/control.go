@@ -103,27 +103,36 @@ func (b *behaviours) postTools(w http.ResponseWriter, r *http.Request) {
 	reply(w, 200, req)
 }
 
-func (b *behaviours) postRule(w http.ResponseWriter, r *http.Request, list *[]*rule) {
-	var rl rule
-	if err := json.NewDecoder(r.Body).Decode(&rl); err != nil {
+// decodeTarget reads a request naming an interceptable method and a VM ("*": any), the VM resolved to its moref;
+// false when it has answered the request with the error.
+func (b *behaviours) decodeTarget(w http.ResponseWriter, r *http.Request, rl *rule) bool {
+	if err := json.NewDecoder(r.Body).Decode(rl); err != nil {
 		fail(w, 400, "bad JSON: %v", err)
-		return
+		return false
 	}
 	if !interceptable[rl.Method] {
 		fail(w, 400, "method %q cannot be intercepted (one of %v)", rl.Method, keys(interceptable))
-		return
-	}
-	if rl.Count < 0 {
-		fail(w, 400, "count must be >= 0 (0 = always)")
-		return
+		return false
 	}
 	if rl.VM != "*" {
 		vm := b.findVM(rl.VM)
 		if vm == nil {
 			fail(w, 404, "no VM %q", rl.VM)
-			return
+			return false
 		}
 		rl.VM = vm.Self.Value
+	}
+	return true
+}
+
+func (b *behaviours) postRule(w http.ResponseWriter, r *http.Request, list *[]*rule) {
+	var rl rule
+	if !b.decodeTarget(w, r, &rl) {
+		return
+	}
+	if rl.Count < 0 {
+		fail(w, 400, "count must be >= 0 (0 = always)")
+		return
 	}
 	if list == &b.rules.faults {
 		if _, err := newFault(rl.Fault, rl.Message, nil, types.ManagedObjectReference{}); err != nil {
@@ -140,21 +149,8 @@ func (b *behaviours) postRule(w http.ResponseWriter, r *http.Request, list *[]*r
 
 func (b *behaviours) postRelease(w http.ResponseWriter, r *http.Request) {
 	var rl rule
-	if err := json.NewDecoder(r.Body).Decode(&rl); err != nil {
-		fail(w, 400, "bad JSON: %v", err)
+	if !b.decodeTarget(w, r, &rl) {
 		return
-	}
-	if !interceptable[rl.Method] {
-		fail(w, 400, "method %q cannot be intercepted (one of %v)", rl.Method, keys(interceptable))
-		return
-	}
-	if rl.VM != "*" {
-		vm := b.findVM(rl.VM)
-		if vm == nil {
-			fail(w, 404, "no VM %q", rl.VM)
-			return
-		}
-		rl.VM = vm.Self.Value
 	}
 	reply(w, 200, map[string]int{"released": b.rules.release(rl.Method, rl.VM)})
 }
