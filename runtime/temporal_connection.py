@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from cryptography import x509
 from temporalio.client import Client, Plugin
 from temporalio.runtime import Runtime
 
+from runtime.file_stamps import FileStamp, file_stamp
 from runtime.settings import Settings
 from runtime.temporal import connect
 
@@ -33,7 +33,6 @@ log = logging.getLogger("vmsnap.temporal")
 # a connection that failed for something else than its certificates is tried again this soon
 RETRY_SECONDS = 10.0
 
-FileStamp = tuple[int, int, int, int] | None
 # how the SDK says the server closed the connection during its first call
 _CLOSED_UNDER_IT = re.compile(r"connection closed|broken pipe|connection reset", re.IGNORECASE)
 
@@ -48,13 +47,12 @@ class UsesTemporalClient(Protocol):
     client: Client
 
 
-def _stamp(path: Path) -> FileStamp:
-    # os.stat follows symlinks: a Secret volume swaps its `..data` link, which changes device/inode
+def _stamp(path: Path) -> FileStamp | None:
+    """None for a file that cannot be read (a missing file is a problem connect_problem names)."""
     try:
-        found = os.stat(path)
+        return file_stamp(path)
     except OSError:
         return None
-    return (found.st_dev, found.st_ino, found.st_mtime_ns, found.st_size)
 
 
 class ConnectProblem:
@@ -154,7 +152,7 @@ class TemporalConnection:
             return None
         return self._problem or f"connecting to Temporal at {self.settings.temporal_address}"
 
-    def _file_stamps(self) -> tuple[FileStamp, ...]:
+    def _file_stamps(self) -> tuple[FileStamp | None, ...]:
         return tuple(_stamp(path) for path in self.settings.temporal_tls_files.values())
 
     async def _attempt(self) -> Client | ConnectProblem:

@@ -14,9 +14,10 @@ import os
 import ssl
 from pathlib import Path
 
+from runtime.file_stamps import FileStamp, file_stamp
+
 log = logging.getLogger("vmsnap.admission.tls")
 
-FileStamp = tuple[int, int, int, int]
 
 
 def _server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
@@ -26,17 +27,11 @@ def _server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     return context
 
 
-def _stamp(path: Path) -> FileStamp:
-    # os.stat follows symlinks: a Secret volume swaps its `..data` link, which changes device/inode.
-    found = os.stat(path)
-    return (found.st_dev, found.st_ino, found.st_mtime_ns, found.st_size)
-
-
 class ReloadingCertificate:
     def __init__(self, cert_file: str | os.PathLike[str], key_file: str | os.PathLike[str]):
         self.cert_file = Path(cert_file)
         self.key_file = Path(key_file)
-        self._stamps = (_stamp(self.cert_file), _stamp(self.key_file))
+        self._stamps = (file_stamp(self.cert_file), file_stamp(self.key_file))
         # The first load must succeed: a webhook without a certificate cannot serve at all.
         self._current = _server_context(self.cert_file, self.key_file)
         self._rejected: tuple[FileStamp, FileStamp] | None = None
@@ -58,7 +53,7 @@ class ReloadingCertificate:
         stays in service until the files change again.
         """
         try:
-            stamps = (_stamp(self.cert_file), _stamp(self.key_file))
+            stamps = (file_stamp(self.cert_file), file_stamp(self.key_file))
         except OSError as error:
             log.warning("cannot stat the webhook certificate files: %s", error)
             return False
