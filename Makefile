@@ -47,9 +47,10 @@ pods: setup
 	$(VENV)/bin/pytest tests/pods $(PYTEST_ARGS)
 
 # docker-compose.yml brought up with `docker compose` (marker `compose`; `make test` runs it too): the plugin built
-# from the Go module proxy (testbed/go/build-compose.sh), the local base image, the test bed's Go binaries.
+# from the Go module proxy (testbed/go/build-compose.sh), the local base image, the test bed's Go binaries; then
+# with docker-compose.production.yml (the four-service Temporal on PostgreSQL, the UI).
 compose: setup
-	$(VENV)/bin/pytest tests/deploy/test_compose_up.py $(PYTEST_ARGS)
+	$(VENV)/bin/pytest tests/deploy/test_compose_up.py tests/deploy/test_compose_production.py $(PYTEST_ARGS)
 
 dev: setup
 	$(VENV)/bin/vmsnap-dev $(DEV_ARGS)

@@ -41,6 +41,19 @@ MMDEBSTRAP = [
     "bookworm",
 ]
 BASE_REPO = "local/debian-python"
+# docker-compose.production.yml's PostgreSQL where no apt reaches a mirror from inside a build (compose_here):
+# the same minimal Debian with Debian's postgresql-15 (which needs gconv's modules, so those stay) and without
+# the cluster its package would make at install (the image's start.sh makes the one it serves).
+MMDEBSTRAP_POSTGRES = [
+    "mmdebstrap", "--variant=essential", "--include=postgresql-15",
+    "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
+    "--essential-hook=mkdir -p \"$1/etc/postgresql-common/createcluster.d\" && echo 'create_main_cluster = false' "
+    ">\"$1/etc/postgresql-common/createcluster.d/vmsnap.conf\"",
+    *(f"--dpkgopt=path-exclude=/usr/share/{d}/*" for d in ("doc", "man", "info", "locale", "lintian")),
+    "--dpkgopt=path-include=/usr/share/doc/*/copyright",
+    "bookworm",
+]
+POSTGRES_BASE_REPO = "local/debian-postgres"
 LABEL = "io.vmsnap.built-by-testbed"
 DOCKERD_ARGS = ["--bridge=none", "--iptables=false", "--ip-masq=false"]
 # dockerd's own pid file (its default): left behind by a dockerd that was killed, it stops the next from starting
@@ -159,9 +172,9 @@ def image_exists(docker: str, ref: str) -> bool:
     return subprocess.run([docker, "image", "inspect", ref], capture_output=True).returncode == 0
 
 
-def ensure_base(docker: str) -> str:
-    """The local Debian + Python base image, made once."""
-    ref = f"{BASE_REPO}:bookworm-{hashlib.sha256(' '.join(MMDEBSTRAP).encode()).hexdigest()[:10]}"
+def ensure_base(docker: str, recipe: list[str] = MMDEBSTRAP, repository: str = BASE_REPO) -> str:
+    """The local Debian + Python base image (or another mmdebstrap recipe's image), made once."""
+    ref = f"{repository}:bookworm-{hashlib.sha256(' '.join(recipe).encode()).hexdigest()[:10]}"
     if image_exists(docker, ref):
         return ref
     if shutil.which("mmdebstrap") is None:
@@ -170,8 +183,8 @@ def ensure_base(docker: str) -> str:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="vmsnap-base-", dir=cache_dir()) as tmp:
         tar = Path(tmp) / "base.tar"
-        log(f"making the base image {ref}: {' '.join(MMDEBSTRAP)}")
-        run([*MMDEBSTRAP, str(tar)], "mmdebstrap (the base image)")
+        log(f"making the base image {ref}: {' '.join(recipe)}")
+        run([*recipe, str(tar)], "mmdebstrap (the base image)")
         run([docker, "import", str(tar), ref], "docker import (the base image)")
     log(f"base image {ref} made in {time.monotonic() - started:.0f} s")
     return ref

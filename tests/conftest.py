@@ -27,7 +27,8 @@ SLOW_STARTS = {"pod_cluster", "compose", "image", "temporal_cluster", "temporal_
 CLUSTERS = {"temporal_cluster", "temporal_mtls_cluster"}
 
 HERE = Path(__file__).parent
-ON_DOCKER = {HERE / "pods", HERE / "deploy" / "test_image.py", HERE / "deploy" / "test_compose_up.py"}
+ON_DOCKER = {HERE / "pods", HERE / "deploy" / "test_image.py", HERE / "deploy" / "test_compose_up.py",
+             HERE / "deploy" / "test_compose_production.py"}
 
 
 def tier_group(item: pytest.Item) -> str | None:

@@ -169,3 +169,106 @@ def test_the_override_for_this_machine_changes_only_what_it_says():
     for name, service in here.items():
         if name not in ("loopback", "jaeger"):
             assert service["network_mode"] == "service:loopback", name
+
+
+# --- docker-compose.production.yml: the same stack with the four-service Temporal on PostgreSQL and its UI ---
+
+class ComposeLoader(yaml.SafeLoader):
+    """compose's merge tags (!reset, !override), read as the value written."""
+
+
+for _tag in ("!reset", "!override"):
+    ComposeLoader.add_constructor(_tag, lambda loader, node: (
+        loader.construct_sequence(node) if isinstance(node, yaml.SequenceNode)
+        else loader.construct_mapping(node) if isinstance(node, yaml.MappingNode)
+        else loader.construct_scalar(node)))
+
+TEMPORAL_DIR = REPO / "deploy" / "compose" / "temporal"
+PRODUCTION = yaml.load((REPO / "docker-compose.production.yml").read_text(), Loader=ComposeLoader)["services"]
+CLUSTER = {"frontend": "temporal-frontend", "history": "temporal-history", "matching": "temporal-matching",
+           "worker": "temporal-worker"}  # Temporal service → compose service
+
+
+def server_config() -> dict:
+    """deploy/compose/temporal/server.yaml with its template expressions as placeholders."""
+    text = (TEMPORAL_DIR / "server.yaml").read_text()
+    assert text.startswith("# enable-template")  # else the server reads {{ … }} literally
+    return yaml.safe_load(re.sub(r"\{\{[^}]*\}\}", "placeholder", text))
+
+
+def test_production_runs_each_temporal_service_in_a_container_of_its_own():
+    ports = server_config()["services"]
+    metrics = set()
+    for temporal_service, service in CLUSTER.items():
+        assert PRODUCTION[service]["command"] == ["sh", "/etc/temporal/start.sh", temporal_service]
+        assert PRODUCTION[service]["image"] == PRODUCTION["temporal-schema"]["image"]
+        metrics.add(PRODUCTION[service]["environment"]["PROMETHEUS_ENDPOINT"])
+        check = " ".join(PRODUCTION[service]["healthcheck"]["test"])
+        assert str(ports[temporal_service]["rpc"]["grpcPort"]) in check, service
+    assert len(metrics) == len(CLUSTER), "one metrics port per service (here they share one network namespace)"
+    every_port = [p for rpc in (s["rpc"] for s in ports.values()) for k, p in rpc.items() if k.endswith("Port")]
+    assert len(every_port) == len(set(every_port))
+    assert not {int(m.rsplit(":", 1)[1]) for m in metrics} & set(every_port)
+    assert PRODUCTION["temporal"] == {"profiles": ["dev-server"]}  # the dev server off
+
+
+def test_production_addresses_name_the_frontend_and_postgres():
+    config = server_config()
+    frontend = f"{CLUSTER['frontend']}:{config['services']['frontend']['rpc']['grpcPort']}"
+    for service in ("worker", "bridge"):
+        assert PRODUCTION[service]["environment"]["TEMPORAL_ADDRESS"] == frontend
+    assert PRODUCTION["temporal-setup"]["environment"]["TEMPORAL_ADDRESS"] == frontend
+    assert config["clusterMetadata"]["clusterInformation"]["vmsnap"]["rpcAddress"] == frontend
+    for store in config["persistence"]["datastores"].values():
+        assert store["sql"]["connectAddr"] == "postgres:5432"
+    assert "SQL_HOST=postgres SQL_PORT=5432" in (TEMPORAL_DIR / "setup-schema.sh").read_text()
+    ui = yaml.safe_load((REPO / "deploy" / "compose" / "temporal-ui" / "config" / "production.yaml").read_text())
+    assert ui["temporalGrpcAddress"] == frontend
+    # the workflow links on the objects lead to this UI, as they do to the dev server's
+    link = urlsplit(environment("worker")["TEMPORAL_UI_URL"])
+    assert PRODUCTION["temporal-ui"]["ports"] == [f"{link.port}:{ui['port']}"]
+    assert f"{link.port}:{link.port}" in SERVICES["temporal"]["ports"]
+
+
+def test_production_namespace_job_creates_the_product_search_attributes():
+    script = (TEMPORAL_DIR / "setup-namespace.sh").read_text()
+    listed = re.search(r'^attributes="([^"]*)"', script, re.MULTILINE)
+    assert listed is not None
+    assert {f"{name}=Keyword" for name in listed.group(1).split()} == set(DEV_SERVER_SEARCH_ATTRIBUTES)
+    namespace = PRODUCTION["temporal-setup"]["environment"]["TEMPORAL_NAMESPACE"]
+    assert namespace == environment("worker")["TEMPORAL_NAMESPACE"]
+
+
+def test_production_order_and_dependencies_resolve():
+    services = {**SERVICES, **PRODUCTION}
+    for name, service in PRODUCTION.items():
+        for dependency, condition in (service.get("depends_on") or {}).items():
+            assert dependency in services and dependency != "temporal", f"{name} depends on {dependency}"
+            if condition["condition"] == "service_healthy":
+                assert "healthcheck" in services[dependency], f"{dependency} has no health check"
+    # history alone first: on an empty database the services race for the cluster-metadata row
+    assert PRODUCTION["temporal-history"]["depends_on"] == {
+        "temporal-schema": {"condition": "service_completed_successfully"}}
+    for service in ("temporal-matching", "temporal-frontend"):
+        assert "temporal-history" in PRODUCTION[service]["depends_on"]
+    for service in ("worker", "bridge"):
+        assert PRODUCTION[service]["depends_on"]["temporal-setup"] == {"condition": "service_completed_successfully"}
+    for name, service in PRODUCTION.items():
+        build = service.get("build")
+        if build is not None:
+            context = build if isinstance(build, str) else build["context"]
+            dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+            assert (REPO / context / dockerfile).is_file(), f"{name}: no {context}/{dockerfile}"
+
+
+def test_the_production_override_for_this_machine_changes_only_what_it_says():
+    here = yaml.load((REPO / "tests" / "deploy" / "compose_here" / "production.here.yml").read_text(),
+                     Loader=ComposeLoader)["services"]
+    assert set(here) - set(PRODUCTION) == {"loopback"}
+    for name, service in here.items():
+        if name in ("worker", "bridge"):  # compose.here.yml's already: only what they wait for
+            assert set(service) == {"depends_on"}
+        elif name != "loopback":
+            assert service["network_mode"] == "service:loopback", name
+        assert "command" not in service and "healthcheck" not in service, name
+        assert set(service.get("environment") or {}) <= {"TEMPORAL_BROADCAST_ADDRESS"}, name
