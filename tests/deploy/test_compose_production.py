@@ -24,6 +24,7 @@ from tests.deploy.compose_stack import (
     guide_snapshots_ready_and_revert,
     here_environment,
     kubectl_in_stack,
+    wait_for,
 )
 
 pytestmark = pytest.mark.compose
@@ -88,12 +89,18 @@ def test_the_product_points_at_the_frontend(compose: Compose):
 
 
 def test_guide_snapshots_ready_and_revert_on_the_cluster(compose: Compose, ready: dict[str, VirtualMachineSnapshot]):
-    """The operations ran on the cluster: listed by the search attributes the product sets, in its visibility
-    store (PostgreSQL)."""
-    listed = json.loads(temporal(compose, "workflow", "list", "--query",
-                                 "VirtualMachine = 'my-vm' AND SnapshotOperation = 'create'", "--output", "json"))
-    assert {w["status"] for w in listed} == {"WORKFLOW_EXECUTION_STATUS_COMPLETED"}
-    assert len(listed) == len(ready)
+    """The operations ran on the cluster: listed by the search attributes the product sets, from its visibility
+    store (PostgreSQL, written a moment after each change: polled)."""
+    query = "VirtualMachine = 'my-vm' AND SnapshotOperation = 'CreateSnapshot'"
+
+    def creates() -> list[dict]:
+        out = temporal(compose, "workflow", "list", "--query", query, "--output", "json").strip()
+        return json.loads(out) if out.startswith("[") else [json.loads(line) for line in out.splitlines() if line]
+    wait_for(compose, lambda: len(creates()) == len(ready), f"{len(ready)} creates listed by {query!r}")
+    listed = creates()
+    assert {w["status"] for w in listed} == {"WORKFLOW_EXECUTION_STATUS_COMPLETED"}, listed
+    assert {w["execution"]["workflowId"] for w in listed} == {
+        s.metadata.annotations[WORKFLOW_ID_ANNOTATION] for s in ready.values()}
 
 
 def test_the_ui_serves_a_ready_snapshots_workflow_page(compose: Compose, ready: dict[str, VirtualMachineSnapshot]):
