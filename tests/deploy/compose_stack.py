@@ -120,13 +120,13 @@ class Compose:
                               timeout=timeout)
 
 
-def here_environment(tmp: Path, production: bool = False) -> tuple[str, dict[str, str]]:
+def here_environment(tmp: Path) -> tuple[str, dict[str, str]]:
     """The Docker client and the environment the override files read: the plugin, the local bases, the build
-    contexts of the test bed's binaries (and those of the production file's images)."""
+    contexts of the test bed's binaries."""
     try:
         docker = ensure_docker()
         base = ensure_base(docker)
-        postgres_base = ensure_base(docker, MMDEBSTRAP_POSTGRES, POSTGRES_BASE_REPO) if production else None
+        postgres_base = ensure_base(docker, MMDEBSTRAP_POSTGRES, POSTGRES_BASE_REPO)
         build_wheelhouse()
     except ImageError as e:
         pytest.fail(f"no Docker engine or base image: {e}", pytrace=False)
@@ -148,34 +148,48 @@ def here_environment(tmp: Path, production: bool = False) -> tuple[str, dict[str
         "VMSNAP_HERE_TEMPORAL": str(context(tmp / "temporal", HERE / "Dockerfile.temporal",
                                             [Path(temporal_cli())])),
     }
-    if production:
-        assert postgres_base is not None
-        server = built("build-temporal.sh")
-        ui_server = built("build-ui-server.sh")
-        env |= {
-            "VMSNAP_HERE_UI_SERVER": str(context(tmp / "ui-server", GO / "Dockerfile.ui-server", [ui_server])),
-            "VMSNAP_HERE_POSTGRES_BASE": postgres_base,
-            "VMSNAP_HERE_TEMPORAL_SERVER": str(context(tmp / "temporal-server", GO / "Dockerfile.temporal-server", [
-                server / "temporal-server", server / "temporal-sql-tool", Path(temporal_cli())])),
-        }
+    # docker-compose.production.yml's
+    server = built("build-temporal.sh")
+    env |= {
+        "VMSNAP_HERE_POSTGRES_BASE": postgres_base,
+        "VMSNAP_HERE_TEMPORAL_SERVER": str(context(tmp / "temporal-server", GO / "Dockerfile.temporal-server", [
+            server / "temporal-server", server / "temporal-sql-tool", Path(temporal_cli())])),
+        "VMSNAP_HERE_UI_SERVER": str(context(tmp / "ui-server", GO / "Dockerfile.ui-server",
+                                             [built("build-ui-server.sh")])),
+    }
+    return docker, env
+
+
+@contextmanager
+def machine_lock() -> Iterator[None]:
+    """One compose build or stack at a time per machine (the project names and image tags are fixed)."""
+    with open(cache_dir() / "compose-test.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def build_images(tmp: Path) -> tuple[str, dict[str, str]]:
+    """Every image of both stacks (docker-compose.yml's and the production file's, with this machine's
+    overrides), built once for both test files; the Docker client and the environment their compose runs read."""
+    docker, env = here_environment(tmp)
+    with machine_lock():
+        started = time.monotonic()
+        Compose(docker, env, "vmsnap-compose-build", PRODUCTION_FILES).run("build", timeout=BUILD_TIMEOUT_S)
+        print(f"\ncompose build (both stacks' images): {time.monotonic() - started:.1f} s")
+        remove_superseded_build_stages(docker)
     return docker, env
 
 
 @contextmanager
 def brought_up(stack: Compose) -> Iterator[Compose]:
-    """The stack built and up (every service healthy or done), then down with its volumes. One stack at a time per
-    machine: the project names are fixed, so that a killed run's leftovers are removed here."""
-    with open(cache_dir() / "compose-test.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    """The stack up from the images built (every service healthy or done), then down with its volumes. The project
+    names are fixed, so that a killed run's leftovers are removed here."""
+    with machine_lock():
         try:
             stack.down()
             started = time.monotonic()
-            stack.run("build", timeout=BUILD_TIMEOUT_S)
-            print(f"\ncompose build: {time.monotonic() - started:.1f} s")
-            remove_superseded_build_stages(stack.docker)
-            started = time.monotonic()
             stack.run("up", "--detach", "--wait", "--wait-timeout", str(UP_TIMEOUT_S), timeout=UP_TIMEOUT_S + 60)
-            print(f"compose up to healthy: {time.monotonic() - started:.1f} s")
+            print(f"\ncompose up to healthy: {time.monotonic() - started:.1f} s")
             yield stack
         finally:
             stack.down()

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from tests.deploy.compose_stack import build_images
 from tests.deploy.manifests import build, kubectl
 
 # Role and RoleBinding: VM Operator's capabilities ConfigMap in kube-system (rbac/vm-operator-capabilities.yaml)
@@ -78,3 +79,11 @@ def importer_kubeconfig(service_account_kubeconfig, kube_api, namespace: str) ->
                                   name="vmsnap-vm-importer"),
         subjects=[client.RbacV1Subject(kind="ServiceAccount", name=account, namespace=namespace)]))
     return service_account_kubeconfig(namespace, account)
+
+
+@pytest.fixture(scope="session")
+def compose_images(tmp_path_factory) -> tuple[str, dict[str, str]]:
+    """The images of docker-compose.yml's stack and of the production file's, built once for
+    test_compose_up.py and test_compose_production.py (one session runs both: the `docker` group); the Docker
+    client and the environment for `docker compose`."""
+    return build_images(tmp_path_factory.mktemp("compose"))

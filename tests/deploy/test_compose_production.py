@@ -22,7 +22,6 @@ from tests.deploy.compose_stack import (
     brought_up,
     down_leaves_nothing,
     guide_snapshots_ready_and_revert,
-    here_environment,
     kubectl_in_stack,
     wait_for,
 )
@@ -46,8 +45,8 @@ print(json.dumps({"status": status, "type": kind, "body": body}))
 
 
 @pytest.fixture(scope="module")
-def compose(tmp_path_factory) -> Iterator[Compose]:
-    docker, env = here_environment(tmp_path_factory.mktemp("compose-production"), production=True)
+def compose(compose_images: tuple[str, dict[str, str]]) -> Iterator[Compose]:
+    docker, env = compose_images
     with brought_up(Compose(docker, env, PROJECT, PRODUCTION_FILES)) as stack:
         yield stack
 

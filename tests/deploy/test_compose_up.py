@@ -20,7 +20,6 @@ from tests.deploy.compose_stack import (
     brought_up,
     down_leaves_nothing,
     guide_snapshots_ready_and_revert,
-    here_environment,
     kubectl_in_stack,
 )
 
@@ -30,8 +29,8 @@ PROJECT = "vmsnap-compose-test"  # and image tags vmsnap-compose-here*: nothing 
 
 
 @pytest.fixture(scope="module")
-def compose(tmp_path_factory) -> Iterator[Compose]:
-    docker, env = here_environment(tmp_path_factory.mktemp("compose"))
+def compose(compose_images: tuple[str, dict[str, str]]) -> Iterator[Compose]:
+    docker, env = compose_images
     with brought_up(Compose(docker, env, PROJECT, DEV_FILES)) as stack:
         yield stack
 
