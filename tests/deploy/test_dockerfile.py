@@ -14,7 +14,9 @@ from packaging.specifiers import SpecifierSet
 
 from tests.deploy.manifests import REPO, build, console_scripts, one, pyproject
 
-DOCKERFILES = [REPO / "Dockerfile", REPO / "testbed/go/vcsim/Dockerfile", REPO / "testbed/go/Dockerfile.k8s"]
+DOCKERFILES = [REPO / "Dockerfile", REPO / "testbed/go/vcsim/Dockerfile", REPO / "testbed/go/Dockerfile.k8s",
+               REPO / "testbed/go/Dockerfile.temporal-server", REPO / "testbed/go/Dockerfile.ui-server"]
+POSTGRES_DOCKERFILE = REPO / "deploy/compose/postgres/Dockerfile"  # docker-compose.production.yml's, no Go
 
 
 def instructions(dockerfile: Path) -> list[tuple[str, str]]:
@@ -45,7 +47,7 @@ def image_of(from_arguments: str) -> str:
     return from_arguments.split()[0]
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))
+@pytest.mark.parametrize("dockerfile", [*DOCKERFILES, POSTGRES_DOCKERFILE], ids=lambda p: str(p.relative_to(REPO)))
 def test_base_images_are_pinned_by_tag(dockerfile):
     for op, arguments in instructions(dockerfile):
         if op == "FROM":
@@ -181,3 +183,15 @@ def test_go_images_take_their_bases_as_build_arguments_with_a_prebuilt_target_fi
     product_base = image_of(next(a for op, a in instructions(REPO / "Dockerfile") if op == "FROM"))
     assert froms[0].endswith(" AS prebuilt")
     assert image_of(froms[0]) == image_of(froms[-1]) == product_base
+
+
+def test_the_postgres_image_takes_its_base_as_a_build_argument_with_a_prebuilt_target_first():
+    """As the Go images: the product's base by default, and target `prebuilt` (a base with postgresql-15 already,
+    as tests/deploy/compose_here builds it) first, the two stages alike but for the package's installation."""
+    froms = [arguments for op, arguments in instructions(POSTGRES_DOCKERFILE) if op == "FROM"]
+    product_base = image_of(next(a for op, a in instructions(REPO / "Dockerfile") if op == "FROM"))
+    assert froms[0].endswith(" AS prebuilt") and len(froms) == 2
+    assert image_of(froms[0]) == image_of(froms[-1]) == product_base
+    stages = POSTGRES_DOCKERFILE.read_text().split("\nFROM ")[1:]
+    prebuilt, installed = ([line for line in s.splitlines()[1:] if line and not line.startswith("#")] for s in stages)
+    assert installed[-len(prebuilt):] == prebuilt
