@@ -82,12 +82,6 @@ def test_every_service_is_healthy_or_done(compose: Compose):
     assert len({pids[service] for service in CLUSTER}) == len(CLUSTER)
 
 
-def test_the_product_points_at_the_frontend(compose: Compose):
-    for service in ("worker", "bridge"):
-        env = compose.run("exec", "-T", service, "printenv", "TEMPORAL_ADDRESS").stdout.strip()
-        assert env == "temporal-frontend:7233"
-
-
 def test_guide_snapshots_ready_and_revert_on_the_cluster(compose: Compose, ready: dict[str, VirtualMachineSnapshot]):
     """The operations ran on the cluster: listed by the search attributes the product sets, from its visibility
     store (PostgreSQL, written a moment after each change: polled)."""
