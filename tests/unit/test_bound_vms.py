@@ -47,3 +47,20 @@ def test_changes_of_vcenter_vms_nobody_here_is_bound_to_are_not_reported():
     watch = VSphereTreeWatchActivities(feed, cache(("SYNC", vm("a", "vm-1"))))
     assert ActivityEnvironment().run(watch.wait_for_snapshot_changes, 30.0) == ["vm-1"]
     assert feed.take.call_count == 2  # the first round, only another tenant's VM, was not handed over
+
+
+def test_a_worker_shutting_down_ends_the_wait_with_nothing_changed():
+    environment = ActivityEnvironment()
+    takes: list[float] = []
+
+    def take(timeout: float) -> set[str]:
+        takes.append(timeout)
+        if len(takes) > 1:
+            raise AssertionError("the feed was waited on again after the worker's shutdown")
+        environment.worker_shutdown()  # while the activity waits, as a SIGTERM does
+        return set()
+    feed = mock.MagicMock()
+    feed.take.side_effect = take
+    watch = VSphereTreeWatchActivities(feed, cache(("SYNC", vm("a", "vm-1"))))
+    assert environment.run(watch.wait_for_snapshot_changes, 3600.0) == []
+    assert len(takes) == 1
