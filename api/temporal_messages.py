@@ -10,7 +10,7 @@ from datetime import datetime
 # the settings (Temporal's environment configuration) the reasons name
 CLIENT_CERT, CLIENT_KEY, SERVER_CA = ("TEMPORAL_TLS_CLIENT_CERT_PATH", "TEMPORAL_TLS_CLIENT_KEY_PATH",
                                       "TEMPORAL_TLS_SERVER_CA_CERT_PATH")
-SERVER_NAME, TLS = "TEMPORAL_TLS_SERVER_NAME", "TEMPORAL_TLS"
+SERVER_NAME, TLS, API_KEY = "TEMPORAL_TLS_SERVER_NAME", "TEMPORAL_TLS", "TEMPORAL_API_KEY"
 
 
 def cannot_connect(address: str, reason: str) -> str:
@@ -70,6 +70,11 @@ def client_certificate_refused_asking(cert: str, alert: str | None) -> str:
     """A refusal that does not say why (a TLS alert, or the connection closed under the first call)."""
     said = f" ({alert})" if alert is not None else ""
     return f"the server refused the client certificate {cert}{said}: is it signed by a CA the server trusts?"
+
+
+def api_key_refused(said: str) -> str:
+    """The server refused the call the SDK makes on connecting, with an API key set: `said` is its message."""
+    return f"the server refused the API key {API_KEY}: {said}"
 
 
 REQUIRES_TLS = (f"the server closed the connection: it likely requires TLS (set {TLS}=true, or {SERVER_CA}, "

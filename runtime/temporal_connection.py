@@ -93,6 +93,9 @@ def connect_problem(error: BaseException, settings: Settings) -> ConnectProblem:
         return problem(says.no_pem_certificate(cert))
     profile = settings.temporal_profile
     tls_on = bool(profile.api_key) or (profile.tls is not None and profile.tls.disabled is not True)
+    refused = re.search(r'code: (?:PermissionDenied|Unauthenticated), message: "([^"]*)"', text)
+    if profile.api_key and refused is not None:  # the key is checked per call: the first one is refused
+        return problem(says.api_key_refused(refused.group(1)))
     # The server checks the client certificate after the client's side of the TLS 1.3 handshake: its refusal
     # arrives with the first call, as a TLS alert or (the same refusal, timing aside) a connection closed under it.
     alert = re.search(r"received fatal alert: (\w+)", text)
