@@ -77,6 +77,13 @@ def api_key_refused(said: str) -> str:
     return f"the server refused the API key {API_KEY}: {said}"
 
 
+def namespace_refused(namespace: str, said: str, api_key: bool) -> str:
+    """Connected, but refused the namespace: the credentials lack its permission."""
+    if api_key:
+        return f"the server refused the API key {API_KEY} access to namespace {namespace}: {said}"
+    return f"the server refused access to namespace {namespace}: {said} ({API_KEY} is not set)"
+
+
 REQUIRES_TLS = (f"the server closed the connection: it likely requires TLS (set {TLS}=true, or {SERVER_CA}, "
                 f"{CLIENT_CERT} and {CLIENT_KEY})")
 

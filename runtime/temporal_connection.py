@@ -28,7 +28,7 @@ from api import temporal_messages as says
 from api.temporal_messages import CLIENT_CERT, CLIENT_KEY, SERVER_CA
 from runtime.file_stamps import FileStamp, file_stamp
 from runtime.settings import Settings
-from runtime.temporal import connect
+from runtime.temporal import NamespaceRefused, connect
 
 log = logging.getLogger("vmsnap.temporal")
 
@@ -75,6 +75,9 @@ def connect_problem(error: BaseException, settings: Settings) -> ConnectProblem:
     if isinstance(error, OSError) and error.filename is not None:
         variable = next((name for name, path in files.items() if str(path) == str(error.filename)), "a TLS file")
         return problem(says.cannot_read(variable, error.filename, error.strerror))
+    profile = settings.temporal_profile
+    if isinstance(error, NamespaceRefused):
+        return problem(says.namespace_refused(settings.temporal_namespace, error.said, bool(profile.api_key)))
     text = str(error)
     cert, key, ca = _named(settings, CLIENT_CERT), _named(settings, CLIENT_KEY), _named(settings, SERVER_CA)
     trusted_by = ca if SERVER_CA in files else says.SYSTEM_CAS
@@ -91,7 +94,6 @@ def connect_problem(error: BaseException, settings: Settings) -> ConnectProblem:
         return problem(says.key_does_not_match(key, cert))
     if "NoCertificatesPresented" in text:
         return problem(says.no_pem_certificate(cert))
-    profile = settings.temporal_profile
     tls_on = bool(profile.api_key) or (profile.tls is not None and profile.tls.disabled is not True)
     refused = re.search(r'code: (?:PermissionDenied|Unauthenticated), message: "([^"]*)"', text)
     if profile.api_key and refused is not None:  # the key is checked per call: the first one is refused
