@@ -37,8 +37,9 @@ MOUNTED = "/etc/vmsnap/temporal-tls"  # where the component mounts the Secret
 # (a minute) and the processes' file check (10 s)
 SAID_SECONDS, FIXED_SECONDS = 180, 240
 # /readyz of the pod's own process, on the port it picked (tests/pods/overlay)
-READYZ = ('import socket, sys; s = socket.create_connection(("127.0.0.1", int(open("/tmp/vmsnap-health-port").read()))'
-          ', 8); s.sendall(b"GET /readyz HTTP/1.0\\r\\n\\r\\n"); sys.stdout.write(s.makefile("rb").read().decode())')
+READYZ = ('import http.client, sys; c = http.client.HTTPConnection("127.0.0.1", int(open('
+          '"/tmp/vmsnap-health-port").read()), timeout=8); c.request("GET", "/readyz"); r = c.getresponse(); '
+          'print(r.status); sys.stdout.write(r.read().decode())')
 
 
 def kustomization(directory: Path, resources: list[Path], components: list[Path] | None = None) -> Path:
@@ -93,9 +94,9 @@ def log_messages(cluster: PodCluster, pod: str) -> list[str]:
 
 
 def pod_readyz(cluster: PodCluster, pod: str) -> tuple[int, str]:
-    answer = cluster.kubectl("-n", NAMESPACE, "exec", pod, "--", "python3", "-S", "-c", READYZ).stdout
-    head, _, body = answer.partition("\r\n\r\n")
-    return int(head.split()[1]), body
+    status, _, body = cluster.kubectl("-n", NAMESPACE, "exec", pod, "--", "python3", "-S", "-c",
+                                      READYZ).stdout.partition("\n")
+    return int(status), body
 
 
 def saying(cluster: PodCluster, selector: str, line: str) -> list[str]:
