@@ -12,7 +12,11 @@ from datetime import timedelta
 
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, DescribeWorkflowExecutionRequest
+from temporalio.api.workflowservice.v1 import (
+    DescribeNamespaceRequest,
+    DescribeTaskQueueRequest,
+    DescribeWorkflowExecutionRequest,
+)
 from temporalio.client import Client, Plugin
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import (
@@ -88,11 +92,31 @@ class OutageLogFilter(logging.Filter):
         return True
 
 
+class NamespaceRefused(Exception):
+    """The server let the client connect but refuses it the namespace: its credentials (an API key, a client
+    certificate) lack the permission. `said` is the server's message."""
+
+    def __init__(self, said: str):
+        super().__init__(said)
+        self.said = said
+
+
 async def connect(settings: Settings, runtime: Runtime | None = None,
                   plugins: Sequence[Plugin] | None = None) -> Client:
-    """A client for the address, namespace, TLS and API key of Temporal's environment configuration."""
-    return await Client.connect(**settings.temporal, data_converter=pydantic_data_converter, runtime=runtime,
-                                plugins=plugins or [], identity=settings.temporal_identity or None)
+    """A client for the address, namespace, TLS and API key of Temporal's environment configuration, once the
+    server lets it read the namespace. The connect's own call is one every caller may make (a server that checks
+    API keys answers it without one): a key without the namespace's permission would otherwise be refused only by
+    the first call that needs it, wherever that is."""
+    client = await Client.connect(**settings.temporal, data_converter=pydantic_data_converter, runtime=runtime,
+                                  plugins=plugins or [], identity=settings.temporal_identity or None)
+    try:
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=settings.temporal_namespace))
+    except RPCError as e:
+        if e.status in (RPCStatusCode.PERMISSION_DENIED, RPCStatusCode.UNAUTHENTICATED):
+            raise NamespaceRefused(e.message) from e
+        # anything else (no such namespace, an outage) the process meets, and says, where it always did
+    return client
 
 
 def is_outage(error: BaseException) -> bool:

@@ -24,9 +24,11 @@ from cryptography import x509
 from temporalio.client import Client, Plugin
 from temporalio.runtime import Runtime
 
+from api import temporal_messages as says
+from api.temporal_messages import CLIENT_CERT, CLIENT_KEY, SERVER_CA
 from runtime.file_stamps import FileStamp, file_stamp
 from runtime.settings import Settings
-from runtime.temporal import connect
+from runtime.temporal import NamespaceRefused, connect
 
 log = logging.getLogger("vmsnap.temporal")
 
@@ -35,9 +37,6 @@ RETRY_SECONDS = 10.0
 
 # how the SDK says the server closed the connection during its first call
 _CLOSED_UNDER_IT = re.compile(r"connection closed|broken pipe|connection reset", re.IGNORECASE)
-
-CLIENT_CERT, CLIENT_KEY, SERVER_CA = ("TEMPORAL_TLS_CLIENT_CERT_PATH", "TEMPORAL_TLS_CLIENT_KEY_PATH",
-                                      "TEMPORAL_TLS_SERVER_CA_CERT_PATH")
 
 
 class UsesTemporalClient(Protocol):
@@ -70,52 +69,50 @@ def _named(settings: Settings, variable: str) -> str:
 def connect_problem(error: BaseException, settings: Settings) -> ConnectProblem:
     """One line for a failed `Client.connect`, naming the setting and file at fault when the SDK's error (the Rust
     core's rustls and tonic text) tells which."""
-    at = f"cannot connect to Temporal at {settings.temporal_address}"
+    def problem(reason: str, certificates: bool = True) -> ConnectProblem:
+        return ConnectProblem(says.cannot_connect(settings.temporal_address, reason), certificates)
     files = settings.temporal_tls_files
     if isinstance(error, OSError) and error.filename is not None:
         variable = next((name for name, path in files.items() if str(path) == str(error.filename)), "a TLS file")
-        return ConnectProblem(f"{at}: cannot read {variable} ({error.filename}): {error.strerror}", True)
+        return problem(says.cannot_read(variable, error.filename, error.strerror))
+    profile = settings.temporal_profile
+    if isinstance(error, NamespaceRefused):
+        return problem(says.namespace_refused(settings.temporal_namespace, error.said, bool(profile.api_key)))
     text = str(error)
     cert, key, ca = _named(settings, CLIENT_CERT), _named(settings, CLIENT_KEY), _named(settings, SERVER_CA)
-    trusted_by = ca if SERVER_CA in files else f"the system's CAs ({SERVER_CA} is not set)"
+    trusted_by = ca if SERVER_CA in files else says.SYSTEM_CAS
     if (name := re.search(r'NotValidForName\w* \{ expected: \w+\("([^"]+)"\)', text)) is not None:
-        return ConnectProblem(f"{at}: the server's certificate is not issued to {name.group(1)} (set "
-                              "TEMPORAL_TLS_SERVER_NAME to a name it is issued to)", True)
+        return problem(says.server_not_issued_to(name.group(1)))
     if "NotValidForName" in text:
         asked = settings.temporal_profile.tls.server_name if settings.temporal_profile.tls else None
-        return ConnectProblem(f"{at}: the server's certificate is not issued to "
-                              f"{asked or settings.temporal_address.rsplit(':', 1)[0]} (set TEMPORAL_TLS_SERVER_NAME "
-                              "to a name it is issued to)", True)
+        return problem(says.server_not_issued_to(asked or settings.temporal_address.rsplit(":", 1)[0]))
     if "InvalidCertificate(Expired" in text:
-        return ConnectProblem(f"{at}: the server's certificate has expired", True)
+        return problem(says.SERVER_CERTIFICATE_EXPIRED)
     if "InvalidCertificate(" in text:  # UnknownIssuer, BadSignature...: not signed by a CA we trust
-        return ConnectProblem(f"{at}: the server's certificate is not trusted: it is not signed by {trusted_by}", True)
+        return problem(says.server_not_trusted(trusted_by))
     if "KeyMismatch" in text or "InconsistentKeys" in text:
-        return ConnectProblem(f"{at}: the client key {key} does not match the client certificate {cert}", True)
+        return problem(says.key_does_not_match(key, cert))
     if "NoCertificatesPresented" in text:
-        return ConnectProblem(f"{at}: the client certificate {cert} holds no PEM certificate", True)
-    profile = settings.temporal_profile
+        return problem(says.no_pem_certificate(cert))
     tls_on = bool(profile.api_key) or (profile.tls is not None and profile.tls.disabled is not True)
+    refused = re.search(r'code: (?:PermissionDenied|Unauthenticated), message: "([^"]*)"', text)
+    if profile.api_key and refused is not None:  # the key is checked per call: the first one is refused
+        return problem(says.api_key_refused(refused.group(1)))
     # The server checks the client certificate after the client's side of the TLS 1.3 handshake: its refusal
     # arrives with the first call, as a TLS alert or (the same refusal, timing aside) a connection closed under it.
     alert = re.search(r"received fatal alert: (\w+)", text)
     if alert is not None or (tls_on and _CLOSED_UNDER_IT.search(text)):
         if CLIENT_CERT not in files or (alert is not None and alert.group(1) == "CertificateRequired"):
-            return ConnectProblem(f"{at}: the server requires a client certificate and none is set ({CLIENT_CERT}, "
-                                  f"{CLIENT_KEY})", True)
+            return problem(says.CLIENT_CERTIFICATE_REQUIRED)
         if (validity := _validity_problem(files[CLIENT_CERT])) is not None:
-            return ConnectProblem(f"{at}: the server refused the client certificate {cert}: {validity}", True)
+            return problem(says.client_certificate_refused(cert, validity))
         if alert is not None and alert.group(1) == "UnknownCA":
-            return ConnectProblem(f"{at}: the server refused the client certificate {cert}: it is not signed by a CA "
-                                  "the server trusts", True)
-        said = f" ({alert.group(1)})" if alert is not None else ""
-        return ConnectProblem(f"{at}: the server refused the client certificate {cert}{said}: is it signed by a CA "
-                              "the server trusts?", True)
+            return problem(says.client_certificate_refused(cert, says.CLIENT_CA_UNKNOWN))
+        return problem(says.client_certificate_refused_asking(cert, alert.group(1) if alert is not None else None))
     if not tls_on and (_CLOSED_UNDER_IT.search(text) or re.search(r"InvalidContentType|corrupt message", text)):
-        return ConnectProblem(f"{at}: the server closed the connection: it likely requires TLS (set "
-                              f"TEMPORAL_TLS=true, or {SERVER_CA}, {CLIENT_CERT} and {CLIENT_KEY})", True)
+        return problem(says.REQUIRES_TLS)
     first = text.removeprefix("Failed client connect: ").splitlines()[0] if text else type(error).__name__
-    return ConnectProblem(f"{at}: {first[:300]}", False)
+    return problem(first[:300], certificates=False)
 
 
 def _validity_problem(cert_file: Path) -> str | None:
@@ -126,9 +123,9 @@ def _validity_problem(cert_file: Path) -> str | None:
         return None
     now = datetime.now(UTC)
     if found.not_valid_after_utc < now:
-        return f"it has expired (valid until {found.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC)"
+        return says.client_certificate_expired(found.not_valid_after_utc)
     if found.not_valid_before_utc > now:
-        return f"it is not valid yet (valid from {found.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC)"
+        return says.client_certificate_not_yet_valid(found.not_valid_before_utc)
     return None
 
 
@@ -150,7 +147,7 @@ class TemporalConnection:
     def not_ready(self) -> str | None:
         if self.client is not None:
             return None
-        return self._problem or f"connecting to Temporal at {self.settings.temporal_address}"
+        return self._problem or says.connecting(self.settings.temporal_address)
 
     def _file_stamps(self) -> tuple[FileStamp | None, ...]:
         return tuple(_stamp(path) for path in self.settings.temporal_tls_files.values())
@@ -178,9 +175,8 @@ class TemporalConnection:
             outcome = await self._attempt()
             if isinstance(outcome, Client):
                 self.client, self._problem = outcome, None
-                log.info("connected to Temporal at %s, namespace %s%s", self.settings.temporal_address,
-                         self.settings.temporal_namespace,
-                         " (mutual TLS)" if CLIENT_CERT in self.settings.temporal_tls_files else "")
+                log.info("%s", says.connected(self.settings.temporal_address, self.settings.temporal_namespace,
+                                              CLIENT_CERT in self.settings.temporal_tls_files))
                 return outcome
             self._problem = outcome.text
             if outcome.text != self._logged:
@@ -202,16 +198,14 @@ class TemporalConnection:
             outcome = await self._attempt()
             if isinstance(outcome, ConnectProblem):
                 if outcome.text != self._logged:
-                    log.warning("keeping the current Temporal connection: the changed TLS files do not connect: %s",
-                                outcome.text)
+                    log.warning("%s", says.keeping_current_connection(outcome.text))
                     self._logged = outcome.text
                 again_at = loop.time() + (self.period if outcome.certificates else self.retry)
                 continue
             self.client, self._logged, again_at = outcome, None, None
             for user in self.users:
                 user.client = outcome
-            log.info("connected to Temporal anew with the changed TLS files (%s)",
-                     ", ".join(str(path) for path in self.settings.temporal_tls_files.values()))
+            log.info("%s", says.connected_anew(self.settings.temporal_tls_files.values()))
 
     async def stop(self) -> None:
         if self._task is not None:

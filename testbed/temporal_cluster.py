@@ -5,6 +5,9 @@ service on its own, for outage tests.
 
 With `FrontendTLS` its frontend serves TLS only and requires a client certificate signed by the test bed's CA
 (mutual TLS, as production Temporal does); the cluster's own system worker and the fixture's CLI calls present one.
+With `FrontendAuth` its frontend serves TLS and lets in only callers with a bearer token (an API key, to the
+product) that its JWT claim mapper accepts and whose permissions its default authorizer allows; a fifth service, an
+internal frontend, serves the cluster's own system worker, which has no token.
 
 The server and its SQL tool are built from the Go module proxy by `testbed/go/build-temporal.sh` into a per-version
 cache outside the clone (~7 min cold; nothing on a second run).
@@ -29,6 +32,7 @@ from testbed.pki import CertificateAuthority
 from testbed.postgres import PASSWORD, USER, PrivatePostgres
 from testbed.process import PartFailed, Process, cache_dir, free_port, port_is_free, repo_root
 from testbed.temporal import temporal_cli
+from testbed.tokens import TokenIssuer
 
 PART = "temporal-cluster"
 VERSION = "1.32.2"
@@ -88,6 +92,43 @@ class FrontendTLS:
         return env
 
 
+@dataclass(frozen=True)
+class FrontendAuth:
+    """The frontend's bearer-token authentication: TLS with a serving certificate from `ca` (a token is sent only
+    over TLS), the default JWT claim mapper and authorizer with `issuer`'s key set from `jwks_url`, and a token
+    with the system's admin role for the fixture's CLI calls."""
+
+    ca: CertificateAuthority
+    ca_file: Path
+    server_cert: Path
+    server_key: Path
+    issuer: TokenIssuer
+    jwks_url: str
+
+    @classmethod
+    def issued(cls, directory: Path, issuer: TokenIssuer, jwks_url: str) -> "FrontendAuth":
+        ca = CertificateAuthority("vmsnap-temporal-ca")
+        directory.mkdir(parents=True, exist_ok=True)
+        ca_file = directory / "ca.crt"
+        ca_file.write_bytes(ca.cert_pem)
+        server_cert, server_key = ca.issue(TLS_SERVER_NAME, dns=(TLS_SERVER_NAME,), ips=("127.0.0.1",),
+                                           server=True).write(directory, "frontend")
+        return cls(ca, ca_file, server_cert, server_key, issuer, jwks_url)
+
+    def server_config(self) -> dict:
+        """`global.tls` and `global.authorization` of the server's configuration."""
+        return {"tls": {"frontend": {"server": {"certFile": str(self.server_cert), "keyFile": str(self.server_key)},
+                                     "client": {"serverName": TLS_SERVER_NAME,
+                                                "rootCaFiles": [str(self.ca_file)]}}},
+                "authorization": {"jwtKeyProvider": {"keySourceURIs": [self.jwks_url], "refreshInterval": "1m"},
+                                  "permissionsClaimName": "permissions", "authorizer": "default",
+                                  "claimMapper": "default"}}
+
+    def cli_flags(self) -> list[str]:
+        return ["--api-key", self.issuer.token("temporal-system:admin", subject="test-bed"),
+                "--tls-ca-path", str(self.ca_file), "--tls-server-name", TLS_SERVER_NAME]
+
+
 def membership_port() -> int:
     """A free loopback port below 32768: the cluster_membership table keeps a service's port as a smallint (an
     ephemeral port from `free_port` overflows it and the service exits)."""
@@ -114,14 +155,15 @@ class TemporalCluster:
     """Four services on loopback, each with its own gRPC, membership and metrics ports and its own PID."""
 
     def __init__(self, workdir: Path, *, search_attributes: Iterable[str] = (), namespace: str = "default",
-                 version: str = VERSION, tls: FrontendTLS | None = None):
+                 version: str = VERSION, tls: FrontendTLS | None = None, auth: FrontendAuth | None = None):
         self.workdir = workdir
-        self.tls = tls
+        self.tls, self.auth = tls, auth
+        self.services = (*SERVICES, "internal-frontend") if auth else SERVICES
         self.search_attributes = list(search_attributes)  # "Name=Keyword", as the dev server takes them
         self.namespace = namespace
         self.version = version
         self.ports = {svc: {"grpc": free_port(), "membership": membership_port(), "metrics": free_port()}
-                      for svc in SERVICES}
+                      for svc in self.services}
         self.http_port = free_port()
         self.postgres = PrivatePostgres(workdir / "postgres")
         self.processes: dict[str, Process] = {}
@@ -140,7 +182,7 @@ class TemporalCluster:
         self.postgres.start()
         self._apply_schema(bins)
         self._write_config()
-        for svc in SERVICES:
+        for svc in self.services:
             self.processes[svc] = Process(
                 f"temporal-{svc}", [bins / "temporal-server", "--root", self.workdir, "--config", "config",
                                     "--env", "cluster", "--zone", svc, "start", "--service", svc],
@@ -148,9 +190,10 @@ class TemporalCluster:
         # The first boot writes the cluster's metadata row: services started together race for it and the losers
         # exit (duplicate key). One service first, the rest once it listens.
         self.start_service("history")
-        for svc in ("matching", "frontend", "worker"):
+        rest = [svc for svc in self.services if svc != "history"]
+        for svc in rest:
             self.processes[svc].start()
-        for svc in ("matching", "frontend", "worker"):
+        for svc in rest:
             self.processes[svc].wait_ready(lambda svc=svc: self._listening(svc), timeout=90, what="listening")
         self.wait_serving()
         self._create_namespace()
@@ -206,7 +249,7 @@ class TemporalCluster:
     # -- set-up --
 
     def _cli(self, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
-        tls = self.tls.cli_flags() if self.tls else []
+        tls = self.tls.cli_flags() if self.tls else self.auth.cli_flags() if self.auth else []
         return subprocess.run([temporal_cli(), *args, "--address", self.address, *tls], capture_output=True,
                               text=True, timeout=timeout)
 
@@ -242,7 +285,8 @@ class TemporalCluster:
                             "datastores": {"default": store("temporal", 20),
                                            "visibility": store("temporal_visibility", 5)}},
             "global": {"membership": {"maxJoinDuration": "30s", "broadcastAddress": "127.0.0.1"},
-                       "pprof": {"port": 0}, **({"tls": self.tls.server_config()} if self.tls else {})},
+                       "pprof": {"port": 0}, **({"tls": self.tls.server_config()} if self.tls else {}),
+                       **(self.auth.server_config() if self.auth else {})},
             "services": {svc: {"rpc": {"grpcPort": p["grpc"], "membershipPort": p["membership"],
                                        "bindOnIP": "127.0.0.1", **({"httpPort": self.http_port}
                                                                    if svc == "frontend" else {})}}

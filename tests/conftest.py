@@ -2,8 +2,9 @@
 
 `make test` runs two sessions side by side (pytest-xdist, `--dist loadgroup`), each with parts of its own. Tests
 that share one machine-wide part run in one session, as a group: the Docker engine and the kubelet (image,
-compose and pod tiers), and the four-service Temporal clusters (plain and mutual TLS: one each per run is enough;
-they are the slowest to start).
+compose and pod tiers), and the four-service Temporal clusters (plain, mutual TLS and API keys: one each per run is
+enough; they are the slowest to start). The mutual-TLS cluster's tests join the Docker group: the pod tier connects
+to it too (tests/pods/test_temporal_mtls_pods.py), and a second session would start a cluster of its own.
 """
 
 from pathlib import Path
@@ -23,8 +24,9 @@ pytest_plugins = [
 # running, compose's build and up 3.4 min), each step under a deadline of its own (builds, rollouts, wait_ready).
 # pytest-timeout counts only the call of the tests that use them: whichever test happens to set one up stays
 # within the same per-test timeout as the others.
-SLOW_STARTS = {"pod_cluster", "compose", "image", "temporal_cluster", "temporal_mtls_cluster"}
-CLUSTERS = {"temporal_cluster", "temporal_mtls_cluster"}
+SLOW_STARTS = {"pod_cluster", "compose", "image", "temporal_cluster", "temporal_mtls_cluster", "temporal_auth_cluster"}
+CLUSTERS = {"temporal_cluster", "temporal_mtls_cluster", "temporal_auth_cluster"}
+WITH_DOCKER = {"temporal_mtls_cluster"}  # used by the pod tier too: its tests all in the Docker group's session
 
 HERE = Path(__file__).parent
 ON_DOCKER = {HERE / "pods", HERE / "deploy" / "test_image.py", HERE / "deploy" / "test_compose_up.py",
@@ -33,9 +35,10 @@ ON_DOCKER = {HERE / "pods", HERE / "deploy" / "test_image.py", HERE / "deploy" /
 
 def tier_group(item: pytest.Item) -> str | None:
     path = Path(str(item.fspath))
-    if path in ON_DOCKER or ON_DOCKER & set(path.parents):
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if path in ON_DOCKER or ON_DOCKER & set(path.parents) or WITH_DOCKER & fixtures:
         return "docker"
-    if CLUSTERS & set(getattr(item, "fixturenames", ())):
+    if CLUSTERS & fixtures:
         return "cluster"
     return None
 

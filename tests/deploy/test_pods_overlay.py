@@ -1,6 +1,7 @@
 """tests/pods/overlay (the deployment on the test bed's one-node cluster) changes only what that cluster needs:
 the worker's drain still fits in the kubelet's grace period, no pod holds a fixed host port, the probes check the
-declared paths, and every variable it sets is one the product reads."""
+declared paths (the bridge's readiness, the webhook's own in the base, its port listening in the pod's process),
+and every variable it sets is one the product reads."""
 
 from __future__ import annotations
 
@@ -31,13 +32,19 @@ def test_the_overlay_keeps_the_drain_inside_the_grace_period_and_holds_no_host_p
     standalone = one(build("standalone"), "Deployment", "vmsnap-worker")
     assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == \
         standalone["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
-    for name, readiness in (("vmsnap-worker", "/readyz"), ("vmsnap-bridge", "/healthz")):
+    for name in ("vmsnap-worker", "vmsnap-bridge"):
         deployment = one(built, "Deployment", name)
         assert deployment["spec"]["template"]["spec"]["hostNetwork"] is True
         c = container(deployment)
         assert "ports" not in c and value(deployment, "VMSNAP_HEALTH_PORT", None) == "0"
-        assert [c[p]["exec"]["command"][-1] for p in ("startupProbe", "livenessProbe", "readinessProbe")] == \
-            ["/healthz", "/healthz", readiness]
+        assert [c[p]["exec"]["command"][-1] for p in ("startupProbe", "livenessProbe")] == ["/healthz", "/healthz"]
+        ready = c["readinessProbe"]["exec"]["command"][-1]
+        if name == "vmsnap-worker":
+            assert ready == "/readyz"
+        else:  # the base's is the webhook's own: here, the webhook's port listening in this pod's process
+            assert container(one(build("standalone"), "Deployment", name))["readinessProbe"]["httpGet"]["port"] == \
+                "webhook"
+            assert "VMSNAP_WEBHOOK_PORT" in ready and "/proc/1/fd" in ready, ready
         assert set(env(deployment)) - product_env_names() == set()
     assert not [o for o in built if o["apiVersion"].startswith("cert-manager.io/")]
 

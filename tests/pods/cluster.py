@@ -33,6 +33,7 @@ class PodCluster:
     node: PodNode
     webhook_port: int
     timings: dict[str, float] = field(default_factory=dict)
+    site: Path | None = None  # the last layer (site_overlay), as applied
 
     def kubectl(self, *args: str, **kwargs):
         return self.node.kubectl(*args, **kwargs)
@@ -102,7 +103,7 @@ def deploy(workdir: Path, image: str, docker: str, temporal_address: str, vcsim)
         certs = workdir / "webhook"
         certs.mkdir(parents=True, exist_ok=True)
         crt, key = webhook_ca.issue("vmsnap-webhook", ips=("127.0.0.1",), server=True).write(certs, "tls")
-        site = site_overlay(workdir / "site", plane, cluster.webhook_port, webhook_ca.cert_pem)
+        site = cluster.site = site_overlay(workdir / "site", plane, cluster.webhook_port, webhook_ca.cert_pem)
 
         started = time.monotonic()
         cluster.kubectl("apply", "-k", str(site))

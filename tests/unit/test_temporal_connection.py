@@ -17,6 +17,7 @@ from temporalio.client import Client
 
 from runtime import temporal_connection
 from runtime.settings import TEMPORAL_ENVIRONMENT, Settings
+from runtime.temporal import NamespaceRefused
 from runtime.temporal_connection import TemporalConnection, connect_problem
 from testbed.pki import CertificateAuthority
 
@@ -39,6 +40,11 @@ BROKEN_PIPE = ("Failed client connect: `get_system_info` call error after connec
                "{ kind: BrokenPipe, error: \"stream closed because of a broken pipe\" }))) }")
 KEY_MISMATCH = ("Failed client connect: Server connection error: tonic::transport::Error(Transport, "
                 "InconsistentKeys(KeyMismatch))")
+# an API key (a JWT) the server's claim mapper does not accept: the connect's first call refused
+KEY_REFUSED = ("Failed client connect: `get_system_info` call error after connection: Status { code: "
+               "PermissionDenied, message: \"Request unauthorized.\", details: b\"\\x08\\x07\\x12\\x15Request "
+               "unauthorized.\\x1aJ\\nHtype.googleapis.com/temporal.api.errordetails.v1.PermissionDeniedFailure\", "
+               "metadata: MetadataMap { headers: {\"content-type\": \"application/grpc\"} }, source: None }")
 REFUSED = ("Failed client connect: Server connection error: tonic::transport::Error(Transport, ConnectError("
            "ConnectError(\"tcp connect error\", 127.0.0.1:1, Os { code: 111, kind: ConnectionRefused, message: "
            "\"Connection refused\" })))")
@@ -132,6 +138,22 @@ def test_a_file_that_cannot_be_read_names_its_setting(settings_with, files, tmp_
     error = FileNotFoundError(2, "No such file or directory", str(gone))
     assert connect_problem(error, settings).text == AT + (
         f"cannot read TEMPORAL_TLS_CLIENT_CERT_PATH ({gone}): No such file or directory")
+
+
+def test_an_api_key_the_server_refuses_says_so(settings_with, files):
+    settings = settings_with(TEMPORAL_API_KEY="not-a-key-it-knows", TEMPORAL_TLS_SERVER_CA_CERT_PATH=files["ca"])
+    assert connect_problem(RuntimeError(KEY_REFUSED), settings).text == AT + (
+        "the server refused the API key TEMPORAL_API_KEY: Request unauthorized.")
+
+
+def test_a_namespace_the_credentials_may_not_use_names_them(settings_with, files):
+    with_key = settings_with(TEMPORAL_API_KEY="a-key-for-another-namespace", TEMPORAL_NAMESPACE="prod")
+    problem = connect_problem(NamespaceRefused("Request unauthorized."), with_key)
+    assert problem.certificates and problem.text == AT + (
+        "the server refused the API key TEMPORAL_API_KEY access to namespace prod: Request unauthorized.")
+    without_key = settings_with(**mtls(files))
+    assert connect_problem(NamespaceRefused("Request unauthorized."), without_key).text == AT + (
+        "the server refused access to namespace default: Request unauthorized. (TEMPORAL_API_KEY is not set)")
 
 
 def test_plain_text_to_a_tls_server_suggests_tls(settings_with):
