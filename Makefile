@@ -25,6 +25,7 @@ testbins:
 	bash testbed/go/build-k8s.sh
 	bash testbed/go/build-vcsim.sh
 	bash testbed/go/build-temporal.sh
+	bash testbed/go/build-ui-server.sh
 	bash testbed/go/build-compose.sh
 
 # Two test sessions side by side (pytest-xdist), each with test-bed parts of its own; the tiers that share a
