@@ -3,7 +3,8 @@
 `make test` runs two sessions side by side (pytest-xdist, `--dist loadgroup`), each with parts of its own. Tests
 that share one machine-wide part run in one session, as a group: the Docker engine and the kubelet (image,
 compose and pod tiers), and the four-service Temporal clusters (plain and mutual TLS: one each per run is enough;
-they are the slowest to start).
+they are the slowest to start). The browser tier's tests on the dev server's UI share one session (and its Chromium);
+those on the cluster's UI run with the cluster.
 """
 
 from pathlib import Path
@@ -30,12 +31,17 @@ HERE = Path(__file__).parent
 ON_DOCKER = {HERE / "pods", HERE / "deploy" / "test_image.py", HERE / "deploy" / "test_compose_up.py"}
 
 
+BROWSER = HERE / "browser"
+
+
 def tier_group(item: pytest.Item) -> str | None:
     path = Path(str(item.fspath))
     if path in ON_DOCKER or ON_DOCKER & set(path.parents):
         return "docker"
     if CLUSTERS & set(getattr(item, "fixturenames", ())):
         return "cluster"
+    if BROWSER in path.parents:  # one Chromium per session: the dev server's UI tests share one
+        return "browser"
     return None
 
 
