@@ -61,6 +61,25 @@ class TemporalUI:
                 raise AssertionError(f"{self.page.url} does not show {missing} after {timeout:.0f}s; it shows:\n{text}")
             await asyncio.sleep(0.5)
 
+    async def rows(self, labels: set[str]) -> list[str]:
+        """The labels a workflow's timeline shows, top to bottom: each row names its activity type, after its attempt
+        when retried (`Attempt 2 / ∞ • vsphere_create_snapshot • CreateSnapshotEx_Task …`). The dev server's UI
+        draws them as text of the page, the UI server's (2.58) as Markdown frames of their own (whose order in the
+        document is not the rows'), so rows are placed by where they are drawn."""
+        placed: list[tuple[float, str]] = [
+            (y, label) for label, y in await self.page.evaluate(_TEXT_POSITIONS, sorted(labels))]
+        for frame in self.page.frames:
+            if frame is self.page.main_frame:
+                continue
+            try:
+                box = await (await frame.frame_element()).bounding_box()
+                label = _label(await frame.inner_text("body"), labels)
+            except Exception:  # noqa: BLE001 - a frame that went away while being read is no row
+                continue
+            if box is not None and label is not None:
+                placed.append((box["y"], label))
+        return [label for _, label in sorted(placed, key=lambda p: p[0])]
+
     async def tab(self, test_id: str) -> None:
         """A workflow page's tab by its test id (timeline-tab, history-tab, user-metadata-tab ...)."""
         await self.page.get_by_test_id(test_id).click()
@@ -72,15 +91,26 @@ def workflow_ids_shown(text: str) -> set[str]:
                           r"scheduled-snapshot-run)/\S+)", text, flags=re.MULTILINE))
 
 
-def activities_shown(text: str, known: set[str]) -> list[str]:
-    """The activities of a workflow's timeline, in the order shown: each row names its activity type, after its
-    attempt when retried (`Attempt 2 / ∞ • vsphere_create_snapshot • CreateSnapshotEx_Task …`)."""
-    shown = []
+def _label(text: str, labels: set[str]) -> str | None:
+    """The first of `labels` a row's text names (its parts are separated by •)."""
     for line in text.splitlines():
-        names = [part.strip() for part in line.split("•") if part.strip() in known]
-        if names:
-            shown.append(names[0])
-    return shown
+        for part in line.split("•"):
+            if part.strip() in labels:
+                return part.strip()
+    return None
+
+
+# [label, y] of each text node of the page that names one of the labels (the argument), y where it is drawn
+_TEXT_POSITIONS = """(labels) => {
+  const found = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    const label = node.textContent.split("•").map((part) => part.trim()).find((part) => labels.includes(part));
+    if (label && node.parentElement) found.push([label, node.parentElement.getBoundingClientRect().top]);
+  }
+  return found;
+}"""
 
 
 async def activities_recorded(client: Client, workflow_id: str) -> list[str]:
