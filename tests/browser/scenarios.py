@@ -155,3 +155,37 @@ async def failed_create_shows_the_conditions_words(ui: TemporalUI, shoot: Shoot,
     await ui.open(workflow_url(kube_api, namespace, "snap-x", ui))
     await ui.shows(condition.message)
     await shoot("timeline")
+
+
+async def schedule_page_shows_spec_and_runs(ui: TemporalUI, shoot: Shoot, client: Client, kube_api,
+                                            namespace: str) -> None:
+    """A VirtualMachineSnapshotSchedule's Temporal Schedule page shows its spec (the interval it was written with)
+    and its recent runs."""
+    from contract.names import temporal_schedule_id
+    from tests.e2e.test_schedules import apply_schedule, cleanup, delete_schedule
+
+    name = "every-8s"
+    schedule_id = temporal_schedule_id(namespace, name)
+    # no VM carries the label: the runs find nothing to snapshot, and are runs all the same
+    apply_schedule(kube_api, namespace, name, schedule="@every 8s", vmSelector={"matchLabels": {"tier": "none"}},
+                   retention={"keepLast": 2})
+    try:
+        async def two_runs():
+            while True:
+                try:
+                    described = await client.get_schedule_handle(schedule_id).describe()
+                except Exception:  # noqa: BLE001 - the bridge has not made it yet
+                    described = None
+                if described is not None and len(described.info.recent_actions) >= 2:
+                    return described
+                await asyncio.sleep(0.5)
+        described = await asyncio.wait_for(two_runs(), 120)
+        every = described.schedule.spec.intervals[0].every
+        runs = [a.action.workflow_id for a in described.info.recent_actions]  # type: ignore[attr-defined]
+
+        await ui.open(ui.schedule_url(schedule_id))
+        await ui.shows(schedule_id, "ScheduledSnapshotRun", f"Every {int(every.total_seconds())} second(s)", *runs)
+        await shoot("schedule")
+    finally:
+        delete_schedule(kube_api, namespace, name)  # else the bridge would make its Schedule again
+        await cleanup(client, namespace, name)

@@ -30,3 +30,8 @@ async def test_a_held_quiesced_create_shows_running_at_its_step(ui, shoot, tempo
 async def test_a_failed_create_shows_the_words_of_its_condition(ui, shoot, product, kube_api, namespace, vcsim,
                                                                 sim_vm):
     await scenarios.failed_create_shows_the_conditions_words(ui, shoot, kube_api, namespace, vcsim, sim_vm)
+
+
+async def test_a_schedule_page_shows_its_spec_and_recent_runs(ui, shoot, temporal_client, product, kube_api,
+                                                              namespace):
+    await scenarios.schedule_page_shows_spec_and_runs(ui, shoot, temporal_client, kube_api, namespace)
