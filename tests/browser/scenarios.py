@@ -69,11 +69,14 @@ async def ready_create_reads_well(ui: TemporalUI, shoot: Shoot, client: Client, 
     snap = await wait(lambda: ready(kube_api, namespace, "snap-1"), what="snap-1 Ready")
     url = workflow_url(kube_api, namespace, "snap-1", ui)
     workflow_id = create_workflow_id(kube_api, namespace, "snap-1")
+    # Ready is the last status write, a local activity whose marker the history gets when the workflow task ends
+    await client.get_workflow_handle(workflow_id).result()
     recorded = await activities_recorded(client, workflow_id)
     assert "vsphere_create_snapshot" in recorded, recorded
 
     await ui.open(url)
-    await ui.shows(workflow_id, "COMPLETED", *recorded)
+    # its timers say what they wait for
+    await ui.shows(workflow_id, "COMPLETED", *recorded, "deadline of this create")
     shown = await ui.rows(set(recorded))
     # newest on top (the UI's default) or oldest: either way, each step where the workflow ran it
     assert shown in (recorded, recorded[::-1]), (shown, recorded)
@@ -83,7 +86,8 @@ async def ready_create_reads_well(ui: TemporalUI, shoot: Shoot, client: Client, 
     summary = snap.summary()
     assert all(word in summary for word in ("snap-1", "my-vm", "memory", "quiesce 10m")), summary
     step = await current_step(client, workflow_id)
-    await ui.shows("Summary", summary, "Current Details", f"step: {step}")
+    await ui.shows("Summary", summary, "Details", f"kubectl -n {namespace} describe vmsnapshot snap-1",
+                   "Current Details", f"step: {step}")
     await shoot("user-metadata")
 
 
