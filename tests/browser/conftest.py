@@ -1,7 +1,8 @@
 """The browser tier: the Temporal UI as operators see it, in Debian's Chromium driven by Playwright (never a browser
 that `playwright install` would download). One browser per test session; a fresh page per test, whose screenshot
 is kept as an artifact: `$VMSNAP_TEST_ARTIFACTS/browser/`, or `browser-artifacts/` under the session's pytest
-temporary directory (each report names the file)."""
+temporary directory (/tmp/pytest-of-$USER/pytest-N/, popen-gwN/ under it with two sessions); a failing test's report
+names its files."""
 
 from __future__ import annotations
 
@@ -52,9 +53,11 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
 
 @pytest.fixture
 def shoot(page: Page, artifacts_dir: Path, request: pytest.FixtureRequest):
-    """`await shoot("what")` saves the page as <test>-<what>.png in the artifacts directory."""
+    """`await shoot("what")` saves the page as <module>-<test>-<what>.png in the artifacts directory (both UIs' files
+    have the same test names)."""
     async def save(what: str) -> Path:
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{request.node.name}-{what}")[:150] + ".png"
+        module = Path(str(request.node.fspath)).stem
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{module}-{request.node.name}-{what}")[:180] + ".png"
         path = artifacts_dir / name
         await page.screenshot(path=str(path), full_page=True)
         request.node.add_report_section("call", "screenshot", str(path))
