@@ -193,3 +193,34 @@ async def schedule_page_shows_spec_and_runs(ui: TemporalUI, shoot: Shoot, client
     finally:
         delete_schedule(kube_api, namespace, name)  # else the bridge would make its Schedule again
         await cleanup(client, namespace, name)
+
+
+async def retried_attempt_shows_after_a_worker_kill(ui: TemporalUI, shoot: Shoot, client: Client, product, kube_api,
+                                                    namespace: str, vcsim, sim_vm: str) -> None:
+    """The worker running a create's vCenter task dies: the create's page shows the activity's second attempt (on a
+    new worker, re-attaching to the same task), and the create goes Ready."""
+    create_vm(kube_api, vcsim, namespace, "my-vm", sim_vm)
+    vcsim.control.set_tools_running(sim_vm, True)
+    vcsim.control.delay(CREATE_TASK, sim_vm, HOLD_SECONDS, count=1)
+    try:
+        create_snapshot(kube_api, namespace, "long", "my-vm", quiesce={"timeout": "10m"})
+        url = workflow_url(kube_api, namespace, "long", ui)
+        handle = client.get_workflow_handle(create_workflow_id(kube_api, namespace, "long"))
+
+        async def attempt(at_least: int) -> None:
+            """Until the vCenter task's activity is pending in this attempt (or a later one) and has heartbeated."""
+            while not any(p.activity_type.name == "vsphere_create_snapshot" and p.attempt >= at_least
+                          and p.heartbeat_details.payloads
+                          for p in (await handle.describe()).raw_description.pending_activities):
+                await asyncio.sleep(0.3)
+        await asyncio.wait_for(attempt(1), 120)
+        product.processes[0].kill()  # SIGKILL the worker with the task in flight
+        product.start_worker()
+        await asyncio.wait_for(attempt(2), 120)  # after the heartbeat timeout, on the new worker
+
+        await ui.open(url)
+        await ui.shows("RUNNING", "Attempt 2", "vsphere_create_snapshot")
+        await shoot("attempt-2")
+    finally:
+        vcsim.control.release(CREATE_TASK, sim_vm)
+    await wait(lambda: ready(kube_api, namespace, "long"), what="long Ready once released")

@@ -35,3 +35,9 @@ async def test_a_failed_create_shows_the_words_of_its_condition(ui, shoot, produ
 async def test_a_schedule_page_shows_its_spec_and_recent_runs(ui, shoot, temporal_client, product, kube_api,
                                                               namespace):
     await scenarios.schedule_page_shows_spec_and_runs(ui, shoot, temporal_client, kube_api, namespace)
+
+
+async def test_after_a_worker_kill_the_retried_attempt_shows(ui, shoot, temporal_client, product, kube_api, namespace,
+                                                             vcsim, sim_vm):
+    await scenarios.retried_attempt_shows_after_a_worker_kill(ui, shoot, temporal_client, product, kube_api,
+                                                              namespace, vcsim, sim_vm)
