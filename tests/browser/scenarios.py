@@ -163,8 +163,8 @@ async def failed_create_shows_the_conditions_words(ui: TemporalUI, shoot: Shoot,
 
 async def schedule_page_shows_spec_and_runs(ui: TemporalUI, shoot: Shoot, client: Client, kube_api,
                                             namespace: str) -> None:
-    """A VirtualMachineSnapshotSchedule's Temporal Schedule page shows its spec (the interval it was written with)
-    and its recent runs."""
+    """A VirtualMachineSnapshotSchedule's Temporal Schedule page shows its spec (the interval it was written with),
+    its recent runs and whose it is (its note)."""
     from contract.names import temporal_schedule_id
     from tests.e2e.test_schedules import apply_schedule, cleanup, delete_schedule
 
@@ -188,7 +188,8 @@ async def schedule_page_shows_spec_and_runs(ui: TemporalUI, shoot: Shoot, client
         runs = [a.action.workflow_id for a in described.info.recent_actions]  # type: ignore[attr-defined]
 
         await ui.open(ui.schedule_url(schedule_id))
-        await ui.shows(schedule_id, "ScheduledSnapshotRun", f"Every {int(every.total_seconds())} second(s)", *runs)
+        await ui.shows(schedule_id, "ScheduledSnapshotRun", f"Every {int(every.total_seconds())} second(s)", *runs,
+                       described.schedule.state.note or "(no note)")  # whose Schedule it is
         await shoot("schedule")
     finally:
         delete_schedule(kube_api, namespace, name)  # else the bridge would make its Schedule again
