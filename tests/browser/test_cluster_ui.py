@@ -1,9 +1,11 @@
 """The Temporal UI server beside the four-service cluster (testbed/temporal_ui.py: what operators run with a
 self-hosted Temporal), in a real browser: the same checks as on the dev server's UI (tests/browser/scenarios.py), with
-the product on the cluster and its objects linked to this UI. Marked `cluster`: these run in the cluster's session."""
+the product on the cluster and its objects linked to this UI. Marked `cluster`; those on the session's cluster run in
+its session. And `make dev --temporal cluster`, whose stack is its own, prints a UI address that works."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -52,3 +54,28 @@ async def test_a_held_quiesced_create_shows_running_at_its_step(ui, shoot, clust
 async def test_a_failed_create_shows_the_words_of_its_condition(ui, shoot, product, kube_api, namespace, vcsim,
                                                                 sim_vm):
     await scenarios.failed_create_shows_the_conditions_words(ui, shoot, kube_api, namespace, vcsim, sim_vm)
+
+
+@pytest.mark.timeout(900)
+async def test_make_dev_with_the_cluster_prints_a_working_ui_address(page, shoot, tmp_path):
+    """`make dev DEV_ARGS="--temporal cluster"`: the printed Temporal UI address is the UI server beside the cluster,
+    the env file's TEMPORAL_UI_URL names it, and it shows the product's workflows (the worker's tree watch)."""
+    import re
+
+    from tests.browser.ui import TemporalUI
+    from tests.e2e.test_dev_stack import DevCommand
+
+    dev = DevCommand(tmp_path, "--temporal", "cluster")
+    dev.start()
+    try:
+        await asyncio.to_thread(dev.wait_up)
+        printed = re.search(r"Temporal UI\s+(http://\S+) \(the UI server beside the cluster\)", dev.text())
+        assert printed, dev.text()
+        assert dev.env()["TEMPORAL_UI_URL"] == printed[1]
+        assert "temporal-ui" in dev.parts()
+        cluster_ui = TemporalUI(page, printed[1])
+        await cluster_ui.open(cluster_ui.workflow_list_url("WorkflowType = 'SnapshotTreeWatch'"))
+        await cluster_ui.shows("snapshot-tree-watch/", "2.58.1")
+        await shoot("list")
+    finally:
+        assert await asyncio.to_thread(dev.interrupt) == 0, dev.text()
