@@ -3,7 +3,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: setup testbins test unit pods compose dev clean lock wheelhouse image
+.PHONY: setup testbins test unit pods compose browser dev clean lock wheelhouse image
 
 setup: $(VENV)/.installed $(VENV)/bin/vmsnap-dev testbins
 
@@ -51,6 +51,11 @@ pods: setup
 # with docker-compose.production.yml (the four-service Temporal on PostgreSQL, the UI).
 compose: setup
 	$(VENV)/bin/pytest tests/deploy/test_compose_up.py tests/deploy/test_compose_production.py $(PYTEST_ARGS)
+
+# The browser tier alone (tests/browser, marker `browser`; `make test` runs it too): the Temporal UI of the dev server
+# and of the cluster's UI server in Debian's Chromium (.ci/run installs it), a screenshot per page.
+browser: setup
+	$(VENV)/bin/pytest tests/browser $(if $(filter-out 0 1,$(TEST_SESSIONS)),-n $(TEST_SESSIONS) --dist loadgroup) $(PYTEST_ARGS)
 
 dev: setup
 	$(VENV)/bin/vmsnap-dev $(DEV_ARGS)

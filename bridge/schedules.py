@@ -76,9 +76,14 @@ def desired_schedule(schedule: VirtualMachineSnapshotSchedule, task_queue: str) 
 
 
 def _note(schedule: VirtualMachineSnapshotSchedule) -> str:
+    """The Schedule's Notes in the Temporal UI: why it is paused, or whose it is (an edit made in the UI would be
+    overwritten at the next sync)."""
     if schedule.spec.suspend:
         return "suspended by spec.suspend"
-    return "suspended after too many failed runs" if schedule.auto_suspended else ""
+    if schedule.auto_suspended:
+        return "suspended after too many failed runs"
+    return (f"kept by vmsnap for VirtualMachineSnapshotSchedule {schedule.namespace}/{schedule.name}: "
+            "change that object, not this Schedule")
 
 
 def fingerprint(schedule: VirtualMachineSnapshotSchedule, task_queue: str) -> tuple[Any, ...]:
@@ -142,7 +147,7 @@ class ScheduleSync:
             paused = (await handle.describe()).schedule.state.paused
             if paused != desired.state.paused:
                 await (handle.pause(note=desired.state.note) if desired.state.paused
-                       else handle.unpause(note="resumed"))
+                       else handle.unpause(note=desired.state.note))
         except RPCError as error:
             await self._write_status(namespace, name, schedule.metadata.uid, sync_error=str(error))
             raise

@@ -77,6 +77,20 @@ class Operation(BaseModel):
     def snapshot(self) -> SnapshotRef:
         return SnapshotRef(namespace=self.vm.namespace, name=self.snapshot_name, uid=self.snapshot_uid)
 
+    def details(self) -> str:
+        """The Temporal UI's Details of the operation's workflow (Markdown): which objects it is about, how to see
+        them with kubectl, and the VM's queue it waits in."""
+        ns, vm = self.vm.namespace, self.vm.name
+        if self.kind is OperationKind.REVERT:
+            about = (f"revert VirtualMachine `{ns}/{vm}` to VirtualMachineSnapshot `{self.snapshot_name}` "
+                     f"(VM generation {self.vm_generation})")
+            see = f"`kubectl -n {ns} get vm {vm}`"
+        else:
+            about = (f"VirtualMachineSnapshot `{ns}/{self.snapshot_name}` (uid `{self.snapshot_uid}`) of "
+                     f"VirtualMachine `{vm}`" + (f", retry {self.retry}" if self.retry else ""))
+            see = f"`kubectl -n {ns} describe vmsnapshot {self.snapshot_name}`"
+        return f"{about}\n\nsee {see}; queued in `{vm_queue_workflow_id(self.vm)}`"
+
 
 # the state the per-VM queue carries across continue-as-new
 
@@ -248,6 +262,16 @@ class SnapshotStatusChange(BaseModel):
     requested: list[RequestedStorageEntry] | None = None
     used_bytes: int | None = None
     conditions: list[ConditionChange] = Field(default_factory=list)
+
+    def summary(self) -> str:
+        """What the write sets, for the Temporal UI (the step's activity summary)."""
+        parts = [f"uniqueID {self.unique_id}"] if self.unique_id else []
+        parts += [self.power_state] if self.power_state else []
+        parts += [] if self.quiesced is None else ["quiesced" if self.quiesced else "not quiesced"]
+        parts += ["storage"] if self.requested is not None or self.used_bytes is not None else []
+        parts += [f"{c.type}={c.status}" + (f" ({c.reason})" if c.reason and not c.status else "")
+                  for c in self.conditions]
+        return "status: " + (", ".join(parts) or "Ready from the other conditions")
 
 
 class TreeSync(BaseModel):

@@ -17,4 +17,6 @@ async def enqueue_operation(client: Client, task_queue: str, op: Operation) -> N
         VM_QUEUE_WORKFLOW, QueueState(vm=op.vm), id=vm_queue_workflow_id(op.vm),
         task_queue=task_queue, start_signal=VM_QUEUE_ENQUEUE_SIGNAL, start_signal_args=[op],
         static_summary=f"snapshot operations of VM {op.vm}",
+        static_details=f"runs VirtualMachine `{op.vm}`'s snapshot operations one at a time, in arrival order "
+                       "(vSphere allows one snapshot task per VM); each is a child workflow",
         search_attributes=sa.for_vm(op.vm.namespace, op.vm.name))

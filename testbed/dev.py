@@ -49,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--temporal", choices=("dev", "cluster"), default="dev",
                         help="dev: the Temporal dev server with its UI (default, starts in a second); cluster: the "
                              "four Temporal services on a private PostgreSQL, as in production (built once by "
-                             "testbed/go/build-temporal.sh, ~7 min cold; no UI)")
+                             "testbed/go/build-temporal.sh, ~7 min cold) with the Temporal UI server beside them "
+                             "(testbed/go/build-ui-server.sh)")
     parser.set_defaults(run=up)
     commands = parser.add_subparsers(metavar="COMMAND", title="commands (against a running stack)")
     common = argparse.ArgumentParser(add_help=False)
@@ -62,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
                                     "its back-off; waits until it is up again unless --no-wait")
     kill.add_argument("part", help="worker, bridge, csi-driver, temporal, etcd, kube-apiserver, "
                                    "kube-controller-manager (--temporal cluster: temporal-frontend, "
-                                   "temporal-history, temporal-matching, temporal-worker, postgres)")
+                                   "temporal-history, temporal-matching, temporal-worker, temporal-ui, postgres)")
     kill.add_argument("--no-wait", dest="wait", action="store_false", help="return once it is killed")
     kill.set_defaults(run=control, command="kill")
     restart = commands.add_parser("restart", parents=[common],

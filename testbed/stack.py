@@ -7,6 +7,7 @@ What is restarted, and why:
                                back on the same port, so workflows carry on where they were;
   temporal-frontend, -history, yes (`--temporal cluster`): the four services keep their state in PostgreSQL and
   -matching, -worker, postgres come back on the same ports;
+  temporal-ui                  yes (`--temporal cluster`): the UI server keeps no state (same port);
   etcd                         yes: its data directory is on disk and it comes back on the same ports;
   kube-apiserver,              yes: they keep no state of their own (same ports, same certificates);
   kube-controller-manager
@@ -85,7 +86,7 @@ class Stack:
         self.dir.mkdir(parents=True)
         if self.temporal_kind == "cluster":
             self.temporal = TemporalCluster(self.dir / "temporal-cluster",
-                                            search_attributes=DEV_SERVER_SEARCH_ATTRIBUTES)
+                                            search_attributes=DEV_SERVER_SEARCH_ATTRIBUTES, ui=True)
         else:
             self.temporal = TemporalDevServer(self.dir / "temporal", db_file=self.dir / "temporal.db", ui=True,
                                               search_attributes=DEV_SERVER_SEARCH_ATTRIBUTES)
@@ -147,6 +148,8 @@ class Stack:
             parts = [Part("postgres", cluster.postgres.process, ready=probe(cluster.postgres._listening))]
             parts += [Part(f"temporal-{svc}", cluster.processes[svc],
                            ready=probe(lambda svc=svc: cluster._listening(svc))) for svc in SERVICES]
+            if cluster.ui and cluster.ui.process:
+                parts.append(Part(cluster.ui.process.part, cluster.ui.process, ready=probe(cluster.ui.healthy)))
         else:
             assert self.temporal.process
             parts = [Part("temporal", self.temporal.process, ready=probe(self.temporal._healthy))]
@@ -164,7 +167,7 @@ class Stack:
             "KUBECONFIG": str(self.kube.kubeconfig),
             "TEMPORAL_ADDRESS": self.temporal.address,
             "TEMPORAL_NAMESPACE": self.temporal.namespace,
-            "TEMPORAL_UI_URL": self.temporal.ui_url if isinstance(self.temporal, TemporalDevServer) else "",
+            "TEMPORAL_UI_URL": self.temporal.ui_url,
             "VSPHERE_URL": self.vcsim.url,
             "VSPHERE_INSECURE": "true",  # the simulator's certificate is self-signed
             "VCSIM_CONTROL_URL": self.vcsim.control_url,
@@ -174,7 +177,8 @@ class Stack:
         assert self.temporal and self.kube and self.vcsim
         return "\n".join([
             "vmsnap dev stack is up (Ctrl-C stops everything)",
-            *([f"  Temporal UI      {self.temporal.ui_url}"] if isinstance(self.temporal, TemporalDevServer) else []),
+            f"  Temporal UI      {self.temporal.ui_url}" + (
+                " (the UI server beside the cluster)" if isinstance(self.temporal, TemporalCluster) else ""),
             f"  Temporal         {self.temporal.address}" + (
                 f"  (four services on PostgreSQL {self.temporal.postgres.address}, logs in {self.temporal.workdir})"
                 if isinstance(self.temporal, TemporalCluster) else ""),

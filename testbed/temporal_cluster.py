@@ -9,6 +9,8 @@ With `FrontendAuth` its frontend serves TLS and lets in only callers with a bear
 product) that its JWT claim mapper accepts and whose permissions its default authorizer allows; a fifth service, an
 internal frontend, serves the cluster's own system worker, which has no token.
 
+With `ui=True` the Temporal UI server (testbed/temporal_ui.py) runs beside the four services, as operators run it.
+
 The server and its SQL tool are built from the Go module proxy by `testbed/go/build-temporal.sh` into a per-version
 cache outside the clone (~7 min cold; nothing on a second run).
 """
@@ -33,6 +35,7 @@ from testbed.postgres import PASSWORD, USER, PrivatePostgres
 from testbed.process import PartFailed, Process, cache_dir, free_port, port_is_free, repo_root
 from testbed.temporal import temporal_cli
 from testbed.tokens import TokenIssuer
+from testbed.temporal_ui import TemporalUIServer
 
 PART = "temporal-cluster"
 VERSION = "1.32.2"
@@ -155,7 +158,8 @@ class TemporalCluster:
     """Four services on loopback, each with its own gRPC, membership and metrics ports and its own PID."""
 
     def __init__(self, workdir: Path, *, search_attributes: Iterable[str] = (), namespace: str = "default",
-                 version: str = VERSION, tls: FrontendTLS | None = None, auth: FrontendAuth | None = None):
+                 version: str = VERSION, tls: FrontendTLS | None = None, auth: FrontendAuth | None = None,
+                 ui: bool = False):
         self.workdir = workdir
         self.tls, self.auth = tls, auth
         self.services = (*SERVICES, "internal-frontend") if auth else SERVICES
@@ -168,10 +172,16 @@ class TemporalCluster:
         self.postgres = PrivatePostgres(workdir / "postgres")
         self.processes: dict[str, Process] = {}
         self.log = workdir / "frontend.log"
+        self.ui = TemporalUIServer(workdir / "ui", self.address, namespace=namespace, tls=tls) if ui else None
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.ports['frontend']['grpc']}"
+
+    @property
+    def ui_url(self) -> str:
+        """The UI server's address ("" without `ui`)."""
+        return self.ui.url if self.ui else ""
 
     def metrics_url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]['metrics']}/metrics"
@@ -197,6 +207,8 @@ class TemporalCluster:
             self.processes[svc].wait_ready(lambda svc=svc: self._listening(svc), timeout=90, what="listening")
         self.wait_serving()
         self._create_namespace()
+        if self.ui:
+            self.ui.start()
         return self
 
     # -- one service at a time (outage tests) --
@@ -234,14 +246,23 @@ class TemporalCluster:
         self.postgres.check_alive()
         for process in self.processes.values():
             process.check_alive()
+        if self.ui:
+            self.ui.check_alive()
 
     def watched(self) -> Watched:
-        """Postgres and the four services alive, the frontend answering a health check."""
+        """Postgres and the four services alive, the frontend answering a health check; the UI server too."""
         def processes() -> list[Process]:
-            return [p for p in (self.postgres.process, *self.processes.values()) if p is not None]
-        return Watched(processes=processes, probes=lambda: {"temporal-frontend": self._healthy})
+            ui = self.ui.process if self.ui else None
+            return [p for p in (self.postgres.process, *self.processes.values(), ui) if p is not None]
+
+        def probes() -> dict:
+            return {"temporal-frontend": self._healthy, **({self.ui.process.part: self.ui.healthy}
+                                                           if self.ui and self.ui.process else {})}
+        return Watched(processes=processes, probes=probes)
 
     def stop(self) -> None:
+        if self.ui:
+            self.ui.stop()
         for process in self.processes.values():
             process.stop(timeout=20)
         self.postgres.stop()

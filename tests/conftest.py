@@ -4,7 +4,9 @@
 that share one machine-wide part run in one session, as a group: the Docker engine and the kubelet (image,
 compose and pod tiers), and the four-service Temporal clusters (plain, mutual TLS and API keys: one each per run is
 enough; they are the slowest to start). The mutual-TLS cluster's tests join the Docker group: the pod tier connects
-to it too (tests/pods/test_temporal_mtls_pods.py), and a second session would start a cluster of its own.
+to it too (tests/pods/test_temporal_mtls_pods.py), and a second session would start a cluster of its own. The
+browser tier's tests on the dev server's UI share one session (and its Chromium); those on the cluster's UI run
+with the cluster.
 """
 
 from pathlib import Path
@@ -33,6 +35,9 @@ ON_DOCKER = {HERE / "pods", HERE / "deploy" / "test_image.py", HERE / "deploy" /
              HERE / "deploy" / "test_compose_production.py"}
 
 
+BROWSER = HERE / "browser"
+
+
 def tier_group(item: pytest.Item) -> str | None:
     path = Path(str(item.fspath))
     fixtures = set(getattr(item, "fixturenames", ()))
@@ -40,6 +45,8 @@ def tier_group(item: pytest.Item) -> str | None:
         return "docker"
     if CLUSTERS & fixtures:
         return "cluster"
+    if BROWSER in path.parents:  # one Chromium per session: the dev server's UI tests share one
+        return "browser"
     return None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -24,6 +25,11 @@ Arg = TypeVar("Arg")
 Result = TypeVar("Result")
 # an activity method of one of the activity classes (sync, run in the worker's thread pool), taking one payload
 ActivityMethod = Callable[[Any, Arg], Result]
+
+
+def deadline_summary(operation: str, deadline: datetime, limit: str) -> str:
+    """The Temporal UI's name for the timer of an operation's deadline."""
+    return f"deadline of this {operation}: {deadline:%Y-%m-%dT%H:%M:%SZ}" + (f" ({limit})" if limit else "")
 
 
 async def kube(activity: ActivityMethod[Arg, Result], arg: Arg, summary: str) -> Result:

@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         StepFailed,
         cancel_lost_task,
         count_operation,
+        deadline_summary,
         failure_detail,
         failure_message,
         kube,
@@ -130,7 +131,8 @@ class CreateSnapshot:
             return await self._deadline_exceeded(plan, "queued behind the VM's other operations")
         work = asyncio.ensure_future(self._vcenter_part(plan))
         try:
-            await workflow.wait_condition(work.done, timeout=left)
+            await workflow.wait_condition(
+                work.done, timeout=left, timeout_summary=deadline_summary("create", plan.deadline, plan.deadline_limit))
         except asyncio.TimeoutError:
             step = self.step
             return await self._deadline_exceeded(plan, step, await stop(work, QuiesceRefused))
@@ -309,7 +311,9 @@ class CreateSnapshot:
             try:
                 if wait <= timedelta(0):
                     raise asyncio.TimeoutError
-                await workflow.wait_condition(lambda: self.csi_sync_done, timeout=wait)
+                await workflow.wait_condition(lambda: self.csi_sync_done, timeout=wait, timeout_summary=(
+                    "the CSI driver's answer; then the VM's queue is released" if release_after is not None
+                    else "the CSI driver's answer; then its annotation is read again"))
             except asyncio.TimeoutError:
                 if deadline is not None and workflow.now() >= deadline:
                     deadline = None
@@ -330,8 +334,8 @@ class CreateSnapshot:
         count_operation("create", "csi_sync_late", reason=SnapshotReason.DEADLINE_EXCEEDED)
 
     async def _status(self, plan: SnapshotPlan, **fields: Any) -> None:
-        await kube(KubeSnapshotActivities.update_snapshot_status,
-                   SnapshotStatusChange(snapshot=plan.snapshot, **fields), "status")
+        change = SnapshotStatusChange(snapshot=plan.snapshot, **fields)
+        await kube(KubeSnapshotActivities.update_snapshot_status, change, change.summary())
 
     async def _failed(self, op: Operation, message: str,
                       reason: SnapshotReason = SnapshotReason.CREATION_FAILED) -> str:

@@ -85,7 +85,7 @@ class DeleteSnapshot:
                  "record the failed delete"),
             release_vm_queue())
         count_operation("delete", "retrying")
-        await workflow.sleep(delay)
+        await workflow.sleep(delay, summary=f"wait before queueing retry {op.retry + 1}: {next_attempt}")
         retry = op.model_copy(update={"retry": op.retry + 1,
                                       "summary": f"delete snapshot {op.snapshot_name} of {op.vm.name} "
                                                  f"(retry {op.retry + 1})"})

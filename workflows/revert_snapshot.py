@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         cancel_lost_task,
         cancelled,
         count_operation,
+        deadline_summary,
         failure_detail,
         failure_message,
         failure_type,
@@ -80,7 +81,9 @@ class RevertSnapshot:
         assert plan.deadline is not None
         work = asyncio.ensure_future(self._revert_in_vcenter(op, plan))
         try:
-            await workflow.wait_condition(work.done, timeout=max((plan.deadline - workflow.now()).total_seconds(), 0))
+            await workflow.wait_condition(
+                work.done, timeout=max((plan.deadline - workflow.now()).total_seconds(), 0),
+                timeout_summary=deadline_summary("revert", plan.deadline, plan.deadline_limit))
         except asyncio.TimeoutError:
             with outcome_span("deadline exceeded", step="revert in vCenter", limit=plan.deadline_limit):
                 lost = await stop(work)

@@ -126,7 +126,7 @@ class ScheduledSnapshotRun:
         for i, target in enumerate(todo):
             due = start + timedelta(seconds=plan.spread_seconds * i / len(todo))
             if due > workflow.now():
-                await workflow.sleep(due - workflow.now())
+                await workflow.sleep(due - workflow.now(), summary=f"spread: {target.snapshot} at its turn")
             outcomes.append(await create(target))
         return outcomes
 
@@ -137,7 +137,7 @@ class ScheduledSnapshotRun:
         limit = WAIT_BASE + timedelta(minutes=plan.quiesce_minutes or 0)
         deadline, poll = workflow.now() + limit, FIRST_POLL
         while pending and workflow.now() < deadline:
-            await workflow.sleep(poll)
+            await workflow.sleep(poll, summary="until this run's snapshots are Ready")
             poll = min(poll * 2, MAX_POLL)
             states = await step(KubeScheduleActivities.read_snapshots,
                                 RunSnapshots(schedule=plan.schedule, stamp=plan.stamp), "read this run's snapshots")

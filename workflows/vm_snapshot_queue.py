@@ -92,7 +92,8 @@ class VirtualMachineSnapshotQueue:
     async def run(self, state: QueueState) -> None:
         while True:
             try:
-                await workflow.wait_condition(lambda: bool(self.pending), timeout=IDLE)
+                await workflow.wait_condition(lambda: bool(self.pending), timeout=IDLE,
+                                              timeout_summary="the next operation; the queue ends when none comes")
             except asyncio.TimeoutError:
                 if not self.pending:
                     break
@@ -138,6 +139,7 @@ class VirtualMachineSnapshotQueue:
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                 static_summary=op.summary or f"{op.kind.value} {op.snapshot_name} of {op.vm.name}",
+                static_details=op.details(),
                 search_attributes=sa.for_vm(op.vm.namespace, op.vm.name, snapshot=op.snapshot_name,
                                              operation=op.kind.value))
 

@@ -42,7 +42,8 @@ spec: {vmName: dc0-h0-vm0, memory: true, quiesce: {timeout: 10m}}
 class DevCommand:
     """`vmsnap-dev --dir DIR` as a subprocess, and new shells that `source DIR/env`."""
 
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, *args: str):
+        self.args = list(args)  # more of vmsnap-dev's options
         self.dir = tmp_path / "dev"
         self.output = tmp_path / "vmsnap-dev.out"
         self.decoys = tmp_path / "machine-bin"  # what the machine has on PATH already: an older kubectl, a temporal
@@ -56,7 +57,7 @@ class DevCommand:
     def start(self) -> None:
         with open(self.output, "wb") as out:
             self.popen = subprocess.Popen(
-                [str(BIN / "vmsnap-dev"), "--dir", str(self.dir), "--free-ports", "--vms", "1"],
+                [str(BIN / "vmsnap-dev"), "--dir", str(self.dir), "--free-ports", "--vms", "1", *self.args],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
