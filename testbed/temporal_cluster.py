@@ -34,8 +34,8 @@ from testbed.pki import CertificateAuthority
 from testbed.postgres import PASSWORD, USER, PrivatePostgres
 from testbed.process import PartFailed, Process, cache_dir, free_port, port_is_free, repo_root
 from testbed.temporal import temporal_cli
-from testbed.tokens import TokenIssuer
 from testbed.temporal_ui import TemporalUIServer
+from testbed.tokens import TokenIssuer
 
 PART = "temporal-cluster"
 VERSION = "1.32.2"
