@@ -1,0 +1,67 @@
+"""The bridge's side of VirtualMachineGroupSnapshot: one GroupSnapshot saga per object, started when the bridge
+sees it (and at every resync until the object says it is finished). The saga's ID is deterministic
+(`group-snapshot/<ns>/<name>/<uid>`) and a closed one is never started again, so a second bridge, a restarted one
+or a re-list cannot run a group twice. Deleting the group needs nothing from the bridge: its members are owned by
+it, and garbage collection deletes them (each through its usual delete)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from temporalio.client import Client
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from api.group_snapshot import VirtualMachineGroupSnapshot
+from bridge import metrics
+from contract.group_payloads import GroupRef
+from contract.names import GROUP_SNAPSHOT_WORKFLOW, group_snapshot_workflow_id
+from runtime import search_attributes as sa
+from runtime.informer import Event
+
+log = logging.getLogger("vmsnap.bridge.group_snapshots")
+
+
+class GroupSnapshotSync:
+    def __init__(self, client: Client, task_queue: str):
+        self.client = client
+        self.task_queue = task_queue
+        self._started: set[str] = set()   # saga IDs this bridge started or found started
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
+
+    def deliver_threadsafe(self, loop: asyncio.AbstractEventLoop) -> Callable[[Event], None]:
+        def deliver(event: Event) -> None:
+            loop.call_soon_threadsafe(self._events.put_nowait, event)
+        return deliver
+
+    async def run(self) -> None:
+        while True:
+            event = await self._events.get()
+            try:
+                await self.handle(event)
+            except Exception:  # noqa: BLE001 - the next resync hands the object over again
+                metrics.FAILURES.inc()
+                log.exception("group snapshot %s %s failed", event.kind, event.obj.get("metadata", {}).get("name"))
+            metrics.EVENTS.labels(event.plural, event.kind).inc()
+
+    async def handle(self, event: Event) -> None:
+        group = VirtualMachineGroupSnapshot.model_validate(event.obj)
+        namespace, name, uid = group.namespace or "", group.name or "", group.metadata.uid or ""
+        saga = group_snapshot_workflow_id(namespace, name, uid)
+        if event.kind == "DELETED" or group.metadata.is_being_deleted or group.finished:
+            self._started.discard(saga)
+            return
+        if saga in self._started:
+            return
+        try:
+            await self.client.start_workflow(
+                GROUP_SNAPSHOT_WORKFLOW, GroupRef(namespace=namespace, name=name, uid=uid), id=saga,
+                task_queue=self.task_queue, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=f"group snapshot {namespace}/{name}",
+                search_attributes=sa.for_group_snapshot(namespace, name))
+            log.info("started %s", saga)
+        except WorkflowAlreadyStartedError:
+            pass
+        self._started.add(saga)
