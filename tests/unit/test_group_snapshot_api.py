@@ -62,7 +62,8 @@ def test_the_crd_names_what_the_api_names():
     assert version["name"] == GROUP_SNAPSHOT_VERSION and version["subresources"] == {"status": {}}
     spec_schema = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert spec_schema["properties"]["vmNames"]["maxItems"] == MAX_GROUP_MEMBERS
-    assert set(spec_schema["properties"]) == {field.alias or name for name, field in GroupSnapshotSpec.model_fields.items()}
+    assert set(spec_schema["properties"]) == {field.alias or name
+                                              for name, field in GroupSnapshotSpec.model_fields.items()}
 
 
 def test_the_printer_columns_read_what_the_saga_writes():
