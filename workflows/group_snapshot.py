@@ -106,6 +106,10 @@ class GroupSnapshot:
             self.phase = GroupPhase.TAKING
             await self._record(plan, GroupPhase.TAKING)
             created = await self._create(plan)
+            refused_member = next((c for c in created if c.error), None)
+            if refused_member is not None:
+                raise Failure(GroupReason.MEMBER_FAILED, member_failed(refused_member.vm, refused_member.snapshot,
+                                                                       refused_member.error))
             uids = await self._take(plan, created)
             times = await self._create_times(plan, created, uids)
         except Failure as failure:
@@ -136,13 +140,11 @@ class GroupSnapshot:
         return refused
 
     async def _create(self, plan: GroupPlan) -> list[MemberCreated]:
+        """One member object per VM (those refused carry why)."""
         created: list[MemberCreated] = await batched([
             kube(KubeGroupSnapshotActivities.create_member,
                  MemberCreate(group=plan.group, vm=m.vm, snapshot=m.snapshot), f"create member {m.snapshot}")
             for m in plan.members])
-        refused = next((c for c in created if c.error), None)
-        if refused is not None:
-            raise Failure(GroupReason.MEMBER_FAILED, member_failed(refused.vm, refused.snapshot, refused.error))
         return created
 
     async def _take(self, plan: GroupPlan, created: list[MemberCreated]) -> dict[str, str]:
