@@ -7,11 +7,13 @@ through."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from api.group_snapshot import member_snapshot_name
+from api.group_snapshot import GroupSnapshotSpec, member_snapshot_name, spec_problems
 from api.group_snapshot_names import (
     GROUP_SNAPSHOT_API_VERSION,
     GROUP_SNAPSHOT_GROUP,
@@ -117,3 +119,14 @@ def test_a_member_deleted_alone_is_refused_naming_the_group_until_the_group_undo
         GROUP_SNAPSHOT_GROUP, GROUP_SNAPSHOT_VERSION, objects.namespace, GROUP_SNAPSHOT_PLURAL, "pair",
         {"status": {"phase": GroupPhase.COMPENSATING}})
     delete()
+
+
+def test_the_readme_example_is_admitted_as_written(objects: Objects):
+    page = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = page.split("kubectl apply -f - <<'YAML'\n", 1)[1].split("\nYAML\n", 1)[0]
+    manifest = yaml.safe_load(block)
+    assert manifest["kind"] == GROUP_SNAPSHOT_KIND and not spec_problems(GroupSnapshotSpec.model_validate(
+        manifest["spec"]))
+    made = objects.custom.create_namespaced_custom_object(GROUP_SNAPSHOT_GROUP, GROUP_SNAPSHOT_VERSION,
+                                                          objects.namespace, GROUP_SNAPSHOT_PLURAL, manifest)
+    assert made["spec"] == manifest["spec"]
