@@ -49,7 +49,7 @@ with workflow.unsafe.imports_passed_through():
         SnapshotTime,
     )
     from contract.names import CREATE_GROUP_GO_SIGNAL, GROUP_MEMBER_READY_SIGNAL, GROUP_SNAPSHOT_WORKFLOW
-    from workflows.common import kube, vcenter
+    from workflows.common import count_operation, kube, vcenter
 
 # how often the saga looks at its members: quick at first (a member is Ready within seconds), then every 10 s
 FIRST_POLL, MAX_POLL = timedelta(seconds=1), timedelta(seconds=10)
@@ -100,6 +100,7 @@ class GroupSnapshot:
             message = preflight_failed(refused)
             await self._record(plan, GroupPhase.FAILED, reason=GroupReason.PREFLIGHT_FAILED, message=message,
                                event=GroupEventReason.PREFLIGHT_FAILED)
+            count_operation("group", "failed", reason=GroupReason.PREFLIGHT_FAILED)
             return GroupOutcome(result="Failed", reason=GroupReason.PREFLIGHT_FAILED, message=message)
         created: list[MemberCreated] = []
         try:
@@ -126,6 +127,7 @@ class GroupSnapshot:
         message = group_ready(len(records), format_skew(skew))
         await self._record(plan, GroupPhase.READY, ready=True, message=message, members=records,
                            ready_members=len(records), skew=skew, event=GroupEventReason.READY)
+        count_operation("group", "ready")
         return GroupOutcome(result="Ready", message=message, skew_seconds=skew)
 
     async def _preflight(self, plan: GroupPlan) -> list[tuple[str, str]]:
@@ -220,6 +222,7 @@ class GroupSnapshot:
             poll = min(poll * 2, MAX_POLL)
         await self._record(plan, GroupPhase.FAILED, reason=failure.reason, message=failure.message, skew=skew,
                            event=GroupEventReason.FAILED)
+        count_operation("group", "failed", reason=failure.reason)
         return GroupOutcome(result="Failed", reason=failure.reason, message=failure.message, skew_seconds=skew)
 
     async def _record(self, plan: GroupPlan, phase: GroupPhase, *, ready: bool = False, reason: str = "",

@@ -163,3 +163,17 @@ async def test_a_worker_killed_mid_group_completes_or_undoes_it_never_half(produ
         assert group.status.ready_members == 3
     else:
         assert in_vc == {vm: [] for vm in VMS} and not members(kube_api, namespace, "app"), (ready, in_vc)
+
+
+def test_a_member_held_past_max_skew_undoes_the_group(product: Product, kube_api, namespace, vcsim):
+    """The simulator holds one member's task (rising progress, then the snapshot) for 8 s: its create time is 8 s
+    after the others', beyond spec.maxSkew 2s, so the group is undone though every member became Ready."""
+    taken = vms(kube_api, vcsim, namespace)
+    vcsim.control.delay("CreateSnapshotEx_Task", taken["app-1"], 8, count=1)
+    create_group(kube_api, namespace, "app", maxSkew="2s")
+    group = eventually(lambda: finished(kube_api, namespace, "app"), 240, "the group finished")
+    ready = group.condition(GroupConditionType.READY)
+    assert (ready.status, ready.reason) == ("False", GroupReason.SKEW_EXCEEDED), ready
+    assert group.status.skew_seconds is not None and group.status.skew_seconds > 2
+    assert member_snapshot_name("app", "app-1") in ready.message and "spec.maxSkew 2s" in ready.message
+    assert not members(kube_api, namespace, "app") and in_vcenter(vcsim, taken) == {vm: [] for vm in VMS}
