@@ -37,16 +37,30 @@ from api.group_snapshot_names import (
     GroupConditionType,
 )
 from api.limits import MAX_SNAPSHOTS_PER_VM
-from api.names import API_VERSION, FAILURE_DEADLINE_ANNOTATION, SNAPSHOT_KIND, SNAPSHOT_PLURAL, VM_NAME_LABEL, VM_PLURAL
+from api.names import (
+    API_VERSION,
+    FAILURE_DEADLINE_ANNOTATION,
+    SNAPSHOT_KIND,
+    SNAPSHOT_PLURAL,
+    VM_NAME_LABEL,
+    VM_PLURAL,
+    RevertReason,
+)
 from api.schedule import failure_text
 from api.virtualmachine import VirtualMachine, snapshot_refusals
 from contract.group_payloads import (
     GroupPlan,
     GroupRecord,
     GroupRef,
+    GroupRevertPlan,
+    GroupRevertRecord,
+    GroupRevertRef,
     MemberCreate,
     MemberCreated,
     MemberPlan,
+    MemberRecord,
+    MemberRevert,
+    MemberReverted,
     MembersRead,
     MemberState,
     MembersUndo,
@@ -215,3 +229,68 @@ class KubeGroupSnapshotActivities:
         group = self.kube.update_group_snapshot_status(ref.namespace, ref.name, mutate)
         if group is not None and group.metadata.uid == ref.uid and record.event_reason:
             self.events.record(group, record.event_reason, record.message, warning=record.event_warning)
+
+    # --- spec.revert --------------------------------------------------------------------------------------------
+
+    @activity.defn(name="kube_plan_group_revert")
+    def plan_revert(self, ref: GroupRevertRef) -> GroupRevertPlan | None:
+        """The members to revert, by VM name; None when there is nothing to revert at this generation (the group
+        is gone, not Ready, spec.revert cleared, a newer generation, or this one reverted already)."""
+        group = self._own(ref.group)
+        if group is None or group.metadata.generation != ref.generation or not group.revert_wanted:
+            return None
+        members = sorted(group.status.members or [], key=lambda m: m.vm_name)
+        return GroupRevertPlan(members=[MemberRecord(vm=m.vm_name, snapshot=m.snapshot_name,
+                                                     unique_id=m.unique_id or "") for m in members])
+
+    @activity.defn(name="kube_request_member_revert")
+    def request_member_revert(self, request: MemberRevert) -> str:
+        """spec.currentSnapshotName of the member's VM set to its member snapshot: the VM's usual revert (the
+        bridge, the VM's queue, RevertSnapshot). "" when asked, else why it cannot be (the VM is gone)."""
+        def ask(vm: VirtualMachine) -> bool:
+            if vm.spec.current_snapshot_name == request.snapshot:
+                return False  # asked already (an earlier attempt of this step)
+            vm.spec.current_snapshot_name = request.snapshot
+            return True
+        if self.kube.update_vm(request.namespace, request.vm, ask) is None:
+            return vm_missing(request.vm)
+        return ""
+
+    @activity.defn(name="kube_read_member_revert")
+    def read_member_revert(self, request: MemberRevert) -> MemberReverted:
+        """Done when the VM's revert ended on the member snapshot (spec.currentSnapshotName cleared, the current
+        snapshot the member's); failed when its revert condition says so (a reason other than in progress)."""
+        vm = self.kube.get_vm(request.namespace, request.vm)
+        if vm is None:
+            return MemberReverted(failed=vm_missing(request.vm))
+        condition = vm.revert_condition
+        if condition is not None and condition.reason != RevertReason.IN_PROGRESS:
+            return MemberReverted(failed=failure_text(condition))
+        current = vm.status.current_snapshot
+        done = (condition is None and vm.spec.current_snapshot_name != request.snapshot
+                and current is not None and current.name == request.snapshot)
+        return MemberReverted(done=done)
+
+    @activity.defn(name="kube_record_group_revert")
+    def record_revert(self, record: GroupRevertRecord) -> None:
+        """The Reverted condition, the VMs reverted so far and, once it has ended, the generation; its Event."""
+        ref = record.revert.group
+        now = datetime.now(UTC)
+
+        def mutate(group: VirtualMachineGroupSnapshot) -> bool:
+            if group.metadata.uid != ref.uid:
+                return False
+            status = group.status
+            before = status.to_kube()
+            reverted = GroupConditionType.REVERTED
+            status.conditions = (set_true(status.conditions, reverted, now, record.revert.generation) if record.ok
+                                 else set_false(status.conditions, reverted, record.reason, record.message, now,
+                                                record.revert.generation))
+            status.reverted_members = list(record.reverted)
+            if record.ended:
+                status.reverted_generation = record.revert.generation
+            return status.to_kube() != before
+
+        group = self.kube.update_group_snapshot_status(ref.namespace, ref.name, mutate)
+        if group is not None and group.metadata.uid == ref.uid and record.event_reason:
+            self.events.record(group, record.event_reason, record.message, warning=not record.ok)

@@ -58,6 +58,8 @@ class GroupSnapshotSpec(ApiModel):
     # durations: Go (`30s`), words or ISO-8601, as api.duration reads them
     max_skew: str | None = Field(default=None, alias="maxSkew")
     deadline: str | None = None
+    # true: revert every member's VM to its member snapshot, in name order (the one field that may change)
+    revert: bool | None = None
 
     @property
     def max_skew_seconds(self) -> float:
@@ -101,6 +103,10 @@ class GroupSnapshotStatus(ApiModel):
     skew_seconds: float | None = Field(default=None, alias="skewSeconds")
     # the saga that wrote it (its Temporal workflow ID)
     workflow_id: str | None = Field(default=None, alias="workflowID")
+    # spec.revert: the generation whose revert ended (reverted, or stopped at a failing member), and the VMs
+    # reverted by it, in order
+    reverted_generation: int | None = Field(default=None, alias="revertedGeneration")
+    reverted_members: list[str] | None = Field(default=None, alias="revertedMembers")
 
 
 class VirtualMachineGroupSnapshot(KubeObject):
@@ -111,6 +117,17 @@ class VirtualMachineGroupSnapshot(KubeObject):
 
     def condition(self, condition_type: str) -> Condition | None:
         return get_condition(self.status.conditions, condition_type)
+
+    @property
+    def is_ready(self) -> bool:
+        ready = self.condition(GroupConditionType.READY)
+        return ready is not None and ready.status == ConditionStatus.TRUE
+
+    @property
+    def revert_wanted(self) -> bool:
+        """spec.revert on a Ready group whose current generation has not been reverted yet."""
+        return (bool(self.spec.revert) and self.is_ready
+                and self.status.reverted_generation != self.metadata.generation)
 
     @property
     def finished(self) -> bool:

@@ -111,3 +111,19 @@ def member_of_group(group: str) -> str:
     """Admission's refusal of a member's deletion on its own."""
     return (f"this snapshot is a member of {GROUP_SNAPSHOT_KIND} {group!r}: delete the group (its members go with "
             f"it), not one member")
+
+
+REVERT_NEEDS_READY = "spec.revert needs a Ready group: its members are what the VMs are reverted to"
+
+
+def reverting(members: int) -> str:
+    return f"reverting {members} members in name order"
+
+
+def member_revert_failed(vm: str, snapshot: str, cause: str, not_reverted: list[str]) -> str:
+    rest = f"; not reverted: {', '.join(not_reverted)}" if not_reverted else ""
+    return f"member VirtualMachine {vm!r} failed to revert to {snapshot!r}: {cause}{rest}"
+
+
+def group_reverted(order: list[str]) -> str:
+    return f"{len(order)} members reverted, in this order: {', '.join(order)}"

@@ -43,6 +43,9 @@ GROUP_SNAPSHOT_UID_ANNOTATION = "vmsnap.io/group-snapshot-uid"
 
 class GroupConditionType(StrEnum):
     READY = "Ready"  # every member is Ready and the skew within spec.maxSkew (False: why not, or not yet)
+    # spec.revert: every member's VM reverted to its member snapshot, in name order (False: in progress, or which
+    # member failed; the members after it were not reverted)
+    REVERTED = "Reverted"
 
 
 class GroupReason(StrEnum):
@@ -53,6 +56,8 @@ class GroupReason(StrEnum):
     SKEW_EXCEEDED = "SkewExceeded"            # the members' create times lie further apart than spec.maxSkew
     DEADLINE_EXCEEDED = "DeadlineExceeded"    # the group was not Ready within spec.deadline
     COMPENSATING = "Compensating"             # removing the members already taken (message: why)
+    REVERT_IN_PROGRESS = "RevertInProgress"   # Reverted=False: the members are being reverted, one by one
+    REVERT_FAILED = "RevertFailed"            # Reverted=False: a member's revert failed (message: which, why)
 
 
 # the reasons after which the group is done for good (no saga runs again for the object)
@@ -74,6 +79,8 @@ class GroupEventReason(StrEnum):
     PREFLIGHT_FAILED = "GroupSnapshotPreflightFailed"
     COMPENSATING = "GroupSnapshotCompensating"
     FAILED = "GroupSnapshotFailed"
+    REVERTED = "GroupSnapshotReverted"
+    REVERT_FAILED = "GroupSnapshotRevertFailed"
 
 
 # --- field paths used in refusals -----------------------------------------------------------------------------
@@ -83,3 +90,4 @@ GROUP_SPEC_VM_SELECTOR_PATH = "spec.vmSelector"
 GROUP_SPEC_MAX_SKEW_PATH = "spec.maxSkew"
 GROUP_SPEC_DEADLINE_PATH = "spec.deadline"
 GROUP_SPEC_TEMPLATE_QUIESCE_TIMEOUT_PATH = "spec.template.quiesce.timeout"
+GROUP_SPEC_REVERT_PATH = "spec.revert"

@@ -1,5 +1,6 @@
 """The bridge's side of VirtualMachineGroupSnapshot: one GroupSnapshot saga per object, started when the bridge
-sees it (and at every resync until the object says it is finished). The saga's ID is deterministic
+sees it (and at every resync until the object says it is finished), and one GroupRevert per generation that sets
+spec.revert on a Ready group. The saga's ID is deterministic
 (`group-snapshot/<ns>/<name>/<uid>`) and a closed one is never started again, so a second bridge, a restarted one
 or a re-list cannot run a group twice. Deleting the group needs nothing from the bridge: its members are owned by
 it, and garbage collection deletes them (each through its usual delete)."""
@@ -16,8 +17,13 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.group_snapshot import VirtualMachineGroupSnapshot
 from bridge import metrics
-from contract.group_payloads import GroupRef
-from contract.names import GROUP_SNAPSHOT_WORKFLOW, group_snapshot_workflow_id
+from contract.group_payloads import GroupRef, GroupRevertRef
+from contract.names import (
+    GROUP_REVERT_WORKFLOW,
+    GROUP_SNAPSHOT_WORKFLOW,
+    group_revert_workflow_id,
+    group_snapshot_workflow_id,
+)
 from runtime import search_attributes as sa
 from runtime.informer import Event
 
@@ -49,19 +55,32 @@ class GroupSnapshotSync:
     async def handle(self, event: Event) -> None:
         group = VirtualMachineGroupSnapshot.model_validate(event.obj)
         namespace, name, uid = group.namespace or "", group.name or "", group.metadata.uid or ""
+        ref = GroupRef(namespace=namespace, name=name, uid=uid)
         saga = group_snapshot_workflow_id(namespace, name, uid)
-        if event.kind == "DELETED" or group.metadata.is_being_deleted or group.finished:
+        if event.kind == "DELETED" or group.metadata.is_being_deleted:
+            self._started = {w for w in self._started if not w.startswith((saga, f"group-revert/{namespace}/{name}/"))}
+            return
+        if not group.finished:
+            await self._start(saga, GROUP_SNAPSHOT_WORKFLOW, ref, f"group snapshot {namespace}/{name}")
+        elif group.revert_wanted:
+            generation = group.metadata.generation or 0
+            await self._start(group_revert_workflow_id(namespace, name, uid, generation), GROUP_REVERT_WORKFLOW,
+                              GroupRevertRef(group=ref, generation=generation),
+                              f"revert group snapshot {namespace}/{name} (generation {generation})")
+        else:
             self._started.discard(saga)
+
+    async def _start(self, workflow_id: str, workflow: str, arg: GroupRef | GroupRevertRef, summary: str) -> None:
+        """Start it unless it ran already (a closed one is never started again)."""
+        if workflow_id in self._started:
             return
-        if saga in self._started:
-            return
+        group = arg if isinstance(arg, GroupRef) else arg.group
         try:
             await self.client.start_workflow(
-                GROUP_SNAPSHOT_WORKFLOW, GroupRef(namespace=namespace, name=name, uid=uid), id=saga,
-                task_queue=self.task_queue, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                static_summary=f"group snapshot {namespace}/{name}",
-                search_attributes=sa.for_group_snapshot(namespace, name))
-            log.info("started %s", saga)
+                workflow, arg, id=workflow_id, task_queue=self.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, static_summary=summary,
+                search_attributes=sa.for_group_snapshot(group.namespace, group.name))
+            log.info("started %s", workflow_id)
         except WorkflowAlreadyStartedError:
             pass
-        self._started.add(saga)
+        self._started.add(workflow_id)

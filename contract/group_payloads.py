@@ -124,3 +124,37 @@ class GroupOutcome(BaseModel):
     reason: str = ""
     message: str = ""
     skew_seconds: float | None = None
+
+
+# --- spec.revert ------------------------------------------------------------------------------------------------
+
+class GroupRevertRef(BaseModel):
+    group: GroupRef
+    generation: int
+
+
+class GroupRevertPlan(BaseModel):
+    """The members to revert, in order (VM name), read once at the revert's start."""
+
+    members: list[MemberRecord] = Field(default_factory=list)
+
+
+class MemberRevert(BaseModel):
+    namespace: str
+    vm: str
+    snapshot: str
+
+
+class MemberReverted(BaseModel):
+    done: bool = False
+    failed: str = ""          # `<reason>: <message>` of the VM's revert condition when the revert failed
+
+
+class GroupRevertRecord(BaseModel):
+    revert: GroupRevertRef
+    reverted: list[str] = Field(default_factory=list)
+    ended: bool = False       # the revert is over (status.revertedGeneration is written)
+    ok: bool = False
+    reason: str = ""
+    message: str = ""
+    event_reason: str = ""

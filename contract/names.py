@@ -14,6 +14,8 @@ TREE_WATCH_WORKFLOW = "SnapshotTreeWatch"
 SCHEDULED_RUN_WORKFLOW = "ScheduledSnapshotRun"
 # started by the bridge for each VirtualMachineGroupSnapshot: the saga that takes its members, all or none
 GROUP_SNAPSHOT_WORKFLOW = "GroupSnapshot"
+# started by the bridge for a Ready group's spec.revert: its members' VMs reverted one by one, in name order
+GROUP_REVERT_WORKFLOW = "GroupRevert"
 
 # --- signals and queries --------------------------------------------------------------------------------------
 # the VM's queue: an operation to run (signal-with-start), the VM object going away, an operation done with vCenter
@@ -66,3 +68,8 @@ def run_workflow_id_prefix(namespace: str, name: str) -> str:
 def group_snapshot_workflow_id(namespace: str, name: str, uid: str) -> str:
     """One saga per group object (its uid): a group of the same name made again is a new saga."""
     return f"group-snapshot/{namespace}/{name}/{uid}"
+
+
+def group_revert_workflow_id(namespace: str, name: str, uid: str, generation: int) -> str:
+    """One revert per group generation: setting spec.revert again (false, then true) is a new generation."""
+    return f"group-revert/{namespace}/{name}/{uid}/g{generation}"

@@ -49,6 +49,7 @@ from runtime.vsphere import VSphereSession
 from runtime.vsphere_privileges import VCenterPrivileges
 from workflows.create_snapshot import CreateSnapshot
 from workflows.delete_snapshot import DeleteSnapshot
+from workflows.group_revert import GroupRevert
 from workflows.group_snapshot import GroupSnapshot
 from workflows.options import vcenter_task_queue
 from workflows.revert_snapshot import RevertSnapshot
@@ -59,7 +60,7 @@ from workflows.vm_snapshot_queue import VirtualMachineSnapshotQueue
 log = logging.getLogger("vmsnap.worker")
 
 WORKFLOWS = [VirtualMachineSnapshotQueue, CreateSnapshot, RevertSnapshot, DeleteSnapshot, SnapshotTreeWatch,
-             ScheduledSnapshotRun, GroupSnapshot]
+             ScheduledSnapshotRun, GroupSnapshot, GroupRevert]
 MAX_CONCURRENT_ACTIVITIES = 32
 # the operations' short Kubernetes and vCenter calls (local activities share the activity thread pool)
 MAX_CONCURRENT_LOCAL_ACTIVITIES = 32

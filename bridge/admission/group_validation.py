@@ -2,7 +2,8 @@
 
 Group CREATE/UPDATE: api.group_snapshot.spec_problems, each refusal naming its field (members by exactly one of
 vmNames and vmSelector, at least one and at most 64, each once, none in another namespace; the template's quiesce
-timeout; spec.maxSkew and spec.deadline durations, the deadline no shorter than the quiesce timeout). On CREATE,
+timeout; spec.maxSkew and spec.deadline durations, the deadline no shorter than the quiesce timeout); on UPDATE,
+spec.revert only on a Ready group (the spec's other fields are immutable: the CRD's CEL rules). On CREATE,
 each member VM as a single snapshot's admission judges it (snapshot_validation.vm_problems and the 32-snapshot
 guard, on the member's own path): a VKS node, a shared SCSI bus, a VM at vSphere's limit are refused; a missing VM
 is left to the saga's preflight, as a single snapshot leaves it to its create.
@@ -21,8 +22,15 @@ from pydantic import ValidationError
 
 from api import VirtualMachineSnapshot
 from api.group_snapshot import VirtualMachineGroupSnapshot, member_snapshot_name, owning_group, spec_problems
-from api.group_snapshot_messages import member_of_group, member_problem, no_selected_members, too_many_members
+from api.group_snapshot_messages import (
+    REVERT_NEEDS_READY,
+    member_of_group,
+    member_problem,
+    no_selected_members,
+    too_many_members,
+)
 from api.group_snapshot_names import (
+    GROUP_SPEC_REVERT_PATH,
     GROUP_SPEC_VM_NAMES_PATH,
     GROUP_SPEC_VM_SELECTOR_PATH,
     MAX_GROUP_MEMBERS,
@@ -53,6 +61,8 @@ class GroupSnapshotValidator:
             return Verdict(errors=fe.from_validation_error(error, document))
         errors = [fe.invalid(field, _value_at(document, field), message)
                   for field, message in spec_problems(group.spec)]
+        if request.operation == "UPDATE" and group.spec.revert and not group.is_ready:
+            errors.append(fe.invalid(GROUP_SPEC_REVERT_PATH, True, REVERT_NEEDS_READY))
         if request.operation != "CREATE" or errors:
             return Verdict(errors=errors)
         return await self._judge_members(request.namespace, group)

@@ -130,3 +130,23 @@ def test_the_readme_example_is_admitted_as_written(objects: Objects):
     made = objects.custom.create_namespaced_custom_object(GROUP_SNAPSHOT_GROUP, GROUP_SNAPSHOT_VERSION,
                                                           objects.namespace, GROUP_SNAPSHOT_PLURAL, manifest)
     assert made["spec"] == manifest["spec"]
+
+
+def test_the_spec_is_immutable_but_for_revert_which_needs_a_ready_group(objects: Objects):
+    create(objects, "pair")
+
+    def patch(spec: dict[str, Any]) -> Any:
+        return objects.custom.patch_namespaced_custom_object(GROUP_SNAPSHOT_GROUP, GROUP_SNAPSHOT_VERSION,
+                                                             objects.namespace, GROUP_SNAPSHOT_PLURAL, "pair",
+                                                             {"spec": spec})
+    for change in ({"vmNames": ["db"]}, {"maxSkew": "1m"}, {"template": {"memory": True}}):
+        refusal = refused(lambda change=change: patch(change))
+        assert refusal.by_schema and "spec is immutable but for spec.revert" in refusal.message, change
+    refusal = refused(lambda: patch({"revert": True}))
+    assert by_group_webhook(refusal.message) and refusal.fields == {"spec.revert"}
+    assert "needs a Ready group" in refusal.message
+    objects.custom.patch_namespaced_custom_object_status(
+        GROUP_SNAPSHOT_GROUP, GROUP_SNAPSHOT_VERSION, objects.namespace, GROUP_SNAPSHOT_PLURAL, "pair",
+        {"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "True", "message": "",
+                                    "lastTransitionTime": "2026-12-07T00:00:00Z"}]}})
+    assert patch({"revert": True})["spec"]["revert"] is True

@@ -3,7 +3,8 @@ vCenter simulator, the Temporal dev server, the worker and the bridge as process
 with the skew shown, each member in its VM's vCenter tree, and the group's deletion taking its members with it; a
 member whose vCenter task fails leaves no member in vCenter and the group names it; a preflight refusal (a VM
 whose Tools are stopped, quiescing) takes nothing; a worker SIGKILLed while a member's task is held either
-completes the group or undoes it — never half."""
+completes the group or undoes it — never half; a member held past maxSkew undoes the group. spec.revert reverts
+the members one after the other in name order, and a member failing to revert stops the rest."""
 
 from __future__ import annotations
 
@@ -25,9 +26,10 @@ from api.group_snapshot_names import (
     GroupReason,
 )
 from api.names import GROUP, SNAPSHOT_PLURAL, VERSION
+from runtime import search_attributes as sa
 from testbed.product import Product
-from testbed.vms import create_vm, eventually, get_snapshot, get_vm, vsphere_snapshot_names
-from tests.e2e.test_create_snapshot import created_workflow_id, kubectl
+from testbed.vms import create_vm, eventually, get_snapshot, get_vm, snapshot_manifest, vsphere_snapshot_names
+from tests.e2e.test_create_snapshot import create, created_workflow_id, kubectl, ready
 from tests.e2e.test_durability import wait_for_running_task
 from tests.fixtures.product import take_sim_vm
 
@@ -177,3 +179,62 @@ def test_a_member_held_past_max_skew_undoes_the_group(product: Product, kube_api
     assert group.status.skew_seconds is not None and group.status.skew_seconds > 2
     assert member_snapshot_name("app", "app-1") in ready.message and "spec.maxSkew 2s" in ready.message
     assert not members(kube_api, namespace, "app") and in_vcenter(vcsim, taken) == {vm: [] for vm in VMS}
+
+
+def ready_group_then_later_snapshots(kube_api, namespace: str, vcsim) -> dict[str, str]:
+    """A Ready group of the three VMs, then a later snapshot of each (the VMs' current snapshot moves on)."""
+    taken = vms(kube_api, vcsim, namespace)
+    create_group(kube_api, namespace, "app")
+    group = eventually(lambda: finished(kube_api, namespace, "app"), 240, "the group finished")
+    assert group.is_ready, group.status
+    for vm in VMS:
+        create(kube_api, namespace, snapshot_manifest(f"later-{vm}", vm))
+    for vm in VMS:
+        eventually(lambda vm=vm: ready(kube_api, namespace, f"later-{vm}"), what=f"later-{vm} Ready")
+        eventually(lambda vm=vm: getattr(get_vm(kube_api, namespace, vm).status.current_snapshot, "name", None)
+                   == f"later-{vm}", what="the VM's current snapshot moved on")
+    return taken
+
+
+def set_revert(kube_api, namespace: str) -> None:
+    client.CustomObjectsApi(kube_api).patch_namespaced_custom_object(
+        GROUP_SNAPSHOT_GROUP, GROUP_SNAPSHOT_VERSION, namespace, GROUP_SNAPSHOT_PLURAL, "app",
+        {"spec": {"revert": True}})
+
+
+def reverted(kube_api, namespace: str) -> VirtualMachineGroupSnapshot | None:
+    group = get_group(kube_api, namespace, "app")
+    ended = group is not None and group.status.reverted_generation == group.metadata.generation
+    return group if ended else None
+
+
+async def test_group_revert_in_name_order(product: Product, kube_api, namespace, vcsim, temporal_client):
+    ready_group_then_later_snapshots(kube_api, namespace, vcsim)
+    set_revert(kube_api, namespace)
+    group = await asyncio.to_thread(eventually, lambda: reverted(kube_api, namespace), 240, "reverted")
+    condition = group.condition(GroupConditionType.REVERTED)
+    assert condition.status == "True", condition
+    assert group.status.reverted_members == sorted(VMS)
+    for vm in VMS:
+        assert get_vm(kube_api, namespace, vm).status.current_snapshot.name == member_snapshot_name("app", vm)
+    # the VMs' reverts ran in that order, one after the other
+    runs = [w async for w in temporal_client.list_workflows(
+        f"KubernetesNamespace = '{namespace}' AND SnapshotOperation = 'RevertSnapshot'")]
+    by_start = sorted(runs, key=lambda w: w.start_time)
+    assert [w.typed_search_attributes.get(sa.VIRTUAL_MACHINE) for w in by_start] == sorted(VMS)
+    for before, after in zip(by_start, by_start[1:], strict=False):
+        assert before.close_time is not None and before.close_time <= after.start_time
+
+
+def test_a_member_failing_to_revert_stops_the_rest(product: Product, kube_api, namespace, vcsim):
+    taken = ready_group_then_later_snapshots(kube_api, namespace, vcsim)
+    vcsim.control.inject_fault("RevertToSnapshot_Task", taken["app-2"], "InvalidPowerState", "the host said no",
+                               count=0)
+    set_revert(kube_api, namespace)
+    group = eventually(lambda: reverted(kube_api, namespace), 240, "the revert ended")
+    condition = group.condition(GroupConditionType.REVERTED)
+    assert (condition.status, condition.reason) == ("False", GroupReason.REVERT_FAILED)
+    assert "member VirtualMachine 'app-2'" in condition.message and "the host said no" in condition.message
+    assert "not reverted: db" in condition.message and group.status.reverted_members == ["app-1"]
+    assert get_vm(kube_api, namespace, "app-1").status.current_snapshot.name == member_snapshot_name("app", "app-1")
+    assert get_vm(kube_api, namespace, "db").status.current_snapshot.name == "later-db", "db was left alone"

@@ -28,17 +28,23 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 from activities.kube_group_snapshot import KubeGroupSnapshotActivities
 from activities.vsphere_group import VSphereGroupActivities
 from api.group_snapshot import member_snapshot_name
-from api.group_snapshot_names import GroupPhase, GroupReason
+from api.group_snapshot_names import GroupEventReason, GroupPhase, GroupReason
 from contract.group_payloads import (
     GroupOutcome,
     GroupPlan,
     GroupRecord,
     GroupRef,
+    GroupRevertPlan,
+    GroupRevertRecord,
+    GroupRevertRef,
     MemberCheck,
     MemberCreate,
     MemberCreated,
     MemberPlan,
     MemberReady,
+    MemberRecord,
+    MemberRevert,
+    MemberReverted,
     MembersRead,
     MemberState,
     MembersUndo,
@@ -48,9 +54,11 @@ from contract.names import (
     CREATE_CURRENT_STEP_QUERY,
     CREATE_GROUP_GO_SIGNAL,
     GROUP_MEMBER_READY_SIGNAL,
+    GROUP_REVERT_WORKFLOW,
     GROUP_SNAPSHOT_WORKFLOW,
 )
 from tests.workflows.fakes import Harness, create_op
+from workflows.group_revert import GroupRevert
 from workflows.group_snapshot import GroupSnapshot
 
 pytestmark = pytest.mark.timeout(120)
@@ -442,6 +450,81 @@ def test_the_fakes_have_the_names_and_types_of_the_group_activities(world: World
     product = definitions(f for cls in (KubeGroupSnapshotActivities, VSphereGroupActivities)
                           for f in vars(cls).values())
     fakes = {name: d for name, d in definitions(world.activities()).items() if not name.startswith("fake_")}
-    assert set(fakes) == set(product) and len(product) == 7
+    fakes |= {name: d for name, d in definitions(RevertWorld().activities()).items()}
+    assert set(fakes) == set(product) and len(product) == 11
     for name, fake in fakes.items():
         assert (fake.arg_types, fake.ret_type) == (product[name].arg_types, product[name].ret_type), name
+
+
+# --- spec.revert: GroupRevert ------------------------------------------------------------------------------------
+
+@dataclass
+class RevertWorld:
+    members: list[str] = field(default_factory=lambda: ["db", "app-2", "app-1"])
+    fail: dict[str, str] = field(default_factory=dict)     # VM → its revert condition's `<reason>: <message>`
+    nothing: bool = False
+    asked: list[str] = field(default_factory=list)
+    running: str = ""                                       # the VM whose revert is under way
+    overlapped: bool = False
+    records: list[GroupRevertRecord] = field(default_factory=list)
+
+    def activities(self) -> list[Callable]:
+        @activity.defn(name="kube_plan_group_revert")
+        async def plan(ref: GroupRevertRef) -> GroupRevertPlan | None:
+            if self.nothing:
+                return None
+            return GroupRevertPlan(members=[MemberRecord(vm=vm, snapshot=f"app-{vm}") for vm in sorted(self.members)])
+
+        @activity.defn(name="kube_request_member_revert")
+        async def request(member: MemberRevert) -> str:
+            self.overlapped |= bool(self.running)
+            self.asked.append(member.vm)
+            self.running = member.vm
+            return ""
+
+        @activity.defn(name="kube_read_member_revert")
+        async def read(member: MemberRevert) -> MemberReverted:
+            self.running = ""
+            return MemberReverted(done=member.vm not in self.fail, failed=self.fail.get(member.vm, ""))
+
+        @activity.defn(name="kube_record_group_revert")
+        async def record(change: GroupRevertRecord) -> None:
+            self.records.append(change)
+
+        return [plan, request, read, record]
+
+
+async def revert(client: Client, world: RevertWorld) -> str:
+    task_queue = f"revert-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=task_queue, workflows=[GroupRevert], activities=world.activities()):
+        ref = GroupRevertRef(group=GroupRef(namespace="ns", name="app", uid="u"), generation=2)
+        return await asyncio.wait_for(client.execute_workflow(
+            GROUP_REVERT_WORKFLOW, ref, id=f"revert-{uuid.uuid4().hex[:8]}", task_queue=task_queue,
+            result_type=str), PATIENCE)
+
+
+async def test_the_members_are_reverted_one_after_the_other_in_name_order(temporal_client: Client):
+    world = RevertWorld()
+    result = await revert(temporal_client, world)
+    assert world.asked == ["app-1", "app-2", "db"] and not world.overlapped
+    final = world.records[-1]
+    assert (final.ok, final.ended, final.reverted) == (True, True, ["app-1", "app-2", "db"])
+    assert final.event_reason == GroupEventReason.REVERTED and result == final.message
+    assert world.records[0].reason == GroupReason.REVERT_IN_PROGRESS and not world.records[0].ended
+
+
+async def test_a_member_failing_to_revert_stops_the_rest_and_is_named(temporal_client: Client):
+    world = RevertWorld(fail={"app-2": "VirtualMachineSnapshotRevertTaskFailed: the host said no"})
+    await revert(temporal_client, world)
+    assert world.asked == ["app-1", "app-2"], "db was not reverted"
+    final = world.records[-1]
+    assert (final.ok, final.ended, final.reason, final.reverted) == (False, True, GroupReason.REVERT_FAILED,
+                                                                      ["app-1"])
+    assert "member VirtualMachine 'app-2'" in final.message and "the host said no" in final.message
+    assert "not reverted: db" in final.message and final.event_reason == GroupEventReason.REVERT_FAILED
+
+
+async def test_nothing_to_revert_writes_nothing(temporal_client: Client):
+    world = RevertWorld(nothing=True)
+    assert await revert(temporal_client, world) == "nothing to revert"
+    assert not world.asked and not world.records
