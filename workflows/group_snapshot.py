@@ -49,7 +49,7 @@ with workflow.unsafe.imports_passed_through():
         SnapshotTime,
     )
     from contract.names import CREATE_GROUP_GO_SIGNAL, GROUP_MEMBER_READY_SIGNAL, GROUP_SNAPSHOT_WORKFLOW
-    from workflows.common import count_operation, kube, vcenter
+    from workflows.common import StepFailed, count_operation, failure_message, kube, vcenter
 
 # how often the saga looks at its members: quick at first (a member is Ready within seconds), then every 10 s
 FIRST_POLL, MAX_POLL = timedelta(seconds=1), timedelta(seconds=10)
@@ -217,7 +217,12 @@ class GroupSnapshot:
                            event=GroupEventReason.COMPENSATING)
         undo = MembersUndo(group=plan.group, uids=[c.uid for c in created if c.uid])
         poll = FIRST_POLL
-        while await kube(KubeGroupSnapshotActivities.undo_members, undo, "delete the members taken"):
+        while True:
+            try:
+                if not await kube(KubeGroupSnapshotActivities.undo_members, undo, "delete the members taken"):
+                    break
+            except StepFailed as error:  # the apiserver out for longer than a step's retries: never give up
+                workflow.logger.warning("undo of %s: %s", plan.group, failure_message(error))
             await workflow.sleep(poll)
             poll = min(poll * 2, MAX_POLL)
         await self._record(plan, GroupPhase.FAILED, reason=failure.reason, message=failure.message, skew=skew,

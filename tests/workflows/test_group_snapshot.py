@@ -23,6 +23,7 @@ from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 
 from activities.kube_group_snapshot import KubeGroupSnapshotActivities
@@ -125,6 +126,7 @@ class World:
     taken_at: dict[str, float] = field(default_factory=dict)        # VM → its snapshot's create time (s after T0)
     deadline_seconds: float = 60.0
     undo_failures: int = 0                                          # undo calls that fail before one works
+    undo_fatal: bool = False                                        # ... each for good (not retried by Temporal)
     undo_rounds: int = 1                                            # undo calls that still see members
     # what happened
     plans: int = 0
@@ -207,7 +209,7 @@ class World:
         async def undo(request: MembersUndo) -> int:
             if self.undo_failures:
                 self.undo_failures -= 1
-                raise RuntimeError("apiserver unavailable")
+                raise ApplicationError("apiserver unavailable", non_retryable=self.undo_fatal)
             self.undos.append(request)
             return len(request.uids) if len(self.undos) <= self.undo_rounds else 0
 
@@ -346,9 +348,10 @@ async def test_the_deadline_undoes_every_member(temporal_client: Client, world: 
     assert not world.gone and len(world.undos[0].uids) == 3
 
 
-async def test_an_undo_failing_once_is_retried_and_waited_for(temporal_client: Client, world: World):
+@pytest.mark.parametrize("fatal", [False, True], ids=["retried-by-temporal", "failed-step-retried-by-the-saga"])
+async def test_an_undo_failing_once_is_retried_and_waited_for(temporal_client: Client, world: World, fatal: bool):
     world.fail_after_go = {"vm-a": "VirtualMachineSnapshotCreationFailed: boom"}
-    world.undo_failures, world.undo_rounds = 1, 2  # then two rounds still see members being deleted
+    world.undo_failures, world.undo_rounds, world.undo_fatal = 1, 2, fatal  # then two rounds still see members
     async with running(temporal_client, world) as saga:
         outcome = await saga()
     assert outcome.reason == GroupReason.MEMBER_FAILED
