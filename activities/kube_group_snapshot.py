@@ -31,6 +31,7 @@ from api.group_snapshot_messages import (
 )
 from api.group_snapshot_names import (
     GROUP_SNAPSHOT_LABEL,
+    GROUP_SNAPSHOT_TRACEPARENT_ANNOTATION,
     GROUP_SNAPSHOT_UID_ANNOTATION,
     GROUP_SPEC_VM_SELECTOR_PATH,
     MAX_GROUP_MEMBERS,
@@ -66,6 +67,7 @@ from contract.group_payloads import (
     MembersUndo,
 )
 from runtime.kube import Kube, KubeError
+from runtime.telemetry import current_trace_context
 
 
 class KubeGroupSnapshotActivities:
@@ -143,12 +145,14 @@ class KubeGroupSnapshotActivities:
         template = group.spec.template
         spec = {"vmName": request.vm, **template.to_kube()}
         spec.setdefault("description", f"member of {group.kind} {ref.name}")
+        annotations = {GROUP_SNAPSHOT_UID_ANNOTATION: ref.uid, FAILURE_DEADLINE_ANNOTATION: group.spec.deadline_text}
+        if parent := current_trace_context().get("traceparent"):
+            annotations[GROUP_SNAPSHOT_TRACEPARENT_ANNOTATION] = parent
         body = {
             "apiVersion": API_VERSION, "kind": SNAPSHOT_KIND,
             "metadata": {"name": request.snapshot, "namespace": ref.namespace,
                          "labels": {GROUP_SNAPSHOT_LABEL: ref.name, VM_NAME_LABEL: request.vm},
-                         "annotations": {GROUP_SNAPSHOT_UID_ANNOTATION: ref.uid,
-                                         FAILURE_DEADLINE_ANNOTATION: group.spec.deadline_text},
+                         "annotations": annotations,
                          "ownerReferences": [{"apiVersion": group.api_version, "kind": group.kind, "name": ref.name,
                                               "uid": ref.uid, "controller": True, "blockOwnerDeletion": True}]},
             "spec": spec,

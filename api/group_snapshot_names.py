@@ -37,6 +37,9 @@ GROUP_SNAPSHOT_LABEL = "vmsnap.io/group-snapshot"
 # collection follows when the group is deleted). A label can be put on any snapshot by hand; the saga deletes only
 # members carrying this UID.
 GROUP_SNAPSHOT_UID_ANNOTATION = "vmsnap.io/group-snapshot-uid"
+# The saga's span that made the member (W3C traceparent): the bridge starts the member's create under it, so the
+# group is one trace with one create per member in it.
+GROUP_SNAPSHOT_TRACEPARENT_ANNOTATION = "vmsnap.io/group-snapshot-traceparent"
 
 # --- conditions, reasons, events ------------------------------------------------------------------------------
 

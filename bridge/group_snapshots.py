@@ -16,6 +16,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.group_snapshot import VirtualMachineGroupSnapshot
+from api.group_snapshot_names import GROUP_SNAPSHOT_PLURAL
 from bridge import metrics
 from contract.group_payloads import GroupRef, GroupRevertRef
 from contract.names import (
@@ -26,6 +27,7 @@ from contract.names import (
 )
 from runtime import search_attributes as sa
 from runtime.informer import Event
+from runtime.telemetry import tracer
 
 log = logging.getLogger("vmsnap.bridge.group_snapshots")
 
@@ -75,6 +77,14 @@ class GroupSnapshotSync:
         if workflow_id in self._started:
             return
         group = arg if isinstance(arg, GroupRef) else arg.group
+        # the root of the group's trace (its members' creates join it: api.group_snapshot_names)
+        with tracer().start_as_current_span(f"bridge {workflow} {GROUP_SNAPSHOT_PLURAL}", attributes={
+                "k8s.namespace": group.namespace, "k8s.name": group.name}):
+            await self._start_workflow(workflow_id, workflow, arg, summary, group)
+        self._started.add(workflow_id)
+
+    async def _start_workflow(self, workflow_id: str, workflow: str, arg: GroupRef | GroupRevertRef, summary: str,
+                              group: GroupRef) -> None:
         try:
             await self.client.start_workflow(
                 workflow, arg, id=workflow_id, task_queue=self.task_queue,
@@ -83,4 +93,3 @@ class GroupSnapshotSync:
             log.info("started %s", workflow_id)
         except WorkflowAlreadyStartedError:
             pass
-        self._started.add(workflow_id)

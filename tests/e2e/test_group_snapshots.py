@@ -25,12 +25,13 @@ from api.group_snapshot_names import (
     GroupPhase,
     GroupReason,
 )
-from api.names import GROUP, SNAPSHOT_PLURAL, VERSION
+from api.names import GROUP, SNAPSHOT_PLURAL, TRACE_ID_ANNOTATION, VERSION
 from runtime import search_attributes as sa
 from testbed.product import Product
 from testbed.vms import create_vm, eventually, get_snapshot, get_vm, snapshot_manifest, vsphere_snapshot_names
 from tests.e2e.test_create_snapshot import create, created_workflow_id, kubectl, ready
 from tests.e2e.test_durability import wait_for_running_task
+from tests.e2e.test_observability import ancestry, trace_of
 from tests.fixtures.product import take_sim_vm
 
 VMS = ("db", "app-1", "app-2")
@@ -105,6 +106,18 @@ def test_three_vms_ready_as_one_group_then_deleted_with_their_members(product: P
         assert vsphere_snapshot_names(vcsim, sim) == [member.snapshot_name], "the member is in its VM's tree"
         assert eventually(lambda vm=vm: (get_vm(kube_api, namespace, vm).status.current_snapshot or None),
                           what="the VM's tree").name == member.snapshot_name
+    # one trace: every member's create (down to its vCenter task) under the saga's, under the bridge's start of it
+    traces = {get_snapshot(kube_api, namespace, by_vm[vm].snapshot_name).metadata.annotations[TRACE_ID_ANNOTATION]
+              for vm in VMS}
+    assert len(traces) == 1, traces
+
+    def task_paths() -> list[list[str]] | None:
+        by_id = trace_of(product.spans(), next(iter(traces)))
+        paths = [ancestry(s, by_id) for s in by_id.values() if s["name"] == "vCenter task: create snapshot"]
+        return paths if len(paths) == 3 and all(p[-1] == "bridge GroupSnapshot virtualmachinegroupsnapshots"
+                                                 for p in paths) else None
+    paths = eventually(task_paths, 60, "the members' vCenter tasks in the group's trace")
+    assert all("RunWorkflow:GroupSnapshot" in path and "RunWorkflow:CreateSnapshot" in path for path in paths), paths
     table = kubectl(kubeconfig, namespace, "get", "vmgs", "app")
     assert table.split()[:5] == ["NAME", "MEMBERS", "READY", "SKEW", "AGE"] and table.split()[5:8] == [
         "app", "3", "True"]
