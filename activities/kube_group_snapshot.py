@@ -20,6 +20,7 @@ from api.group_snapshot import (
     format_skew,
     member_snapshot_name,
     spec_problems,
+    vm_group_members,
 )
 from api.group_snapshot_messages import (
     member_name_taken,
@@ -33,8 +34,11 @@ from api.group_snapshot_names import (
     GROUP_SNAPSHOT_LABEL,
     GROUP_SNAPSHOT_TRACEPARENT_ANNOTATION,
     GROUP_SNAPSHOT_UID_ANNOTATION,
+    GROUP_SPEC_VM_GROUP_NAME_PATH,
     GROUP_SPEC_VM_SELECTOR_PATH,
     MAX_GROUP_MEMBERS,
+    VM_GROUP_PLURAL,
+    VM_GROUP_VERSION,
     GroupConditionType,
 )
 from api.limits import MAX_SNAPSHOTS_PER_VM
@@ -100,8 +104,17 @@ class KubeGroupSnapshotActivities:
         plan.deadline_limit = spec.deadline or plan.deadline_limit
         plan.max_skew_seconds, plan.max_skew = spec.max_skew_seconds, spec.max_skew or plan.max_skew
         plan.quiesce = spec.template.quiesce is not None
-        if spec.vm_names is not None:
-            vms: dict[str, VirtualMachine | None] = {n: self.kube.get_vm(ref.namespace, n) for n in spec.vm_names}
+        order: list[str] | None = None  # boot order, for a VM Operator group's members; else by name
+        if spec.vm_group_name is not None:
+            order, plan.spec_problem = vm_group_members(spec.vm_group_name, lambda name: self.kube.get_object(
+                VM_GROUP_PLURAL, ref.namespace, name, version=VM_GROUP_VERSION))
+            if not plan.spec_problem and len(order) > MAX_GROUP_MEMBERS:
+                plan.spec_problem = too_many_members(GROUP_SPEC_VM_GROUP_NAME_PATH, len(order))
+            if plan.spec_problem:
+                return plan
+            vms: dict[str, VirtualMachine | None] = {n: self.kube.get_vm(ref.namespace, n) for n in order}
+        elif spec.vm_names is not None:
+            vms = {n: self.kube.get_vm(ref.namespace, n) for n in spec.vm_names}
         else:
             selector = spec.vm_selector.to_query() if spec.vm_selector else ""
             items = self.kube.list_objects(VM_PLURAL, ref.namespace,
@@ -117,7 +130,7 @@ class KubeGroupSnapshotActivities:
         counts = Counter(s.vm_name or "" for s in map(VirtualMachineSnapshot.model_validate,
                                                       self.kube.list_objects(SNAPSHOT_PLURAL, ref.namespace))
                          if s.name not in own and not s.is_being_deleted)
-        for name in sorted(vms):
+        for name in order or sorted(vms):
             vm = vms[name]
             member = MemberPlan(vm=name, snapshot=member_snapshot_name(ref.name, name))
             if vm is None:
@@ -238,12 +251,15 @@ class KubeGroupSnapshotActivities:
 
     @activity.defn(name="kube_plan_group_revert")
     def plan_revert(self, ref: GroupRevertRef) -> GroupRevertPlan | None:
-        """The members to revert, by VM name; None when there is nothing to revert at this generation (the group
-        is gone, not Ready, spec.revert cleared, a newer generation, or this one reverted already)."""
+        """The members to revert, by VM name (a VM Operator group's in its boot order); None when there is nothing
+        to revert at this generation (the group is gone, not Ready, spec.revert cleared, a newer generation, or this
+        one reverted already)."""
         group = self._own(ref.group)
         if group is None or group.metadata.generation != ref.generation or not group.revert_wanted:
             return None
-        members = sorted(group.status.members or [], key=lambda m: m.vm_name)
+        members = list(group.status.members or [])  # a VM Operator group's: its boot order
+        if group.spec.vm_group_name is None:
+            members.sort(key=lambda m: m.vm_name)
         return GroupRevertPlan(members=[MemberRecord(vm=m.vm_name, snapshot=m.snapshot_name,
                                                      unique_id=m.unique_id or "") for m in members])
 

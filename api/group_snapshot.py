@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import Field
 
@@ -24,6 +25,9 @@ from .group_snapshot_messages import (
     duplicate_member,
     member_in_other_namespace,
     too_many_members,
+    vm_group_cycle,
+    vm_group_empty,
+    vm_group_not_found,
 )
 from .group_snapshot_names import (
     DEFAULT_GROUP_DEADLINE,
@@ -39,11 +43,12 @@ from .group_snapshot_names import (
     GROUP_SPEC_VM_NAMES_PATH,
     GROUP_SPEC_VM_SELECTOR_PATH,
     MAX_GROUP_MEMBERS,
+    VM_GROUP_KIND,
     GroupConditionType,
 )
 from .limits import MAX_SNAPSHOT_NAME_LENGTH
 from .meta import ApiModel, KubeObject, KubeTime
-from .names import ConditionStatus
+from .names import VM_KIND, ConditionStatus
 from .schedule import LabelSelector, SnapshotTemplate
 from .virtualmachinesnapshot import VirtualMachineSnapshot
 
@@ -54,6 +59,8 @@ _DEADLINE_NEEDED = "a deadline is how long the whole group may take, such as 30m
 class GroupSnapshotSpec(ApiModel):
     vm_names: list[str] | None = Field(default=None, alias="vmNames")
     vm_selector: LabelSelector | None = Field(default=None, alias="vmSelector")
+    # a VM Operator VirtualMachineGroup's name: its members (spec.bootOrder, nested groups followed), in boot order
+    vm_group_name: str | None = Field(default=None, alias="vmGroupName")
     template: SnapshotTemplate = Field(default_factory=SnapshotTemplate)
     # durations: Go (`30s`), words or ISO-8601, as api.duration reads them
     max_skew: str | None = Field(default=None, alias="maxSkew")
@@ -143,7 +150,7 @@ def spec_problems(spec: GroupSnapshotSpec) -> list[tuple[str, str]]:
     """Every reason the spec cannot be taken, as (field path, message naming the field); empty when it can. What
     the cluster holds (the VMs themselves) is admission's and the preflight's, not this."""
     problems: list[tuple[str, str]] = []
-    if (spec.vm_selector is None) == (spec.vm_names is None):
+    if [spec.vm_names is not None, spec.vm_selector is not None, spec.vm_group_name is not None].count(True) != 1:
         problems.append((GROUP_SPEC_VM_SELECTOR_PATH, MEMBERS_EXACTLY_ONE))
     if spec.vm_names is not None:
         problems += [(path, problem) for path, problem in names_problems(spec.vm_names)]
@@ -196,6 +203,33 @@ def owning_group(snapshot: VirtualMachineSnapshot) -> tuple[str, str] | None:
     owned = any(o.kind == GROUP_SNAPSHOT_KIND and o.uid == uid and o.name == name
                 for o in snapshot.metadata.owner_references or [])
     return (name, uid) if owned else None
+
+
+def vm_group_members(name: str, read: Callable[[str], dict[str, Any] | None]) -> tuple[list[str], str]:
+    """The VirtualMachines of VM Operator's VirtualMachineGroup `name` in boot order (spec.bootOrder[].members,
+    a nested VirtualMachineGroup's in its place, each VM once), read with `read(group name) -> object or None`;
+    and why there are none ("" when there are)."""
+    found: list[str] = []
+
+    def follow(group: str, path: tuple[str, ...]) -> str:
+        if group in path:
+            return vm_group_cycle(group)
+        obj = read(group)
+        if obj is None:
+            return vm_group_not_found(group)
+        for step in (obj.get("spec") or {}).get("bootOrder") or []:
+            for member in step.get("members") or []:
+                kind, member_name = member.get("kind") or VM_KIND, member.get("name") or ""
+                if kind == VM_GROUP_KIND:
+                    if problem := follow(member_name, (*path, group)):
+                        return problem
+                elif kind == VM_KIND and member_name and member_name not in found:
+                    found.append(member_name)
+        return ""
+    problem = follow(name, ())
+    if not problem and not found:
+        problem = vm_group_empty(name)
+    return ([] if problem else found), problem
 
 
 # --- names and skew -------------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ from .group_snapshot_names import (
 )
 from .names import SNAPSHOT_KIND, VM_KIND
 
-MEMBERS_EXACTLY_ONE = f"exactly one of {GROUP_SPEC_VM_SELECTOR_PATH} and {GROUP_SPEC_VM_NAMES_PATH} must be set"
+MEMBERS_EXACTLY_ONE = (f"exactly one of {GROUP_SPEC_VM_NAMES_PATH}, {GROUP_SPEC_VM_SELECTOR_PATH} and "
+                       f"spec.vmGroupName must be set")
 NO_MEMBERS = f"{GROUP_SPEC_VM_NAMES_PATH} is empty: a group snapshot needs at least one {VM_KIND}"
 MEMBERS_UNDONE = "every member taken was removed"
 
@@ -127,3 +128,16 @@ def member_revert_failed(vm: str, snapshot: str, cause: str, not_reverted: list[
 
 def group_reverted(order: list[str]) -> str:
     return f"{len(order)} members reverted, in this order: {', '.join(order)}"
+
+
+def vm_group_not_found(name: str) -> str:
+    return (f"spec.vmGroupName: VirtualMachineGroup {name!r} does not exist (or VM Operator's VirtualMachineGroup "
+            f"kind is not installed)")
+
+
+def vm_group_cycle(name: str) -> str:
+    return f"spec.vmGroupName: VirtualMachineGroup {name!r} contains itself (through its nested groups)"
+
+
+def vm_group_empty(name: str) -> str:
+    return f"spec.vmGroupName: VirtualMachineGroup {name!r} has no VirtualMachine in its spec.bootOrder"

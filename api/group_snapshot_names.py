@@ -22,6 +22,12 @@ GROUP_SNAPSHOT_SINGULAR = "virtualmachinegroupsnapshot"
 GROUP_SNAPSHOT_SHORT_NAMES: tuple[str, ...] = ("vmgroupsnapshot", "vmgs")
 GROUP_SNAPSHOT_CRD_NAME = f"{GROUP_SNAPSHOT_PLURAL}.{GROUP_SNAPSHOT_GROUP}"
 
+# VM Operator's VirtualMachineGroup, read (never written) for spec.vmGroupName: its spec.bootOrder[].members, each a
+# VirtualMachine or a nested VirtualMachineGroup, by name, in the same namespace
+VM_GROUP_KIND = "VirtualMachineGroup"
+VM_GROUP_PLURAL = "virtualmachinegroups"
+VM_GROUP_VERSION = "v1alpha5"
+
 # members per group: a group is a restorable point of one application, not a fleet (a schedule is for fleets)
 MAX_GROUP_MEMBERS = 64
 # the longest time allowed between the first and the last member's snapshot (vCenter's create times)
@@ -90,6 +96,7 @@ class GroupEventReason(StrEnum):
 
 GROUP_SPEC_VM_NAMES_PATH = "spec.vmNames"
 GROUP_SPEC_VM_SELECTOR_PATH = "spec.vmSelector"
+GROUP_SPEC_VM_GROUP_NAME_PATH = "spec.vmGroupName"
 GROUP_SPEC_MAX_SKEW_PATH = "spec.maxSkew"
 GROUP_SPEC_DEADLINE_PATH = "spec.deadline"
 GROUP_SPEC_TEMPLATE_QUIESCE_TIMEOUT_PATH = "spec.template.quiesce.timeout"

@@ -21,7 +21,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from api import VirtualMachineSnapshot
-from api.group_snapshot import VirtualMachineGroupSnapshot, member_snapshot_name, owning_group, spec_problems
+from api.group_snapshot import (
+    VirtualMachineGroupSnapshot,
+    member_snapshot_name,
+    owning_group,
+    spec_problems,
+    vm_group_members,
+)
 from api.group_snapshot_messages import (
     REVERT_NEEDS_READY,
     member_of_group,
@@ -31,6 +37,7 @@ from api.group_snapshot_messages import (
 )
 from api.group_snapshot_names import (
     GROUP_SPEC_REVERT_PATH,
+    GROUP_SPEC_VM_GROUP_NAME_PATH,
     GROUP_SPEC_VM_NAMES_PATH,
     GROUP_SPEC_VM_SELECTOR_PATH,
     MAX_GROUP_MEMBERS,
@@ -75,6 +82,15 @@ class GroupSnapshotValidator:
                                          return_exceptions=True)
             members = [(f"{GROUP_SPEC_VM_NAMES_PATH}[{i}]", n, vm)
                        for i, (n, vm) in enumerate(zip(spec.vm_names, found, strict=True))]
+        elif spec.vm_group_name is not None:
+            order, problem = await asyncio.to_thread(vm_group_members, spec.vm_group_name,
+                                                     lambda name: self._cluster.read_vm_group(namespace, name))
+            if problem or len(order) > MAX_GROUP_MEMBERS:
+                return Verdict(errors=[fe.invalid(GROUP_SPEC_VM_GROUP_NAME_PATH, spec.vm_group_name, problem or
+                                                  too_many_members(GROUP_SPEC_VM_GROUP_NAME_PATH, len(order)))])
+            found = await asyncio.gather(*(self._cluster.virtual_machine(namespace, n) for n in order),
+                                         return_exceptions=True)
+            members = [(GROUP_SPEC_VM_GROUP_NAME_PATH, n, vm) for n, vm in zip(order, found, strict=True)]
         else:
             selector = spec.vm_selector.to_query() if spec.vm_selector else ""
             try:

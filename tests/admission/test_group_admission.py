@@ -60,6 +60,7 @@ def test_a_good_group_is_admitted(objects: Objects):
      "shorter than the members' quiesce timeout"),
     ({"template": {"quiesce": {"timeout": "2m"}}}, "spec.template.quiesce.timeout", "below vSphere's minimum"),
     ({"vmNames": None, "vmSelector": {"matchLabels": {"tier": "none-such"}}}, "spec.vmSelector", "selects no"),
+    ({"vmNames": None, "vmGroupName": "none-such"}, "spec.vmGroupName", "VirtualMachineGroup 'none-such' does not"),
 ])
 def test_refused_by_the_webhook_naming_the_field(objects: Objects, spec: dict, field: str, says: str):
     refusal = refused(lambda: create(objects, "bad", **spec))
@@ -76,7 +77,7 @@ def test_more_than_64_members_is_refused_naming_the_field(objects: Objects):
 
 def test_members_by_exactly_one_of_names_and_selector(objects: Objects):
     refusal = refused(lambda: create(objects, "both", vmSelector={"matchLabels": {"a": "b"}}))
-    assert refusal.by_schema and "exactly one of spec.vmSelector and spec.vmNames" in refusal.message
+    assert refusal.by_schema and "exactly one of spec.vmNames, spec.vmSelector and spec.vmGroupName" in refusal.message
 
 
 @pytest.mark.parametrize("capi_label", CAPI_CLUSTER_ROLE_LABELS[:1])

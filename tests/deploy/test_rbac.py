@@ -37,6 +37,7 @@ SCHEDULES = (SCHEDULE_GROUP, SCHEDULE_PLURAL, "")
 SCHEDULES_STATUS = (SCHEDULE_GROUP, SCHEDULE_PLURAL, "status")
 GROUP_SNAPSHOTS = (GROUP_SNAPSHOT_GROUP, GROUP_SNAPSHOT_PLURAL, "")
 GROUP_SNAPSHOTS_STATUS = (GROUP_SNAPSHOT_GROUP, GROUP_SNAPSHOT_PLURAL, "status")
+VM_GROUPS = (GROUP, "virtualmachinegroups", "")
 
 # base/rbac: what every installation grants
 BASE_NEEDED: dict[str, dict[tuple[str, str, str], set[str]]] = {
@@ -75,10 +76,12 @@ GROUP_SNAPSHOTS_NEEDED: dict[str, dict[tuple[str, str, str], set[str]]] = {
         SNAPSHOTS: {"create", "delete"},           # a group's members and their undo: create_object, delete_object
         GROUP_SNAPSHOTS: {"get"},                  # Kube.get_group_snapshot
         GROUP_SNAPSHOTS_STATUS: {"patch"},         # Kube.update_group_snapshot_status (the saga's record)
+        VM_GROUPS: {"get"},                        # spec.vmGroupName: Kube.get_object (VM Operator's group)
     },
     "vmsnap-bridge": {
         GROUP_SNAPSHOTS: {"get", "list", "watch"},  # Kube.group_snapshots_unavailable (at start), Informer,
         # ClusterReader.group_snapshot (a member's deletion)
+        VM_GROUPS: {"get"},                        # ClusterReader.read_vm_group (spec.vmGroupName)
     },
 }
 
@@ -203,8 +206,9 @@ KNOWN_CALLS = {
                       "list_objects", "get_schedule", "update_schedule_status", "create_object", "delete_object",
                       # runtime/coexistence.py: VM Operator's snapshot capability, by name
                       "get_cluster_object", "get_config_map",
-                      # a group snapshot's saga (activities/kube_group_snapshot.py)
-                      "get_group_snapshot", "update_group_snapshot_status"},
+                      # a group snapshot's saga (activities/kube_group_snapshot.py); get_object: VM Operator's
+                      # VirtualMachineGroup (spec.vmGroupName)
+                      "get_group_snapshot", "update_group_snapshot_status", "get_object"},
     "vmsnap-bridge": {"get_object", "list_objects", "list_object_pages", "watch_objects", "Watch",
                       "update_schedule_status", "get_cluster_object", "get_config_map",
                       # whether schedules are served at all (components/schedules): a list of one

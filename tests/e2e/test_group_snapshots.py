@@ -9,6 +9,7 @@ the members one after the other in name order, and a member failing to revert st
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client
@@ -21,12 +22,16 @@ from api.group_snapshot_names import (
     GROUP_SNAPSHOT_LABEL,
     GROUP_SNAPSHOT_PLURAL,
     GROUP_SNAPSHOT_VERSION,
+    VM_GROUP_KIND,
+    VM_GROUP_PLURAL,
+    VM_GROUP_VERSION,
     GroupConditionType,
     GroupPhase,
     GroupReason,
 )
 from api.names import GROUP, SNAPSHOT_PLURAL, TRACE_ID_ANNOTATION, VERSION
 from runtime import search_attributes as sa
+from testbed.kube import install_crds
 from testbed.product import Product
 from testbed.vms import create_vm, eventually, get_snapshot, get_vm, snapshot_manifest, vsphere_snapshot_names
 from tests.e2e.test_create_snapshot import create, created_workflow_id, kubectl, ready
@@ -251,3 +256,39 @@ def test_a_member_failing_to_revert_stops_the_rest(product: Product, kube_api, n
     assert "not reverted: db" in condition.message and group.status.reverted_members == ["app-1"]
     assert get_vm(kube_api, namespace, "app-1").status.current_snapshot.name == member_snapshot_name("app", "app-1")
     assert get_vm(kube_api, namespace, "db").status.current_snapshot.name == "later-db", "db was left alone"
+
+
+VM_GROUP_CRD = Path(__file__).resolve().parents[1] / "testdata" / "vm-operator-group" / "virtualmachinegroups.yaml"
+
+
+def vm_group(kube_api, namespace: str, name: str, *steps: list[tuple[str, str]]) -> None:
+    client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
+        GROUP, VM_GROUP_VERSION, namespace, VM_GROUP_PLURAL,
+        {"apiVersion": f"{GROUP}/{VM_GROUP_VERSION}", "kind": VM_GROUP_KIND, "metadata": {"name": name},
+         "spec": {"bootOrder": [{"members": [{"kind": kind, "name": member} for kind, member in step]}
+                                for step in steps]}})
+
+
+async def test_members_by_a_vm_operator_group_in_boot_order_and_reverted_in_it(product: Product, kube_api,
+                                                                             namespace, vcsim, temporal_client):
+    """A VirtualMachineGroup `shop` boots db first, then its nested group `web` (app-2, then app-1): the group
+    snapshot's members are those three, in that order, and its revert follows it."""
+    install_crds(kube_api, [VM_GROUP_CRD])
+    vms(kube_api, vcsim, namespace)
+    vm_group(kube_api, namespace, "web", [("VirtualMachine", "app-2")], [("VirtualMachine", "app-1")])
+    vm_group(kube_api, namespace, "shop", [("VirtualMachine", "db")], [("VirtualMachineGroup", "web")])
+    client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
+        GROUP_SNAPSHOT_GROUP, GROUP_SNAPSHOT_VERSION, namespace, GROUP_SNAPSHOT_PLURAL,
+        {"apiVersion": GROUP_SNAPSHOT_API_VERSION, "kind": GROUP_SNAPSHOT_KIND, "metadata": {"name": "app"},
+         "spec": {"vmGroupName": "shop"}})
+    group = await asyncio.to_thread(eventually, lambda: finished(kube_api, namespace, "app"), 240, "finished")
+    assert group.is_ready, group.status
+    assert [m.vm_name for m in group.status.members or []] == ["db", "app-2", "app-1"]
+    set_revert(kube_api, namespace)
+    group = await asyncio.to_thread(eventually, lambda: reverted(kube_api, namespace), 240, "reverted")
+    assert group.condition(GroupConditionType.REVERTED).status == "True"
+    assert group.status.reverted_members == ["db", "app-2", "app-1"]
+    runs = [w async for w in temporal_client.list_workflows(
+        f"KubernetesNamespace = '{namespace}' AND SnapshotOperation = 'RevertSnapshot'")]
+    assert [w.typed_search_attributes.get(sa.VIRTUAL_MACHINE) for w in sorted(runs, key=lambda w: w.start_time)] == [
+        "db", "app-2", "app-1"]

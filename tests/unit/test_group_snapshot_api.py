@@ -21,6 +21,7 @@ from api.group_snapshot import (
     owning_group,
     skew_seconds,
     spec_problems,
+    vm_group_members,
 )
 from api.group_snapshot_names import (
     GROUP_SNAPSHOT_API_VERSION,
@@ -82,6 +83,7 @@ def test_a_good_spec_has_no_problems():
     assert spec_problems(spec(template={"memory": True, "quiesce": {"timeout": "10min"}}, maxSkew="5s",
                               deadline="1h")) == []
     assert spec_problems(spec(vmNames=None, vmSelector={"matchLabels": {"tier": "db"}})) == []
+    assert spec_problems(spec(vmNames=None, vmGroupName="three-tier")) == []
     assert spec().max_skew_seconds == 30 and spec().deadline_delta == timedelta(minutes=30)
 
 
@@ -92,6 +94,7 @@ def test_a_good_spec_has_no_problems():
     ({"vmNames": ["db", "ns/app"]}, "spec.vmNames[1]"),
     ({"vmSelector": {"matchLabels": {"a": "b"}}}, "spec.vmSelector"),
     ({"vmNames": None}, "spec.vmSelector"),
+    ({"vmGroupName": "app"}, "spec.vmSelector"),                          # with vmNames
     ({"maxSkew": "quick"}, "spec.maxSkew"),
     ({"maxSkew": "-5s"}, "spec.maxSkew"),
     ({"deadline": "later"}, "spec.deadline"),
@@ -147,3 +150,27 @@ def test_finished_is_ready_or_failed_for_good():
     assert not group("False", GroupReason.IN_PROGRESS).finished
     assert not group("False", GroupReason.COMPENSATING).finished
     assert not VirtualMachineGroupSnapshot().finished
+
+
+def vm_group(*steps: list[tuple[str, str]]) -> dict:
+    return {"spec": {"bootOrder": [{"members": [{"kind": kind, "name": name} for kind, name in step]}
+                                   for step in steps]}}
+
+
+def test_a_vm_operator_groups_members_in_boot_order_nested_groups_followed():
+    groups = {"app": vm_group([("VirtualMachine", "db")],
+                              [("VirtualMachineGroup", "web"), ("VirtualMachine", "cache")]),
+              "web": vm_group([("VirtualMachine", "web-2"), ("VirtualMachine", "web-1"), ("VirtualMachine", "db")])}
+    assert vm_group_members("app", groups.get) == (["db", "web-2", "web-1", "cache"], "")
+
+
+@pytest.mark.parametrize(("groups", "says"), [
+    ({}, "VirtualMachineGroup 'app' does not exist"),
+    ({"app": vm_group([("VirtualMachineGroup", "gone")])}, "VirtualMachineGroup 'gone' does not exist"),
+    ({"app": vm_group([("VirtualMachineGroup", "web")]), "web": vm_group([("VirtualMachineGroup", "app")])},
+     "'app' contains itself"),
+    ({"app": vm_group()}, "has no VirtualMachine"),
+])
+def test_a_vm_operator_group_that_gives_no_members_says_why_naming_the_field(groups: dict, says: str):
+    members, problem = vm_group_members("app", groups.get)
+    assert members == [] and problem.startswith("spec.vmGroupName") and says in problem
