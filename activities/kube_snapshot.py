@@ -23,6 +23,7 @@ from api import (
 )
 from api.conditions import Condition, set_condition, set_false, set_true
 from api.errors import ErrorType
+from api.group_snapshot import owning_group
 from api.names import (
     CREATE_FAILED_REASONS,
     CSI_VOLUME_SYNC_ANNOTATION,
@@ -43,6 +44,7 @@ from api.names import (
 )
 from api.operation_policy import OperationDefaults, failure_deadline, quiesce_fallback
 from api.quantity import format_binary_bytes, format_plain_bytes
+from contract.names import group_snapshot_workflow_id
 from contract.payloads import (
     ConditionChange,
     DeletePlan,
@@ -122,6 +124,12 @@ class DeleteRetry:
     max_seconds: float = 3600.0
 
 
+def group_workflow_id(snapshot: VirtualMachineSnapshot) -> str:
+    """The saga of the group whose member the snapshot is ("" for any other snapshot)."""
+    group = owning_group(snapshot)
+    return "" if group is None else group_snapshot_workflow_id(snapshot.namespace or "", *group)
+
+
 class KubeSnapshotActivities:
     def __init__(self, kube: Kube, events: EventRecorder, csi_sync: CSISyncMode = CSISyncMode.HANDSHAKE,
                  links: WorkflowLinks = WorkflowLinks(), delete_retry: DeleteRetry = DeleteRetry(),
@@ -158,6 +166,9 @@ class KubeSnapshotActivities:
         # the vCenter VM is recorded before any vSphere work, so a delete finds the snapshot without the VM object
         annotations = {**operation_annotations(self.links), VSPHERE_VM_ANNOTATION: vm.status.unique_id}
         owner = OwnerReference(api_version=vm.api_version, kind=vm.kind, name=vm_name, uid=vm.metadata.uid or "")
+        # a group's member is owned by its group alone: garbage collection deletes an object only once every owner
+        # is gone, and deleting the group must delete its members
+        group_saga = group_workflow_id(snapshot)
 
         def own(s: VirtualMachineSnapshot) -> bool:
             meta, changed = s.metadata, False
@@ -167,7 +178,7 @@ class KubeSnapshotActivities:
             if (meta.labels or {}).get(VM_NAME_LABEL) != vm_name:
                 meta.labels = {**(meta.labels or {}), VM_NAME_LABEL: vm_name}
                 changed = True
-            if not any(o.uid == owner.uid for o in meta.owner_references or []):
+            if not group_saga and not any(o.uid == owner.uid for o in meta.owner_references or []):
                 meta.owner_references = [*(meta.owner_references or []), owner]
                 changed = True
             return annotate(meta, annotations) or changed
@@ -189,7 +200,8 @@ class KubeSnapshotActivities:
             quiesce_minutes=quiesce_minutes, generation=snapshot.metadata.generation or 0,
             vm_yaml=encode_vm_yaml(vm.to_kube()),  # every field: the model keeps the ones it does not type
             deadline=(meta.creation_timestamp or datetime.now(UTC)) + deadline, deadline_limit=deadline_limit,
-            quiesce_fallback=quiesce_minutes is not None and fallback is QuiesceFallback.CRASH_CONSISTENT)
+            quiesce_fallback=quiesce_minutes is not None and fallback is QuiesceFallback.CRASH_CONSISTENT,
+            group_workflow_id=group_saga)
         # the two steps that always follow, here rather than as activities of their own (each a history marker
         # and, for the storage, a second read of the VM): Created=False/InProgress, and the requested storage
         self.update_snapshot_status(SnapshotStatusChange(snapshot=ref, conditions=[ConditionChange(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from .conditions import Condition, get_condition
+from .messages import SNAPSHOT_OF_VKS_NODE_FORBIDDEN, unsupported_scsi_sharing_mode
 from .meta import ApiModel, KubeObject, QuantityText
 from .names import API_VERSION, CAPI_CLUSTER_ROLE_LABELS, VM_KIND, ControllerSharingMode, PowerState, VMConditionType
 from .quantity import format_plain_bytes
@@ -156,3 +157,10 @@ class VirtualMachine(KubeObject):
 
     def volume_spec(self, name: str) -> VolumeSpec | None:
         return next((v for v in self.spec.volumes or () if v.name == name), None)
+
+
+def snapshot_refusals(vm: VirtualMachine) -> list[str]:
+    """Why vSphere (or the product) will not snapshot this VM, as a single snapshot's admission says it: a VKS/TKG
+    node, a SCSI controller sharing its bus. Empty when it can be snapshotted."""
+    refusals = [SNAPSHOT_OF_VKS_NODE_FORBIDDEN] if vm.is_vks_node else []
+    return refusals + [unsupported_scsi_sharing_mode(bus, mode) for bus, mode in vm.snapshot_blocking_scsi_buses]

@@ -8,6 +8,7 @@ from typing import Any
 
 from api import VirtualMachine, VirtualMachineSnapshot
 from api.conditions import Condition
+from api.group_snapshot_names import GROUP_SNAPSHOT_TRACEPARENT_ANNOTATION
 from api.names import (
     CSI_VOLUME_SYNC_ANNOTATION,
     VM_PLURAL,
@@ -120,9 +121,11 @@ def _trimmed_meta(meta: dict[str, Any], annotations: tuple[str, ...]) -> dict[st
 
 def snapshot_fields(obj: dict[str, Any]) -> dict[str, Any]:
     """The part of a VirtualMachineSnapshot that `snapshot_actions` reads (metadata without managedFields, labels
-    or other annotations; the spec; status conditions): what the bridge caches and hands over."""
+    or other annotations; the spec; status conditions), and a group member's parent span: what the bridge caches
+    and hands over."""
     out: dict[str, Any] = {k: obj[k] for k in ("apiVersion", "kind", "spec") if k in obj}
-    out["metadata"] = _trimmed_meta(obj.get("metadata") or {}, (CSI_VOLUME_SYNC_ANNOTATION,))
+    out["metadata"] = _trimmed_meta(obj.get("metadata") or {}, (CSI_VOLUME_SYNC_ANNOTATION,
+                                                                GROUP_SNAPSHOT_TRACEPARENT_ANNOTATION))
     conditions = (obj.get("status") or {}).get("conditions")
     if conditions is not None:
         out["status"] = {"conditions": conditions}

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.group_snapshot_names import GROUP_SNAPSHOT_TRACEPARENT_ANNOTATION
 from api.names import SNAPSHOT_PLURAL
 from bridge import metrics
 from bridge.decisions import SignalCSISynced, StopVMOperations, snapshot_actions, vm_actions, vm_key
@@ -29,7 +30,7 @@ from contract.payloads import Operation
 from contract.queue import enqueue_operation
 from runtime.informer import Event
 from runtime.last_written import LastWritten
-from runtime.telemetry import current_trace_context, tracer
+from runtime.telemetry import current_trace_context, parent_context, tracer
 from runtime.temporal import is_outage, outage_text
 
 log = logging.getLogger("vmsnap.bridge")
@@ -180,12 +181,14 @@ class Dispatcher:
         else:
             actions = list(vm_actions(obj, deleted=event.kind == "DELETED"))
         meta = obj.get("metadata", {})
+        # a group's member: its operations belong to the group's trace, under the saga's span that made it
+        parent = parent_context((meta.get("annotations") or {}).get(GROUP_SNAPSHOT_TRACEPARENT_ANNOTATION))
         for action in actions:
             sent_key = f"{action.workflow_id}#{_sent_kind(action)}"
             if event.kind != "SYNC" and self._sent.echo(sent_key, True):
                 continue
             # the root of the operation's trace: the watched change that asked for it
-            with tracer().start_as_current_span(f"bridge {event.kind} {event.plural}", attributes={
+            with tracer().start_as_current_span(f"bridge {event.kind} {event.plural}", context=parent, attributes={
                     "k8s.namespace": meta.get("namespace", ""), "k8s.name": meta.get("name", ""),
                     "k8s.resource_version": meta.get("resourceVersion", ""),
                     "vmsnap.action": action.kind.value if isinstance(action, Operation)

@@ -12,6 +12,10 @@ VM_QUEUE_WORKFLOW = "VirtualMachineSnapshotQueue"
 TREE_WATCH_WORKFLOW = "SnapshotTreeWatch"
 # started by name by the Temporal Schedule the bridge keeps for each VirtualMachineSnapshotSchedule
 SCHEDULED_RUN_WORKFLOW = "ScheduledSnapshotRun"
+# started by the bridge for each VirtualMachineGroupSnapshot: the saga that takes its members, all or none
+GROUP_SNAPSHOT_WORKFLOW = "GroupSnapshot"
+# started by the bridge for a Ready group's spec.revert: its members' VMs reverted one by one, in name order
+GROUP_REVERT_WORKFLOW = "GroupRevert"
 
 # --- signals and queries --------------------------------------------------------------------------------------
 # the VM's queue: an operation to run (signal-with-start), the VM object going away, an operation done with vCenter
@@ -22,6 +26,10 @@ VM_QUEUE_PENDING_QUERY = "queue"
 # a create: the bridge saw `csi.vsphere.volume.sync: completed` on its snapshot
 CREATE_CSI_SYNC_COMPLETED_SIGNAL = "csi_sync_completed"
 CREATE_CURRENT_STEP_QUERY = "current_step"
+# the group's barrier: a member's create tells its group it is ready to start its vCenter task (it holds its VM's
+# queue and has stored its ExtraConfig); the group tells every member to go once all are ready
+GROUP_MEMBER_READY_SIGNAL = "member_ready"
+CREATE_GROUP_GO_SIGNAL = "group_go"
 
 
 # --- IDs ------------------------------------------------------------------------------------------------------
@@ -55,3 +63,13 @@ def temporal_schedule_id(namespace: str, name: str) -> str:
 def run_workflow_id_prefix(namespace: str, name: str) -> str:
     """Temporal appends each run's scheduled time to it."""
     return f"scheduled-snapshot-run/{namespace}/{name}"
+
+
+def group_snapshot_workflow_id(namespace: str, name: str, uid: str) -> str:
+    """One saga per group object (its uid): a group of the same name made again is a new saga."""
+    return f"group-snapshot/{namespace}/{name}/{uid}"
+
+
+def group_revert_workflow_id(namespace: str, name: str, uid: str, generation: int) -> str:
+    """One revert per group generation: setting spec.revert again (false, then true) is a new generation."""
+    return f"group-revert/{namespace}/{name}/{uid}/g{generation}"

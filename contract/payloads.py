@@ -177,6 +177,10 @@ class SnapshotPlan(BaseModel):
     deadline: datetime | None = None
     deadline_limit: str = ""
     quiesce_fallback: bool = False
+    # a member of a VirtualMachineGroupSnapshot: its saga's workflow ID. The create signals it when ready for its
+    # vCenter task and waits for the group's go (the barrier); "" for every other snapshot, and in plans of
+    # histories before group snapshots (no barrier)
+    group_workflow_id: str = ""
 
 
 class VSphereSnapshotRequest(BaseModel):

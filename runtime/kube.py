@@ -16,13 +16,16 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from api import VirtualMachine, VirtualMachineSnapshot
+from api.group_snapshot import VirtualMachineGroupSnapshot
+from api.group_snapshot_names import GROUP_SNAPSHOT_GROUP, GROUP_SNAPSHOT_PLURAL, GROUP_SNAPSHOT_VERSION
 from api.names import GROUP, SNAPSHOT_PLURAL, VERSION, VM_NAME_LABEL, VM_PLURAL
 from api.schedule import VirtualMachineSnapshotSchedule
 from api.schedule_names import SCHEDULE_GROUP, SCHEDULE_PLURAL, SCHEDULE_VERSION
 from runtime.last_written import LastWritten
 from runtime.settings import Settings
 
-Model = TypeVar("Model", VirtualMachineSnapshot, VirtualMachine, VirtualMachineSnapshotSchedule)
+Model = TypeVar("Model", VirtualMachineSnapshot, VirtualMachine, VirtualMachineSnapshotSchedule,
+                VirtualMachineGroupSnapshot)
 JSON = dict[str, Any]
 
 CONFLICT_RETRIES = 10
@@ -229,6 +232,10 @@ class Kube:
         return self._get(VirtualMachineSnapshotSchedule, SCHEDULE_PLURAL, namespace, name,
                          group=SCHEDULE_GROUP, version=SCHEDULE_VERSION)
 
+    def get_group_snapshot(self, namespace: str, name: str) -> VirtualMachineGroupSnapshot | None:
+        return self._get(VirtualMachineGroupSnapshot, GROUP_SNAPSHOT_PLURAL, namespace, name,
+                         group=GROUP_SNAPSHOT_GROUP, version=GROUP_SNAPSHOT_VERSION)
+
     def list_vm_snapshots(self, namespace: str, vm_name: str) -> list[VirtualMachineSnapshot]:
         """The VM's snapshots, by the vm-name label admission puts on every snapshot (so the list is the VM's,
         not the namespace's); the label is checked against spec.vmName as well."""
@@ -252,16 +259,23 @@ class Kube:
     def schedules_unavailable(self, namespace: str = "") -> str | None:
         """Why this process cannot follow VirtualMachineSnapshotSchedules, or None when it can: the kind is not
         installed (404) or listing it is not granted (403) — deploy/components/schedules brings both."""
+        return self._kind_unavailable(SCHEDULE_PLURAL, SCHEDULE_GROUP, SCHEDULE_VERSION, namespace,
+                                      "deploy/components/schedules", "vmsnap-bridge-schedules")
+
+    def group_snapshots_unavailable(self, namespace: str = "") -> str | None:
+        """The same for VirtualMachineGroupSnapshots — deploy/components/group-snapshots brings both."""
+        return self._kind_unavailable(GROUP_SNAPSHOT_PLURAL, GROUP_SNAPSHOT_GROUP, GROUP_SNAPSHOT_VERSION, namespace,
+                                      "deploy/components/group-snapshots", "vmsnap-bridge-group-snapshots")
+
+    def _kind_unavailable(self, plural: str, group: str, version: str, namespace: str, component: str,
+                          role: str) -> str | None:
         try:
-            next(self.list_object_pages(SCHEDULE_PLURAL, namespace, page_size=1,
-                                        group=SCHEDULE_GROUP, version=SCHEDULE_VERSION))
+            next(self.list_object_pages(plural, namespace, page_size=1, group=group, version=version))
         except ApiException as e:
             if e.status == 404:
-                return (f"the kind is not installed (no {SCHEDULE_PLURAL}.{SCHEDULE_GROUP}); "
-                        f"deploy/components/schedules installs it")
+                return f"the kind is not installed (no {plural}.{group}); {component} installs it"
             if e.status == 403:
-                return (f"listing {SCHEDULE_PLURAL}.{SCHEDULE_GROUP} is not granted; "
-                        f"deploy/components/schedules grants it (ClusterRole vmsnap-bridge-schedules)")
+                return f"listing {plural}.{group} is not granted; {component} grants it (ClusterRole {role})"
             raise
         return None
 
@@ -307,6 +321,13 @@ class Kube:
         write it)."""
         return self._update(VirtualMachineSnapshotSchedule, SCHEDULE_PLURAL, namespace, name, mutate, status=True,
                             merge=True, group=SCHEDULE_GROUP, version=SCHEDULE_VERSION)
+
+    def update_group_snapshot_status(self, namespace: str, name: str,
+                                     mutate: Callable[[VirtualMachineGroupSnapshot], bool],
+                                     ) -> VirtualMachineGroupSnapshot | None:
+        """The group's status, merge-patched (its RBAC grants patch, not update)."""
+        return self._update(VirtualMachineGroupSnapshot, GROUP_SNAPSHOT_PLURAL, namespace, name, mutate, status=True,
+                            merge=True, group=GROUP_SNAPSHOT_GROUP, version=GROUP_SNAPSHOT_VERSION)
 
     def _update(self, model: type[Model], plural: str, namespace: str, name: str, mutate: Callable[[Model], bool],
                 *, status: bool, current: Model | None = None, merge: bool = False,

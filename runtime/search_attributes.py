@@ -38,3 +38,11 @@ def for_schedule(namespace: str, name: str) -> TypedSearchAttributes:
                                   SearchAttributePair(SCHEDULE, name),
                                   SearchAttributePair(OPERATION, "ScheduledSnapshotRun")])
 
+
+
+# --- group snapshots ---
+def for_group_snapshot(namespace: str, name: str) -> TypedSearchAttributes:
+    """A group's saga: found by its namespace, and by the group's name as the snapshot it is."""
+    return TypedSearchAttributes([SearchAttributePair(KUBERNETES_NAMESPACE, namespace),
+                                  SearchAttributePair(SNAPSHOT, name),
+                                  SearchAttributePair(OPERATION, "GroupSnapshot")])

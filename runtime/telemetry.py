@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import opentelemetry.context
 import opentelemetry.trace
-from opentelemetry.propagate import inject
+from opentelemetry.propagate import extract, inject
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
 from temporalio import activity
@@ -55,6 +56,12 @@ def current_trace_context() -> dict[str, str]:
     carrier: dict[str, str] = {}
     inject(carrier)
     return carrier
+
+
+def parent_context(traceparent: str | None) -> opentelemetry.context.Context | None:
+    """The context of a span given as a W3C traceparent (a group member's: the saga's span that made it); None
+    without one."""
+    return extract({"traceparent": traceparent}) if traceparent else None
 
 
 def current_trace_id() -> str | None:

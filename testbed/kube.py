@@ -35,10 +35,12 @@ POD_CONTROLLERS = ("serviceaccount", "root-ca-cert-publisher", "deployment", "re
 
 
 def product_crd_files(deploy: Path | None = None) -> list[Path]:
-    """Our CRDs, as the standalone overlay installs them: the base's (VirtualMachineSnapshot), the schedules
-    component's (VirtualMachineSnapshotSchedule) and the overlay's own (VirtualMachine)."""
+    """Our CRDs, as the standalone overlay installs them: the base's (VirtualMachineSnapshot), the schedules and
+    group-snapshots components' (VirtualMachineSnapshotSchedule, VirtualMachineGroupSnapshot) and the overlay's own
+    (VirtualMachine)."""
     deploy = deploy or repo_root() / "deploy"
     return [*sorted(deploy.glob("base/crds/*.yaml")), *sorted(deploy.glob("components/schedules/crds/*.yaml")),
+            *sorted(deploy.glob("components/group-snapshots/crds/*.yaml")),
             *sorted(deploy.glob("overlays/standalone/crds/*.yaml"))]
 
 

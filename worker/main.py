@@ -22,12 +22,14 @@ from temporalio.worker import Worker
 
 from activities.kube.bound_vms import BoundVMs
 from activities.kube.events import EventRecorder
+from activities.kube_group_snapshot import KubeGroupSnapshotActivities
 from activities.kube_schedule import KubeScheduleActivities
 from activities.kube_snapshot import DeleteRetry, KubeSnapshotActivities
 from activities.kube_vm import KubeVMActivities, KubeVMRevertActivities
 from activities.temporal_queue import VMQueueActivities
 from activities.temporal_schedule import ScheduleTemporalActivities
 from activities.vsphere.change_feed import SnapshotChangeFeed
+from activities.vsphere_group import VSphereGroupActivities
 from activities.vsphere_snapshot import VSphereSnapshotActivities
 from activities.vsphere_tree_watch import VSphereTreeWatchActivities
 from api.operation_policy import OperationDefaults
@@ -47,6 +49,8 @@ from runtime.vsphere import VSphereSession
 from runtime.vsphere_privileges import VCenterPrivileges
 from workflows.create_snapshot import CreateSnapshot
 from workflows.delete_snapshot import DeleteSnapshot
+from workflows.group_revert import GroupRevert
+from workflows.group_snapshot import GroupSnapshot
 from workflows.options import vcenter_task_queue
 from workflows.revert_snapshot import RevertSnapshot
 from workflows.scheduled_run import ScheduledSnapshotRun
@@ -56,7 +60,7 @@ from workflows.vm_snapshot_queue import VirtualMachineSnapshotQueue
 log = logging.getLogger("vmsnap.worker")
 
 WORKFLOWS = [VirtualMachineSnapshotQueue, CreateSnapshot, RevertSnapshot, DeleteSnapshot, SnapshotTreeWatch,
-             ScheduledSnapshotRun]
+             ScheduledSnapshotRun, GroupSnapshot, GroupRevert]
 MAX_CONCURRENT_ACTIVITIES = 32
 # the operations' short Kubernetes and vCenter calls (local activities share the activity thread pool)
 MAX_CONCURRENT_LOCAL_ACTIVITIES = 32
@@ -103,7 +107,8 @@ def activities(settings: Settings, temporal: tuple[VMQueueActivities, ScheduleTe
                                defaults),
         KubeVMActivities(kube, settings.watch_namespace, feed.written, bound_vms),
         KubeVMRevertActivities(kube, events, links, defaults),
-        KubeScheduleActivities(kube, events), *temporal)
+        KubeScheduleActivities(kube, events), KubeGroupSnapshotActivities(kube, events),
+        VSphereGroupActivities(vsphere.session), *temporal)
     capped = {m.__name__ for m in vcenter_task_activities(vsphere)}
     return [m for m in every if not (getattr(m, "__self__", None) is vsphere and m.__name__ in capped)]
 

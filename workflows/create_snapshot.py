@@ -22,7 +22,14 @@ with workflow.unsafe.imports_passed_through():
         SnapshotReason,
     )
     from contract.compat import releases_queue_at_handshake, unprepared, without_deadline
-    from contract.names import CREATE_CSI_SYNC_COMPLETED_SIGNAL, CREATE_CURRENT_STEP_QUERY, CREATE_SNAPSHOT_WORKFLOW
+    from contract.group_payloads import MemberReady
+    from contract.names import (
+        CREATE_CSI_SYNC_COMPLETED_SIGNAL,
+        CREATE_CURRENT_STEP_QUERY,
+        CREATE_GROUP_GO_SIGNAL,
+        CREATE_SNAPSHOT_WORKFLOW,
+        GROUP_MEMBER_READY_SIGNAL,
+    )
     from contract.payloads import (
         ConditionChange,
         CreatedSnapshot,
@@ -87,12 +94,18 @@ def quiesce_failure_reason(plan: SnapshotPlan, error: BaseException) -> Snapshot
 class CreateSnapshot:
     def __init__(self) -> None:
         self.csi_sync_done = False
+        self.group_go = False
         self.step = "queued"
 
     @workflow.signal(name=CREATE_CSI_SYNC_COMPLETED_SIGNAL)
     def csi_sync_completed(self) -> None:
         """The bridge saw `csi.vsphere.volume.sync: completed` on the snapshot."""
         self.csi_sync_done = True
+
+    @workflow.signal(name=CREATE_GROUP_GO_SIGNAL)
+    def go(self) -> None:
+        """A group member: every member of the group is ready, the vCenter task may start."""
+        self.group_go = True
 
     @workflow.query(name=CREATE_CURRENT_STEP_QUERY)
     def current_step(self) -> str:
@@ -153,6 +166,8 @@ class CreateSnapshot:
         """ExtraConfig and the task; when the guest will not freeze and the plan allows it, the task again without
         quiescing. Returns the snapshot and, after such a fallback, why quiescing failed."""
         await self._store_extra_config(plan)
+        if plan.group_workflow_id:
+            await self._group_barrier(plan)
         try:
             _, created = await self._vsphere_task(plan, plan.requested, plan.quiesce_minutes)
             return created, None
@@ -168,6 +183,20 @@ class CreateSnapshot:
         with outcome_span("crash-consistent fallback", reason=reason):
             _, created = await self._vsphere_task(plan, plan.requested, None, FALLBACK)
         return created, failure
+
+    async def _group_barrier(self, plan: SnapshotPlan) -> None:
+        """A group member holds its VM's queue, its ExtraConfig stored, until every member is as ready: it tells
+        the group's saga, then waits for its go. The deadline (or the member's deletion, when the group is undone)
+        ends the wait like any other step."""
+        self._at("wait for the group's other members")
+        try:
+            await workflow.get_external_workflow_handle(plan.group_workflow_id).signal(
+                GROUP_MEMBER_READY_SIGNAL,
+                MemberReady(snapshot_uid=plan.snapshot.uid, workflow_id=workflow.info().workflow_id))
+        except Exception as error:  # noqa: BLE001 - a saga that has ended is undoing its members: this one too
+            workflow.logger.warning("%s: the group %s did not take the signal: %s", plan.snapshot,
+                                    plan.group_workflow_id, error)
+        await workflow.wait_condition(lambda: self.group_go)
 
     async def _undo(self, plan: SnapshotPlan, lost: str | None) -> None:
         """Cancel the task of an attempt whose worker was lost (`lost`), then remove the snapshot this create

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from api import VirtualMachine, VirtualMachineSnapshot
+from api.group_snapshot import VirtualMachineGroupSnapshot
 from api.schedule import VirtualMachineSnapshotSchedule
 from runtime.kube import Kube
 from runtime.telemetry import WorkflowLinks
@@ -54,8 +55,8 @@ class EventRecorder:
             self._buckets[key] = (tokens - 1, now)
             return True
 
-    def record(self, obj: VirtualMachineSnapshot | VirtualMachine | VirtualMachineSnapshotSchedule, reason: str,
-               message: str, warning: bool = False) -> None:
+    def record(self, obj: VirtualMachineSnapshot | VirtualMachine | VirtualMachineSnapshotSchedule
+               | VirtualMachineGroupSnapshot, reason: str, message: str, warning: bool = False) -> None:
         """`obj` as read from the apiserver."""
         meta = obj.metadata
         if not meta.uid or not self._allow(meta.uid):

@@ -8,6 +8,13 @@ import asyncio
 from typing import Any
 
 from api import admission_messages
+from api.group_snapshot_names import (
+    GROUP_SNAPSHOT_GROUP,
+    GROUP_SNAPSHOT_PLURAL,
+    GROUP_SNAPSHOT_VERSION,
+    VM_GROUP_PLURAL,
+    VM_GROUP_VERSION,
+)
 from api.names import SNAPSHOT_PLURAL, VM_PLURAL
 from runtime.kube import Kube, KubeError
 
@@ -30,6 +37,24 @@ class ClusterReader:
     async def snapshots(self, namespace: str) -> list[dict[str, Any]]:
         """Every VirtualMachineSnapshot of the namespace (paged, so a big namespace is read in pieces)."""
         return await asyncio.to_thread(self._kube.list_objects, SNAPSHOT_PLURAL, namespace, timeout=self._timeout)
+
+
+    async def virtual_machines(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """The VirtualMachines of the namespace whose labels match (a group's vmSelector)."""
+        return await asyncio.to_thread(self._kube.list_objects, VM_PLURAL, namespace, timeout=self._timeout,
+                                       **({"label_selector": label_selector} if label_selector else {}))
+
+    def read_vm_group(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """VM Operator's VirtualMachineGroup, or None (no such object, or no such kind). Blocking: called from a
+        worker thread, as it is followed through its nested groups."""
+        return self._kube.get_object(VM_GROUP_PLURAL, namespace, name, timeout=self._timeout,
+                                     version=VM_GROUP_VERSION)
+
+    async def group_snapshot(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The VirtualMachineGroupSnapshot, or None if it does not exist."""
+        return await asyncio.to_thread(self._kube.get_object, GROUP_SNAPSHOT_PLURAL, namespace, name,
+                                       timeout=self._timeout, group=GROUP_SNAPSHOT_GROUP,
+                                       version=GROUP_SNAPSHOT_VERSION)
 
 
 def describe_error(error: Exception) -> str:

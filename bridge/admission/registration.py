@@ -44,11 +44,19 @@ WebhookEndpoint = ServiceReference | UrlReference
 # removal that ends a delete. Its CREATEs (a schedule's runs) are still admitted: they need the finalizer and the
 # checks, and fail with the refusal while no bridge answers. Everyone else's writes fail closed, as before.
 OWN_UPDATES_CONDITION = "not-an-update-by-vmsnap"
+# A webhook of deletes only (a group's member deleted on its own) skips the product's own deletes too: a group's
+# saga undoing its members must never wait on a bridge.
+OWN_WRITES_CONDITION = "not-by-vmsnap"
 
 
 def own_updates_expression(users: tuple[str, ...]) -> str:
     listed = ", ".join(f"'{user}'" for user in users)
     return f"!(request.operation == 'UPDATE' && request.userInfo.username in [{listed}])"
+
+
+def own_writes_expression(users: tuple[str, ...]) -> str:
+    listed = ", ".join(f"'{user}'" for user in users)
+    return f"!(request.userInfo.username in [{listed}])"
 
 
 def webhook_configurations(endpoint: WebhookEndpoint, ca_bundle: bytes | None = None, *,
@@ -103,7 +111,9 @@ def _webhook_entry(webhook: Webhook, endpoint: WebhookEndpoint, ca_bundle: bytes
         "timeoutSeconds": TIMEOUT_SECONDS,
     }
     conditions = list(webhook.match_conditions)
-    if own_users:
+    if own_users and webhook.operations == ("DELETE",):
+        conditions.append((OWN_WRITES_CONDITION, own_writes_expression(own_users)))
+    elif own_users:
         conditions.append((OWN_UPDATES_CONDITION, own_updates_expression(own_users)))
     if conditions:
         entry["matchConditions"] = [{"name": n, "expression": e} for n, e in conditions]

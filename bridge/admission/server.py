@@ -26,6 +26,7 @@ from runtime.kube import Kube
 
 from . import field_errors as fe
 from .cluster import ClusterReader
+from .group_validation import GroupSnapshotValidator, MemberDeletionValidator
 from .review import AdmissionRequest, MalformedReview, Verdict, bad_request_response, parse_review, review_response
 from .schedule_validation import validate_schedule
 from .snapshot_mutation import mutate_snapshot
@@ -33,7 +34,9 @@ from .snapshot_validation import SnapshotValidator
 from .tls import ReloadingCertificate
 from .vm_validation import VirtualMachineValidator
 from .webhooks import (
+    GROUP_SNAPSHOT_VALIDATING,
     HEALTHZ_PATH,
+    MEMBER_DELETE_VALIDATING,
     READYZ_PATH,
     SCHEDULE_VALIDATING,
     SNAPSHOT_MUTATING,
@@ -79,6 +82,8 @@ class AdmissionServer:
             SNAPSHOT_VALIDATING: SnapshotValidator(cluster),
             VM_VALIDATING: VirtualMachineValidator(cluster),
             SCHEDULE_VALIDATING: validate_schedule,
+            GROUP_SNAPSHOT_VALIDATING: GroupSnapshotValidator(cluster),
+            MEMBER_DELETE_VALIDATING: MemberDeletionValidator(cluster),
         }
         self._app = self._build_app(max_body_bytes)
         self._runner: web.AppRunner | None = None

@@ -91,9 +91,9 @@ class SnapshotValidator:
 
         vm, siblings = await asyncio.gather(self._cluster.virtual_machine(namespace, vm_name),
                                             self._cluster.snapshots(namespace), return_exceptions=True)
-        errors += _vm_problems(vm_name, vm)
+        errors += vm_problems(vm_name, vm)
         verdict = Verdict(errors=errors)
-        _judge_snapshot_count(verdict, vm_name, name, siblings)
+        judge_snapshot_count(verdict, vm_name, name, siblings)
         return verdict
 
 
@@ -162,23 +162,26 @@ def raw_annotation(document: dict[str, Any], key: str) -> str | None:
     return annotations.get(key) if isinstance(annotations, dict) else None
 
 
-def _vm_problems(vm_name: str, found: dict[str, Any] | None | BaseException) -> list[FieldError]:
+def vm_problems(vm_name: str, found: dict[str, Any] | None | BaseException,
+                path: str = SPEC_VM_NAME_PATH) -> list[FieldError]:
+    """Why a snapshot of this VM (as read, or the read's failure) is refused, on `path`: a single snapshot's checks,
+    which a group snapshot makes of each member too."""
     if isinstance(found, BaseException):
         # VM Operator reports this as Invalid; it is not the user's fault, so it is an internal error (500) here.
-        return [fe.internal(SPEC_VM_NAME_PATH,
+        return [fe.internal(path,
                             admission_messages.vm_unreadable(vm_name, describe_error(_read_failure(found))))]
     if found is None:
         return []  # allowed, as in VM Operator: the create workflow reports a missing VM as a condition
     try:
         vm = vm_view(found, "hardware")
     except ValidationError as error:
-        return [fe.internal(SPEC_VM_NAME_PATH, admission_messages.vm_unreadable(vm_name, str(error)))]
+        return [fe.internal(path, admission_messages.vm_unreadable(vm_name, str(error)))]
     errors: list[FieldError] = []
     if vm.is_vks_node:
-        errors.append(fe.forbidden(SPEC_VM_NAME_PATH, messages.SNAPSHOT_OF_VKS_NODE_FORBIDDEN))
+        errors.append(fe.forbidden(path, messages.SNAPSHOT_OF_VKS_NODE_FORBIDDEN))
     for bus, sharing_mode in vm.snapshot_blocking_scsi_buses:
         problem = messages.unsupported_scsi_sharing_mode(bus, sharing_mode)
-        errors.append(fe.not_supported(SPEC_VM_NAME_PATH, problem, [ControllerSharingMode.NONE]))
+        errors.append(fe.not_supported(path, problem, [ControllerSharingMode.NONE]))
     return errors
 
 
@@ -190,15 +193,16 @@ def _read_failure(error: BaseException) -> Exception:
     raise error
 
 
-def _judge_snapshot_count(verdict: Verdict, vm_name: str, own_name: str,
-                          siblings: list[dict[str, Any]] | BaseException) -> None:
+def judge_snapshot_count(verdict: Verdict, vm_name: str, own_name: str,
+                         siblings: list[dict[str, Any]] | BaseException, path: str = SPEC_VM_NAME_PATH) -> None:
+    """The guard on the VM's number of snapshots (a refusal beyond 32, a warning at 32), on `path`."""
     if isinstance(siblings, BaseException):
         reason = describe_error(_read_failure(siblings))
-        verdict.errors.append(fe.internal(SPEC_VM_NAME_PATH, admission_messages.snapshots_uncountable(vm_name, reason)))
+        verdict.errors.append(fe.internal(path, admission_messages.snapshots_uncountable(vm_name, reason)))
         return
     count_with_new = 1 + sum(1 for s in siblings if _counts_as_snapshot_of(s, vm_name, own_name))
     if refusal := snapshot_count_refusal(vm_name, count_with_new):
-        verdict.errors.append(fe.forbidden(SPEC_VM_NAME_PATH, refusal))
+        verdict.errors.append(fe.forbidden(path, refusal))
     elif warning := snapshot_count_warning(vm_name, count_with_new):
         verdict.warnings.append(warning)
 

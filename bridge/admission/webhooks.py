@@ -6,6 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from api.group_snapshot_names import (
+    GROUP_SNAPSHOT_GROUP,
+    GROUP_SNAPSHOT_KIND,
+    GROUP_SNAPSHOT_LABEL,
+    GROUP_SNAPSHOT_PLURAL,
+    GROUP_SNAPSHOT_SINGULAR,
+    GROUP_SNAPSHOT_VERSION,
+)
 from api.names import (
     FAILURE_DEADLINE_ANNOTATION,
     GROUP,
@@ -39,23 +47,23 @@ class Webhook:
     group: str = GROUP
     version: str = VERSION
     served_versions: tuple[str, ...] = SERVED_VERSIONS
+    operations: tuple[str, ...] = ("CREATE", "UPDATE")
+    # a second webhook of one type for one resource (the member deletes): its path and name say which
+    action: str = ""
 
     @property
     def path(self) -> str:
         """controller-runtime's convention, with the version the webhook is written for (the hub, as VM Operator's):
         /mutate-vmoperator-vmware-com-v1alpha6-virtualmachinesnapshot. It admits every served version."""
-        return f"/{self.type}-{self.group.replace('.', '-')}-{self.version}-{self.singular}"
+        suffix = f"-{self.action}" if self.action else ""
+        return f"/{self.type}-{self.group.replace('.', '-')}-{self.version}-{self.singular}{suffix}"
 
     @property
     def name(self) -> str:
         """Fully qualified, as the apiserver requires; it is what users read in a refusal ("admission webhook
         "vmsnap.validating.virtualmachinesnapshot.v1alpha6.vmoperator.vmware.com" denied the request")."""
-        adjective = "mutating" if self.type is WebhookType.MUTATING else "validating"
+        adjective = self.action or ("mutating" if self.type is WebhookType.MUTATING else "validating")
         return f"vmsnap.{adjective}.{self.singular}.{self.version}.{self.group}"
-
-    @property
-    def operations(self) -> tuple[str, ...]:
-        return ("CREATE", "UPDATE")
 
 
 
@@ -93,8 +101,20 @@ VM_VALIDATING = Webhook(WebhookType.VALIDATING, VM_KIND, VM_SINGULAR, VM_PLURAL,
 SCHEDULE_VALIDATING = Webhook(WebhookType.VALIDATING, SCHEDULE_KIND, SCHEDULE_SINGULAR, SCHEDULE_PLURAL,
                               group=SCHEDULE_GROUP, version=SCHEDULE_VERSION, served_versions=(SCHEDULE_VERSION,))
 
+# The group's spec and each member VM as a single snapshot's admission judges it
+GROUP_SNAPSHOT_VALIDATING = Webhook(WebhookType.VALIDATING, GROUP_SNAPSHOT_KIND, GROUP_SNAPSHOT_SINGULAR,
+                                    GROUP_SNAPSHOT_PLURAL, group=GROUP_SNAPSHOT_GROUP, version=GROUP_SNAPSHOT_VERSION,
+                                    served_versions=(GROUP_SNAPSHOT_VERSION,))
+# A group's member deleted on its own is refused naming the group; the apiserver calls it only for the deletes of
+# objects carrying the group label, so no other delete ever waits on a bridge
+MEMBER_DELETE_VALIDATING = Webhook(WebhookType.VALIDATING, SNAPSHOT_KIND, SNAPSHOT_SINGULAR, SNAPSHOT_PLURAL,
+                                   operations=("DELETE",), action="member-delete", match_conditions=(
+                                       ("group-member", "has(oldObject.metadata.labels) && "
+                                                        f"'{GROUP_SNAPSHOT_LABEL}' in oldObject.metadata.labels"),))
+
 MUTATING_WEBHOOKS = (SNAPSHOT_MUTATING,)
-VALIDATING_WEBHOOKS = (SNAPSHOT_VALIDATING, VM_VALIDATING, SCHEDULE_VALIDATING)
+VALIDATING_WEBHOOKS = (SNAPSHOT_VALIDATING, VM_VALIDATING, SCHEDULE_VALIDATING, GROUP_SNAPSHOT_VALIDATING,
+                       MEMBER_DELETE_VALIDATING)
 
 HEALTHZ_PATH = "/healthz"
 READYZ_PATH = "/readyz"

@@ -11,8 +11,10 @@ import yaml
 
 from api.names import GROUP
 from bridge.admission import (
+    GROUP_SNAPSHOT_VALIDATING,
     IN_CLUSTER_SERVICE,
     IN_CLUSTER_USERS,
+    MEMBER_DELETE_VALIDATING,
     SCHEDULE_VALIDATING,
     SNAPSHOT_MUTATING,
     SNAPSHOT_VALIDATING,
@@ -52,12 +54,16 @@ def test_every_webhook_fails_closed_within_ten_seconds_and_spares_kube_system():
     assert validating["kind"] == "ValidatingWebhookConfiguration"
     by_name = {w["name"]: w for c in (mutating, validating) for w in c["webhooks"]}
     assert set(by_name) == {SNAPSHOT_MUTATING.name, SNAPSHOT_VALIDATING.name, VM_VALIDATING.name,
-                            SCHEDULE_VALIDATING.name}
-    for webhook_kind, resource, group, versions in (
-            (SNAPSHOT_MUTATING, "virtualmachinesnapshots", GROUP, ["v1alpha5", "v1alpha6"]),
-            (SNAPSHOT_VALIDATING, "virtualmachinesnapshots", GROUP, ["v1alpha5", "v1alpha6"]),
-            (VM_VALIDATING, "virtualmachines", GROUP, ["v1alpha5", "v1alpha6"]),
-            (SCHEDULE_VALIDATING, "virtualmachinesnapshotschedules", "vmsnap.io", ["v1alpha1"])):
+                            SCHEDULE_VALIDATING.name, GROUP_SNAPSHOT_VALIDATING.name, MEMBER_DELETE_VALIDATING.name}
+    for webhook_kind, resource, group, versions, operations in (
+            (SNAPSHOT_MUTATING, "virtualmachinesnapshots", GROUP, ["v1alpha5", "v1alpha6"], ["CREATE", "UPDATE"]),
+            (SNAPSHOT_VALIDATING, "virtualmachinesnapshots", GROUP, ["v1alpha5", "v1alpha6"], ["CREATE", "UPDATE"]),
+            (VM_VALIDATING, "virtualmachines", GROUP, ["v1alpha5", "v1alpha6"], ["CREATE", "UPDATE"]),
+            (SCHEDULE_VALIDATING, "virtualmachinesnapshotschedules", "vmsnap.io", ["v1alpha1"], ["CREATE", "UPDATE"]),
+            (GROUP_SNAPSHOT_VALIDATING, "virtualmachinegroupsnapshots", "vmsnap.io", ["v1alpha1"],
+             ["CREATE", "UPDATE"]),
+            # a group's member deleted on its own (only objects carrying the group label: its matchCondition)
+            (MEMBER_DELETE_VALIDATING, "virtualmachinesnapshots", GROUP, ["v1alpha5", "v1alpha6"], ["DELETE"])):
         webhook = by_name[webhook_kind.name]
         assert webhook["clientConfig"] == {"url": f"https://127.0.0.1:9443{webhook_kind.path}",
                                            "caBundle": base64.b64encode(ca).decode()}
@@ -67,7 +73,7 @@ def test_every_webhook_fails_closed_within_ten_seconds_and_spares_kube_system():
         # both versions the CRDs serve (matchPolicy Equivalent would convert anyway, but then the webhook
         # could not tell which version the user wrote)
         assert webhook["rules"] == [{"apiGroups": [group], "apiVersions": versions,
-                                     "operations": ["CREATE", "UPDATE"], "resources": [resource],
+                                     "operations": operations, "resources": [resource],
                                      "scope": "Namespaced"}]
         assert webhook["namespaceSelector"] == {"matchExpressions": [
             {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system"]}]}
@@ -81,6 +87,10 @@ def test_paths_follow_the_controller_runtime_convention():
     assert SNAPSHOT_VALIDATING.name == "vmsnap.validating.virtualmachinesnapshot.v1alpha6.vmoperator.vmware.com"
     assert SCHEDULE_VALIDATING.path == "/validate-vmsnap-io-v1alpha1-virtualmachinesnapshotschedule"
     assert SCHEDULE_VALIDATING.name == "vmsnap.validating.virtualmachinesnapshotschedule.v1alpha1.vmsnap.io"
+    assert GROUP_SNAPSHOT_VALIDATING.path == "/validate-vmsnap-io-v1alpha1-virtualmachinegroupsnapshot"
+    assert MEMBER_DELETE_VALIDATING.path == ("/validate-vmoperator-vmware-com-v1alpha6-virtualmachinesnapshot"
+                                             "-member-delete")
+    assert MEMBER_DELETE_VALIDATING.name == "vmsnap.member-delete.virtualmachinesnapshot.v1alpha6.vmoperator.vmware.com"
 
 
 def test_the_products_own_updates_skip_every_webhook_in_the_deploy_form():
@@ -93,6 +103,13 @@ def test_the_products_own_updates_skip_every_webhook_in_the_deploy_form():
                                                  "system:serviceaccount:vmsnap-system:vmsnap-bridge"}
     for configuration in in_cluster_webhook_configurations():
         for webhook in configuration["webhooks"]:
+            if webhook["name"] == MEMBER_DELETE_VALIDATING.name:
+                # deletes only: the product's own (a group's saga undoing its members) skip it altogether
+                assert webhook["matchConditions"][-1] == {"name": "not-by-vmsnap", "expression":
+                                                          "!(request.userInfo.username in "
+                                                          "['system:serviceaccount:vmsnap-system:vmsnap-worker', "
+                                                          "'system:serviceaccount:vmsnap-system:vmsnap-bridge'])"}
+                continue
             own = [c for c in webhook["matchConditions"] if c["name"] == "not-an-update-by-vmsnap"]
             assert own == [{"name": "not-an-update-by-vmsnap", "expression":
                             "!(request.operation == 'UPDATE' && request.userInfo.username in "

@@ -185,8 +185,9 @@ def test_production_network_policies_allow_exactly_what_each_pod_serves_and_dial
 
 
 def test_only_the_schedules_component_lets_the_product_create_or_delete_objects():
-    """Least privilege by default: create and delete (a schedule run's snapshots and pruning) and every grant on
-    schedules come with components/schedules, which the standalone overlay includes and the others do not."""
+    """Least privilege by default: create and delete (a schedule run's snapshots and pruning, a group's members and
+    their undo) and every grant on our own group's kinds come with components/schedules and
+    components/group-snapshots, which the standalone overlay includes and the others do not."""
     def schedule_grants(objects) -> set[tuple[str, str, str]]:
         return {(role["metadata"]["name"], resource, verb) for role in of_kind(objects, "ClusterRole")
                 for rule in role["rules"] for resource in rule["resources"] for verb in rule["verbs"]
@@ -200,7 +201,14 @@ def test_only_the_schedules_component_lets_the_product_create_or_delete_objects(
                       ("vmsnap-bridge-schedules", "virtualmachinesnapshotschedules", "list"),
                       ("vmsnap-bridge-schedules", "virtualmachinesnapshotschedules", "watch"),
                       ("vmsnap-bridge-schedules", "virtualmachinesnapshotschedules/status", "patch")}
-    assert schedule_grants(build("standalone")) == with_schedules
+    with_groups = {("vmsnap-worker-group-snapshots", "virtualmachinesnapshots", "create"),
+                   ("vmsnap-worker-group-snapshots", "virtualmachinesnapshots", "delete"),
+                   ("vmsnap-worker-group-snapshots", "virtualmachinegroupsnapshots", "get"),
+                   ("vmsnap-worker-group-snapshots", "virtualmachinegroupsnapshots/status", "patch"),
+                   ("vmsnap-bridge-group-snapshots", "virtualmachinegroupsnapshots", "get"),
+                   ("vmsnap-bridge-group-snapshots", "virtualmachinegroupsnapshots", "list"),
+                   ("vmsnap-bridge-group-snapshots", "virtualmachinegroupsnapshots", "watch")}
+    assert schedule_grants(build("standalone")) == with_schedules | with_groups
     for overlay in ("production", "namespaced"):
         assert schedule_grants(build(overlay)) == set(), overlay
         assert not [c for c in of_kind(build(overlay), "CustomResourceDefinition")
@@ -222,9 +230,11 @@ def test_overlays_differ_where_vm_operator_does():
 
     def crds(objects) -> set[str]:
         return {c["metadata"]["name"] for c in of_kind(objects, "CustomResourceDefinition")}
-    # VM Operator's there; schedules are the standalone overlay's (components/schedules), a choice in production
+    # VM Operator's there; schedules and group snapshots are the standalone overlay's (components/schedules,
+    # components/group-snapshots), a choice in production
     assert crds(standalone) - crds(production) == {"virtualmachines.vmoperator.vmware.com",
-                                                   "virtualmachinesnapshotschedules.vmsnap.io"}
+                                                   "virtualmachinesnapshotschedules.vmsnap.io",
+                                                   "virtualmachinegroupsnapshots.vmsnap.io"}
     assert value(one(standalone, "Deployment", "vmsnap-worker"), "VMSNAP_CSI_SYNC") == "skip"
     assert value(one(production, "Deployment", "vmsnap-worker"), "VMSNAP_CSI_SYNC") is None  # handshake
     assert value(one(production, "Deployment", "vmsnap-worker"), "VSPHERE_CA_FILE")

@@ -15,6 +15,7 @@ import re
 import pytest
 from kubernetes import client, config
 
+from api.group_snapshot_names import GROUP_SNAPSHOT_GROUP, GROUP_SNAPSHOT_PLURAL
 from api.names import (
     CAPABILITIES_CONFIG_MAP_NAME,
     CAPABILITIES_CONFIG_MAP_NAMESPACE,
@@ -34,6 +35,9 @@ SNAPSHOTS, SNAPSHOTS_STATUS = (GROUP, "virtualmachinesnapshots", ""), (GROUP, "v
 VMS, VMS_STATUS = (GROUP, "virtualmachines", ""), (GROUP, "virtualmachines", "status")
 SCHEDULES = (SCHEDULE_GROUP, SCHEDULE_PLURAL, "")
 SCHEDULES_STATUS = (SCHEDULE_GROUP, SCHEDULE_PLURAL, "status")
+GROUP_SNAPSHOTS = (GROUP_SNAPSHOT_GROUP, GROUP_SNAPSHOT_PLURAL, "")
+GROUP_SNAPSHOTS_STATUS = (GROUP_SNAPSHOT_GROUP, GROUP_SNAPSHOT_PLURAL, "status")
+VM_GROUPS = (GROUP, "virtualmachinegroups", "")
 
 # base/rbac: what every installation grants
 BASE_NEEDED: dict[str, dict[tuple[str, str, str], set[str]]] = {
@@ -66,6 +70,21 @@ SCHEDULES_NEEDED: dict[str, dict[tuple[str, str, str], set[str]]] = {
     },
 }
 
+# components/group-snapshots: what group snapshots add (the standalone overlay includes it)
+GROUP_SNAPSHOTS_NEEDED: dict[str, dict[tuple[str, str, str], set[str]]] = {
+    "vmsnap-worker": {
+        SNAPSHOTS: {"create", "delete"},           # a group's members and their undo: create_object, delete_object
+        GROUP_SNAPSHOTS: {"get"},                  # Kube.get_group_snapshot
+        GROUP_SNAPSHOTS_STATUS: {"patch"},         # Kube.update_group_snapshot_status (the saga's record)
+        VM_GROUPS: {"get"},                        # spec.vmGroupName: Kube.get_object (VM Operator's group)
+    },
+    "vmsnap-bridge": {
+        GROUP_SNAPSHOTS: {"get", "list", "watch"},  # Kube.group_snapshots_unavailable (at start), Informer,
+        # ClusterReader.group_snapshot (a member's deletion)
+        VM_GROUPS: {"get"},                        # ClusterReader.read_vm_group (spec.vmGroupName)
+    },
+}
+
 
 def union(*grants: dict[str, dict[tuple[str, str, str], set[str]]]) -> dict[str, dict[tuple[str, str, str], set[str]]]:
     merged: dict[str, dict[tuple[str, str, str], set[str]]] = {}
@@ -76,7 +95,7 @@ def union(*grants: dict[str, dict[tuple[str, str, str], set[str]]]) -> dict[str,
     return merged
 
 
-NEEDED = union(BASE_NEEDED, SCHEDULES_NEEDED)
+NEEDED = union(BASE_NEEDED, SCHEDULES_NEEDED, GROUP_SNAPSHOTS_NEEDED)
 # ... and everything else a compromised process could want
 OTHERS = [
     (GROUP, "virtualmachines", "finalizers"), (GROUP, "virtualmachinesnapshots", "finalizers"),
@@ -186,11 +205,16 @@ KNOWN_CALLS = {
                       # a schedule's runs (activities/kube_schedule.py)
                       "list_objects", "get_schedule", "update_schedule_status", "create_object", "delete_object",
                       # runtime/coexistence.py: VM Operator's snapshot capability, by name
-                      "get_cluster_object", "get_config_map"},
+                      "get_cluster_object", "get_config_map",
+                      # a group snapshot's saga (activities/kube_group_snapshot.py); get_object: VM Operator's
+                      # VirtualMachineGroup (spec.vmGroupName)
+                      "get_group_snapshot", "update_group_snapshot_status", "get_object"},
     "vmsnap-bridge": {"get_object", "list_objects", "list_object_pages", "watch_objects", "Watch",
                       "update_schedule_status", "get_cluster_object", "get_config_map",
                       # whether schedules are served at all (components/schedules): a list of one
-                      "schedules_unavailable"},
+                      "schedules_unavailable",
+                      # whether group snapshots are served at all (components/group-snapshots)
+                      "group_snapshots_unavailable"},
 }
 SOURCES = {"vmsnap-worker": ["activities/**/*.py", "worker/main.py", "runtime/informer.py", "runtime/coexistence.py"],
            "vmsnap-bridge": ["bridge/**/*.py", "runtime/informer.py", "runtime/coexistence.py"]}

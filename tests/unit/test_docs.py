@@ -227,11 +227,12 @@ def granted_by_docs() -> dict[str, set[tuple[str, str, str, str, str]]]:
     return granted
 
 
-def granted_by_schedules_table() -> dict[str, set[tuple[str, str, str, str, str]]]:
-    """The same, from the table after docs/install.md's `### Schedules: `components/schedules`` heading (a first
-    column names the ServiceAccount)."""
+def granted_by_component_table(title: str = "Schedules: `components/schedules`",
+                                ) -> dict[str, set[tuple[str, str, str, str, str]]]:
+    """The same, from the table after docs/install.md's heading of a component (`### Schedules:
+    `components/schedules``; a first column names the ServiceAccount)."""
     text = read(DOCS / "install.md")
-    (line,) = [line for line, heading in headings(text) if heading == "Schedules: `components/schedules`"]
+    (line,) = [line for line, heading in headings(text) if heading == title]
     header, rows = next((header, rows) for start, header, rows in tables(text) if start > line)
     assert [h.lower() for h in header] == ["serviceaccount", "where", "apigroup", "resource", "names", "verbs"]
     granted: dict[str, set[tuple[str, str, str, str, str]]] = {}
@@ -254,9 +255,12 @@ def test_the_rbac_tables_are_the_manifests():
     deploy = REPO / "deploy"
     assert_same_grants(granted_by_docs(), granted_by_manifests(sorted((deploy / "base" / "rbac").glob("*.yaml"))),
                        "deploy/base/rbac")
-    assert_same_grants(granted_by_schedules_table(),
+    assert_same_grants(granted_by_component_table(),
                        granted_by_manifests([deploy / "components" / "schedules" / "rbac.yaml"]),
                        "deploy/components/schedules")
+    assert_same_grants(granted_by_component_table("Group snapshots: `components/group-snapshots`"),
+                       granted_by_manifests([deploy / "components" / "group-snapshots" / "rbac.yaml"]),
+                       "deploy/components/group-snapshots")
 
 
 # --- metrics: docs/operations.md against the code -------------------------------------------------------------------
