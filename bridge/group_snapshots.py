@@ -7,9 +7,7 @@ it, and garbage collection deletes them (each through its usual delete)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
 
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
@@ -17,7 +15,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.group_snapshot import VirtualMachineGroupSnapshot
 from api.group_snapshot_names import GROUP_SNAPSHOT_PLURAL
-from bridge import metrics
+from bridge.object_sync import ObjectSync
 from contract.group_payloads import GroupRef, GroupRevertRef
 from contract.names import (
     GROUP_REVERT_WORKFLOW,
@@ -32,27 +30,14 @@ from runtime.telemetry import tracer
 log = logging.getLogger("vmsnap.bridge.group_snapshots")
 
 
-class GroupSnapshotSync:
+class GroupSnapshotSync(ObjectSync):
+    what = "group snapshot"
+
     def __init__(self, client: Client, task_queue: str):
+        super().__init__()
         self.client = client
         self.task_queue = task_queue
         self._started: set[str] = set()   # saga IDs this bridge started or found started
-        self._events: asyncio.Queue[Event] = asyncio.Queue()
-
-    def deliver_threadsafe(self, loop: asyncio.AbstractEventLoop) -> Callable[[Event], None]:
-        def deliver(event: Event) -> None:
-            loop.call_soon_threadsafe(self._events.put_nowait, event)
-        return deliver
-
-    async def run(self) -> None:
-        while True:
-            event = await self._events.get()
-            try:
-                await self.handle(event)
-            except Exception:  # noqa: BLE001 - the next resync hands the object over again
-                metrics.FAILURES.inc()
-                log.exception("group snapshot %s %s failed", event.kind, event.obj.get("metadata", {}).get("name"))
-            metrics.EVENTS.labels(event.plural, event.kind).inc()
 
     async def handle(self, event: Event) -> None:
         group = VirtualMachineGroupSnapshot.model_validate(event.obj)

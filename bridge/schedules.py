@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -47,6 +46,7 @@ from api.schedule_names import (
     ScheduleReason,
 )
 from bridge import metrics
+from bridge.object_sync import ObjectSync
 from contract.names import SCHEDULED_RUN_WORKFLOW, run_workflow_id_prefix, temporal_schedule_id
 from contract.schedule_payloads import ScheduleRef
 from runtime import search_attributes as sa
@@ -93,28 +93,16 @@ def fingerprint(schedule: VirtualMachineSnapshotSchedule, task_queue: str) -> tu
     return (schedule.metadata.uid, spec.schedule, spec.zone_name, schedule.should_be_paused, task_queue)
 
 
-class ScheduleSync:
+class ScheduleSync(ObjectSync):
+    what = "schedule"
+
     def __init__(self, client: Client, task_queue: str, kube: Kube):
+        super().__init__()
         self.client = client
         self.task_queue = task_queue
         self.kube = kube
         self._applied: dict[str, tuple[Any, ...]] = {}   # Schedule ID → fingerprint last applied
-        self._events: asyncio.Queue[Event] = asyncio.Queue()
 
-    def deliver_threadsafe(self, loop: asyncio.AbstractEventLoop) -> Callable[[Event], None]:
-        def deliver(event: Event) -> None:
-            loop.call_soon_threadsafe(self._events.put_nowait, event)
-        return deliver
-
-    async def run(self) -> None:
-        while True:
-            event = await self._events.get()
-            try:
-                await self.handle(event)
-            except Exception:  # noqa: BLE001 - the next resync hands the object over again
-                metrics.FAILURES.inc()
-                log.exception("schedule %s %s failed", event.kind, event.obj.get("metadata", {}).get("name"))
-            metrics.EVENTS.labels(event.plural, event.kind).inc()
 
     async def handle(self, event: Event) -> None:
         schedule = VirtualMachineSnapshotSchedule.model_validate(event.obj)
