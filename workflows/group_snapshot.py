@@ -16,7 +16,9 @@ or is undone, never left half-taken."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Sequence
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from temporalio import workflow
 
@@ -65,8 +67,11 @@ class Failure(Exception):
         self.reason, self.message = reason, message
 
 
-async def batched(steps: list, size: int = BATCH) -> list:  # type: ignore[type-arg]
-    results: list = []  # type: ignore[type-arg]
+T = TypeVar("T")
+
+
+async def batched(steps: Sequence[Awaitable[T]], size: int = BATCH) -> list[T]:
+    results: list[T] = []
     for first in range(0, len(steps), size):
         results += await asyncio.gather(*steps[first:first + size])
     return results
