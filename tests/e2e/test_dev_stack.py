@@ -164,8 +164,12 @@ def test_a_user_kills_the_worker_of_the_dev_stack_mid_snapshot(tmp_path):
         vcenter = Endpoint(env["VSPHERE_URL"])
         vcenter.control = Control(env["VCSIM_CONTROL_URL"])
         assert vsphere_snapshot_names(vcenter, "DC0_H0_VM0") == ["held"], "exactly one snapshot of that name"
-        listed = dev.shell("temporal workflow list --query \"VirtualMachine = 'dc0-h0-vm0'\"")
-        assert "Completed" in listed and workflow_id in listed
+        # Ready is written before the create's last steps (the CSI handshake, the queue's release): the workflow
+        # completes a moment later, and the list shows it once visibility has it
+        def listed_completed() -> bool:
+            listed = dev.shell("temporal workflow list --query \"VirtualMachine = 'dc0-h0-vm0'\"")
+            return any(workflow_id in line and "Completed" in line for line in listed.splitlines())
+        eventually(listed_completed, 60, "the create listed as Completed by the dev stack's temporal CLI")
         status = dev.shell("vmsnap-dev status").splitlines()
         assert next(line for line in status if line.startswith("worker ")).split()[1:4] == [
             str(after["pid"]), "running", "1"]

@@ -287,8 +287,12 @@ async def test_suspend_resume_and_auto_suspend_after_failed_runs(
         async def resumed() -> bool:
             return not await paused(handle)
         await until(resumed, 30, "resumed")
-        c = get_schedule(kube_api, namespace, "flaky").condition(ScheduleConditionType.SUSPENDED)
-        assert c is not None and c.status == "False"
+        # the bridge unpauses the Temporal Schedule, then writes the object's condition
+
+        def not_suspended() -> bool:
+            c = get_schedule(kube_api, namespace, "flaky").condition(ScheduleConditionType.SUSPENDED)
+            return c is not None and c.status == "False"
+        await wait(not_suspended, 30, "Suspended=False after spec.suspend was cleared")
         await wait(lambda: get_schedule(kube_api, namespace, "flaky").status.next_run_time, 30,
                    "nextRunTime back once resumed")
     finally:
