@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import ssl
-import subprocess
 import time
 import urllib.request
 from collections.abc import Callable
@@ -23,7 +22,7 @@ import yaml
 
 from testbed.health import Watched
 from testbed.pki import CertificateAuthority, service_account_key
-from testbed.process import PartFailed, Process, cache_dir, free_port, repo_root
+from testbed.process import PartFailed, Process, built_by, cache_dir, free_port, repo_root
 
 PART = "kube-apiserver"
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
@@ -55,11 +54,7 @@ def binaries_dir() -> Path:
     current = cache_dir() / "k8s" / "current"
     if all((current / b).exists() for b in BINARIES):
         return current.resolve()
-    script = repo_root() / "testbed" / "go" / "build-k8s.sh"
-    done = subprocess.run(["bash", str(script)], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise PartFailed(PART, f"building the control plane failed:\n{done.stderr.strip()}")
-    return Path(done.stdout.strip().splitlines()[-1])
+    return built_by(PART, "build-k8s.sh", what="the control plane")
 
 
 class ControlPlane:

@@ -35,7 +35,7 @@ import yaml
 
 from testbed.health import Watched
 from testbed.kube import ControlPlane, _healthz
-from testbed.process import PartFailed, Process, cache_dir, free_port, repo_root
+from testbed.process import PartFailed, Process, built_by, cache_dir, free_port, repo_root
 
 K8S_VERSION = "1.36.3"
 PAUSE_IMAGE = "local/pause:3.10"
@@ -53,11 +53,7 @@ def node_binaries() -> Path:
     bins = cache_dir() / "k8s" / K8S_VERSION
     if all((bins / b).exists() for b in ("kubelet", "kube-scheduler")):
         return bins
-    done = subprocess.run(["bash", str(repo_root() / "testbed" / "go" / "build-k8s.sh"), K8S_VERSION],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        raise PartFailed("kubelet", f"building kubelet and kube-scheduler failed:\n{done.stderr.strip()}")
-    return Path(done.stdout.strip().splitlines()[-1])
+    return built_by("kubelet", "build-k8s.sh", K8S_VERSION, what="kubelet and kube-scheduler")
 
 
 def check_host_tools() -> None:

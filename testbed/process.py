@@ -163,3 +163,13 @@ def cache_dir() -> Path:
 
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+def built_by(part: str, script: str, *args: str, what: str) -> Path:
+    """Run testbed/go/`script`, which builds into the cache (or finds it there), and return the path it prints
+    last; a failed build is the part's failure, with the script's stderr."""
+    done = subprocess.run(["bash", str(repo_root() / "testbed" / "go" / script), *args], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        raise PartFailed(part, f"building {what} failed:\n{done.stderr.strip()}")
+    return Path(done.stdout.strip().splitlines()[-1])

@@ -32,7 +32,7 @@ import yaml
 from testbed.health import Watched
 from testbed.pki import CertificateAuthority
 from testbed.postgres import PASSWORD, USER, PrivatePostgres
-from testbed.process import PartFailed, Process, cache_dir, free_port, port_is_free, repo_root
+from testbed.process import PartFailed, Process, built_by, cache_dir, free_port, port_is_free
 from testbed.temporal import temporal_cli
 from testbed.temporal_ui import TemporalUIServer
 from testbed.tokens import TokenIssuer
@@ -147,11 +147,7 @@ def server_dir(version: str = VERSION) -> Path:
     built = cache_dir() / "temporal" / version
     if (built / "temporal-server").exists() and (built / "temporal-sql-tool").exists():
         return built
-    script = repo_root() / "testbed" / "go" / "build-temporal.sh"
-    done = subprocess.run(["bash", str(script), version], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise PartFailed(PART, f"building the Temporal server failed:\n{done.stderr.strip()}")
-    return Path(done.stdout.strip().splitlines()[-1])
+    return built_by(PART, "build-temporal.sh", version, what="the Temporal server")
 
 
 class TemporalCluster:

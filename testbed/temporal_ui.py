@@ -8,7 +8,6 @@ that requires client certificates, `tls`.
 
 from __future__ import annotations
 
-import subprocess
 import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from testbed.health import Watched
-from testbed.process import PartFailed, Process, cache_dir, free_port, port_is_free, repo_root
+from testbed.process import PartFailed, Process, built_by, cache_dir, free_port, port_is_free
 
 if TYPE_CHECKING:
     from testbed.temporal_cluster import FrontendTLS
@@ -32,11 +31,7 @@ def ui_server_binary(version: str = VERSION) -> Path:
     built = cache_dir() / "ui-server" / version / "ui-server"
     if built.exists():
         return built
-    script = repo_root() / "testbed" / "go" / "build-ui-server.sh"
-    done = subprocess.run(["bash", str(script), version], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise PartFailed(PART, f"building the Temporal UI server failed:\n{done.stderr.strip()}")
-    return Path(done.stdout.strip().splitlines()[-1])
+    return built_by(PART, "build-ui-server.sh", version, what="the Temporal UI server")
 
 
 class TemporalUIServer:
